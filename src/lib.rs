@@ -1,0 +1,2 @@
+//! ValueStor core: the `vs_conf.xml` configuration, a bounded MySQL connection pool,
+//! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
