@@ -1,0 +1,681 @@
+//! A bounded, fair MySQL connection pool that never spins.
+//!
+//! - `get()` waits at most the acquire timeout; waiters are served first come, first
+//!   served, and a returned connection goes straight to the oldest waiter.
+//! - Connections are opened by `max_connecting` connector threads, never under the pool
+//!   lock; failures back off exponentially with jitter, and after `max_attempts` failures
+//!   in a row `get()` fails fast while one probe per backoff interval checks the server.
+//! - A connection idle longer than `ping_bypass` is pinged before hand-out; a reaper
+//!   thread closes idle and old connections without holding the lock during I/O.
+//!
+//! The uncontended path of `get()` plus give-back is two lock/unlock pairs and no system call.
+
+mod backoff;
+mod bounded;
+mod conn;
+mod error;
+mod options;
+mod stats;
+
+pub use backoff::Backoff;
+pub use bounded::{collect_bounded, row_bytes};
+pub use conn::{may_leave_session_state, PooledConn};
+pub use error::{is_connection_error, PoolError, SqlError};
+pub use options::{PoolOptions, StartPolicy};
+pub use stats::{CloseReason, PoolStats};
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+/// A thread-safe connection pool; clones share the same connections.
+///
+/// Dropping the last clone closes the pool (see [`Pool::close`]).
+#[derive(Clone)]
+pub struct Pool {
+    handle: Arc<Handle>,
+}
+
+impl Pool {
+    /// Starts a pool; what happens when the database is down depends on `start_policy`.
+    ///
+    /// Never loops forever: `FailFast` tries once, `Wait(d)` gives up after `d`,
+    /// `Background` returns at once.
+    pub fn new(options: PoolOptions) -> Result<Pool, PoolError> {
+        options.validate().map_err(PoolError::InvalidOptions)?;
+        let shared = Arc::new(Shared::new(options));
+        if shared.options.start_policy == StartPolicy::FailFast {
+            let conn = shared.connect_once()?;
+            let mut state = shared.state.lock();
+            state.total += 1;
+            state.stats.created += 1;
+            let managed = shared.manage(conn, &mut state);
+            state.idle.push_back(managed);
+        }
+        for index in 0..shared.options.max_connecting {
+            shared.spawn_thread(format!("vs-pool-conn-{index}"), Shared::connector_loop)?;
+        }
+        shared.spawn_thread("vs-pool-reaper".into(), Shared::reaper_loop)?;
+        let pool = Pool {
+            handle: Arc::new(Handle { shared }),
+        };
+        if let StartPolicy::Wait(limit) = pool.handle.shared.options.start_policy {
+            pool.wait_until_connected(limit)?;
+        }
+        Ok(pool)
+    }
+
+    /// Takes a connection, waiting at most the configured acquire timeout.
+    #[track_caller]
+    pub fn get(&self) -> Result<PooledConn, PoolError> {
+        let timeout = self.handle.shared.options.acquire_timeout;
+        self.get_timeout(timeout)
+    }
+
+    /// Takes a connection, waiting at most `timeout`.
+    #[track_caller]
+    pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConn, PoolError> {
+        self.handle.shared.get(timeout, Location::caller())
+    }
+
+    /// Waits until at least one connection is open, or `limit` passes (returns the last error).
+    pub fn wait_until_connected(&self, limit: Duration) -> Result<(), PoolError> {
+        let shared = &self.handle.shared;
+        let deadline = Instant::now() + limit;
+        let mut state = shared.state.lock();
+        state.connect_requested = true;
+        shared.wake_connectors(&state);
+        loop {
+            if state.closed {
+                return Err(PoolError::Closed);
+            }
+            if state.total > 0 {
+                return Ok(());
+            }
+            if shared
+                .connected
+                .wait_until(&mut state, deadline)
+                .timed_out()
+                && state.total == 0
+            {
+                let last = state.last_error.clone();
+                return Err(PoolError::Connect(
+                    last.unwrap_or_else(|| "no connection was made in time".into()),
+                ));
+            }
+        }
+    }
+
+    /// A snapshot of counters and gauges.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.handle.shared.state.lock();
+        let mut stats = state.stats.clone();
+        stats.waiters = state.waiters.len() as u64;
+        stats.idle = state.idle.len() as u64;
+        stats.in_use = state.in_use.len() as u64;
+        stats.connecting = state.connecting as u64;
+        stats.consecutive_failures = u64::from(state.consecutive_failures);
+        stats.unavailable = state.unavailable;
+        stats.closed = state.closed;
+        stats
+    }
+
+    /// The options the pool was built with.
+    pub fn options(&self) -> &PoolOptions {
+        &self.handle.shared.options
+    }
+
+    /// Closes the pool: waiters get `Closed`, new gets are refused, idle connections are
+    /// closed now and checked-out ones when they come back.
+    pub fn close(&self) {
+        self.handle.shared.close();
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("options", &self.handle.shared.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user-facing owner: when the last `Pool` clone goes, the pool closes.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// State shared by pool handles, checked-out connections and background threads.
+pub(crate) struct Shared {
+    pub(crate) options: PoolOptions,
+    mysql_opts: mysql::Opts,
+    state: Mutex<State>,
+    /// Wakes connector threads: new demand, backoff over, or close.
+    connector_wakeup: Condvar,
+    /// Wakes the reaper on close.
+    reaper_wakeup: Condvar,
+    /// Signalled whenever a connection is opened.
+    connected: Condvar,
+}
+
+struct State {
+    /// Idle connections; the back is the most recently returned.
+    idle: VecDeque<Managed>,
+    /// Callers waiting for a connection, oldest first.
+    waiters: VecDeque<Arc<Waiter>>,
+    /// Open connections, idle or checked out.
+    total: usize,
+    /// Connect attempts in flight.
+    connecting: usize,
+    /// Checked-out connections by id: when and where they were taken.
+    in_use: HashMap<u64, Checkout>,
+    closed: bool,
+    /// Set after `max_attempts` failures in a row; cleared by the next successful connect.
+    unavailable: bool,
+    consecutive_failures: u32,
+    last_error: Option<String>,
+    /// No connect attempt before this instant (backoff).
+    next_attempt: Instant,
+    /// Someone waits for a first connection even though `initial_size` may be zero.
+    connect_requested: bool,
+    /// Idle connections returned before this instant are pinged whatever their idle time:
+    /// set when a connection is found broken, since its siblings likely are too.
+    suspect_before: Instant,
+    next_id: u64,
+    stats: PoolStats,
+}
+
+/// A connection plus what the pool knows about it.
+pub(crate) struct Managed {
+    pub(crate) conn: mysql::Conn,
+    pub(crate) id: u64,
+    /// When it expires (max lifetime minus jitter), if ever.
+    expires: Option<Instant>,
+    /// How long it may idle before the reaper closes it (idle timeout plus jitter).
+    idle_limit: Option<Duration>,
+    /// When it was last given back.
+    idle_since: Instant,
+    /// The schema selected on it, when it differs from the default.
+    pub(crate) schema: Option<String>,
+}
+
+struct Checkout {
+    since: Instant,
+    location: &'static Location<'static>,
+    reported: bool,
+}
+
+/// One caller waiting in `get()`; the pool fills `grant` and signals `ready`.
+struct Waiter {
+    ready: Condvar,
+    grant: Mutex<Option<Result<Managed, PoolError>>>,
+}
+
+impl Shared {
+    fn new(options: PoolOptions) -> Shared {
+        let now = Instant::now();
+        Shared {
+            mysql_opts: options.mysql_opts(),
+            options,
+            state: Mutex::new(State {
+                idle: VecDeque::new(),
+                waiters: VecDeque::new(),
+                total: 0,
+                connecting: 0,
+                in_use: HashMap::new(),
+                closed: false,
+                unavailable: false,
+                consecutive_failures: 0,
+                last_error: None,
+                next_attempt: now,
+                connect_requested: false,
+                suspect_before: now,
+                next_id: 1,
+                stats: PoolStats::default(),
+            }),
+            connector_wakeup: Condvar::new(),
+            reaper_wakeup: Condvar::new(),
+            connected: Condvar::new(),
+        }
+    }
+
+    fn spawn_thread(self: &Arc<Self>, name: String, body: fn(&Shared)) -> Result<(), PoolError> {
+        let shared = Arc::clone(self);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || body(&shared))
+            .map(drop)
+            .map_err(|e| PoolError::InvalidOptions(format!("cannot start pool thread: {e}")))
+    }
+
+    fn get(
+        self: &Arc<Self>,
+        timeout: Duration,
+        location: &'static Location<'static>,
+    ) -> Result<PooledConn, PoolError> {
+        let mut state = self.state.lock();
+        // Fast path: nobody queued ahead of us and a connection is idle.
+        if state.waiters.is_empty() && !state.closed {
+            if let Some(managed) = state.idle.pop_back() {
+                if !self.needs_ping(&managed, &state) {
+                    return Ok(self.check_out(&mut state, managed, location));
+                }
+                drop(state);
+                return self.validate_then_check_out(managed, timeout, location, Instant::now());
+            }
+        }
+        drop(state);
+        self.get_slow(timeout, location, Instant::now())
+    }
+
+    /// Queues the caller and waits for a connection, the deadline, or an error.
+    fn get_slow(
+        self: &Arc<Self>,
+        timeout: Duration,
+        location: &'static Location<'static>,
+        started: Instant,
+    ) -> Result<PooledConn, PoolError> {
+        let deadline = started + timeout;
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(PoolError::Closed);
+        }
+        if state.waiters.is_empty() {
+            if let Some(managed) = state.idle.pop_back() {
+                if !self.needs_ping(&managed, &state) {
+                    state.stats.record_wait(started.elapsed());
+                    return Ok(self.check_out(&mut state, managed, location));
+                }
+                drop(state);
+                return self.validate_then_check_out(managed, timeout, location, started);
+            }
+        }
+        // Nothing idle: waiting only makes sense while the database is reachable.
+        if state.unavailable {
+            state.stats.fast_failures += 1;
+            return Err(self.unavailable_error(&state));
+        }
+        let waiter = Arc::new(Waiter {
+            ready: Condvar::new(),
+            grant: Mutex::new(None),
+        });
+        state.waiters.push_back(Arc::clone(&waiter));
+        state.stats.peak_waiters = state.stats.peak_waiters.max(state.waiters.len() as u64);
+        self.wake_connectors(&state);
+        let granted = loop {
+            if let Some(grant) = waiter.grant.lock().take() {
+                break Some(grant);
+            }
+            if waiter.ready.wait_until(&mut state, deadline).timed_out() {
+                // A grant may have arrived together with the timeout: prefer it.
+                let late = waiter.grant.lock().take();
+                if late.is_none() {
+                    state.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+                }
+                break late;
+            }
+        };
+        match granted {
+            Some(Ok(managed)) => {
+                if !self.needs_ping(&managed, &state) {
+                    state.stats.record_wait(started.elapsed());
+                    return Ok(self.check_out(&mut state, managed, location));
+                }
+                drop(state);
+                self.validate_then_check_out(managed, timeout, location, started)
+            }
+            Some(Err(err)) => Err(err),
+            None => {
+                state.stats.timeouts += 1;
+                state.stats.record_wait(started.elapsed());
+                Err(PoolError::Timeout {
+                    waited: started.elapsed(),
+                    in_use: state.in_use.len(),
+                    max_size: self.options.max_size,
+                    last_error: state.last_error.clone(),
+                })
+            }
+        }
+    }
+
+    /// Pings a connection that idled past the bypass window; a broken one is replaced.
+    fn validate_then_check_out(
+        self: &Arc<Self>,
+        mut managed: Managed,
+        timeout: Duration,
+        location: &'static Location<'static>,
+        started: Instant,
+    ) -> Result<PooledConn, PoolError> {
+        let alive = managed.conn.ping().is_ok();
+        let mut state = self.state.lock();
+        state.stats.pings += 1;
+        if alive {
+            state.stats.record_wait(started.elapsed());
+            return Ok(self.check_out(&mut state, managed, location));
+        }
+        log::info!(
+            "database connection {} failed its ping; replacing it",
+            managed.id
+        );
+        self.forget_locked(&mut state, CloseReason::Broken);
+        state.suspect_before = Instant::now();
+        drop(state);
+        drop(managed);
+        let remaining = timeout.saturating_sub(started.elapsed());
+        self.get_slow(remaining, location, started)
+    }
+
+    fn needs_ping(&self, managed: &Managed, state: &State) -> bool {
+        managed.idle_since < state.suspect_before
+            || managed.idle_since.elapsed() > self.options.ping_bypass
+    }
+
+    fn check_out(
+        self: &Arc<Self>,
+        state: &mut MutexGuard<'_, State>,
+        managed: Managed,
+        location: &'static Location<'static>,
+    ) -> PooledConn {
+        let now = Instant::now();
+        state.stats.checkouts += 1;
+        state.in_use.insert(
+            managed.id,
+            Checkout {
+                since: now,
+                location,
+                reported: false,
+            },
+        );
+        PooledConn::new(managed, Arc::clone(self), now)
+    }
+
+    /// Takes back a connection from `PooledConn::drop`; `reusable` is false when it broke.
+    pub(crate) fn give_back(&self, mut managed: Managed, checked_out: Instant, reusable: bool) {
+        let now = Instant::now();
+        let expired = managed.expires.is_some_and(|at| now >= at);
+        let mut state = self.state.lock();
+        state.stats.record_hold(now - checked_out);
+        state.in_use.remove(&managed.id);
+        let reason = if !reusable {
+            Some(CloseReason::Broken)
+        } else if state.closed {
+            Some(CloseReason::Error)
+        } else if expired {
+            Some(CloseReason::Lifetime)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.forget_locked(&mut state, reason);
+            if reason == CloseReason::Broken {
+                state.suspect_before = now;
+            }
+            drop(state);
+            drop(managed); // sends COM_QUIT: outside the lock
+            return;
+        }
+        managed.idle_since = now;
+        self.hand_over(&mut state, managed);
+    }
+
+    /// Gives an available connection to the oldest waiter, or parks it as idle.
+    fn hand_over(&self, state: &mut State, managed: Managed) {
+        match state.waiters.pop_front() {
+            Some(waiter) => {
+                *waiter.grant.lock() = Some(Ok(managed));
+                waiter.ready.notify_one();
+            }
+            None => state.idle.push_back(managed),
+        }
+    }
+
+    /// Accounts for a connection leaving the pool and asks for a replacement if needed.
+    fn forget_locked(&self, state: &mut State, reason: CloseReason) {
+        state.total -= 1;
+        state.stats.count_close(reason);
+        self.wake_connectors(state);
+    }
+
+    fn wake_connectors(&self, state: &State) {
+        if self.wants_connect(state) {
+            self.connector_wakeup.notify_one();
+        }
+    }
+
+    /// Whether another connect should start (ignoring backoff timing).
+    fn wants_connect(&self, state: &State) -> bool {
+        if state.closed || state.connecting >= self.options.max_connecting {
+            return false;
+        }
+        if state.total + state.connecting >= self.options.max_size {
+            return false;
+        }
+        if state.unavailable {
+            // One probe at a time while the database is unavailable.
+            return state.connecting == 0;
+        }
+        state.waiters.len() > state.connecting
+            || state.total + state.connecting < self.options.initial_size
+            || (state.connect_requested && state.total + state.connecting == 0)
+    }
+
+    fn connect_once(&self) -> Result<mysql::Conn, PoolError> {
+        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| PoolError::Connect(e.to_string()))
+    }
+
+    /// Body of a connector thread: open connections on demand, backing off on failure.
+    fn connector_loop(&self) {
+        let mut state = self.state.lock();
+        loop {
+            if state.closed {
+                return;
+            }
+            if !self.wants_connect(&state) {
+                self.connector_wakeup.wait(&mut state);
+                continue;
+            }
+            if Instant::now() < state.next_attempt {
+                let until = state.next_attempt;
+                self.connector_wakeup.wait_until(&mut state, until);
+                continue;
+            }
+            state.connecting += 1;
+            drop(state);
+            let result = mysql::Conn::new(self.mysql_opts.clone());
+            state = self.state.lock();
+            state.connecting -= 1;
+            match result {
+                Ok(conn) => self.on_connected(&mut state, conn),
+                Err(err) => self.on_connect_failed(&mut state, &err),
+            }
+        }
+    }
+
+    fn on_connected(&self, state: &mut MutexGuard<'_, State>, conn: mysql::Conn) {
+        if state.closed {
+            MutexGuard::unlocked(state, || drop(conn));
+            return;
+        }
+        if state.unavailable || state.consecutive_failures > 0 {
+            log::info!(
+                "database {} reachable again after {} failed connects",
+                self.options.endpoint(),
+                state.consecutive_failures
+            );
+        }
+        state.unavailable = false;
+        state.connect_requested = false;
+        state.consecutive_failures = 0;
+        state.last_error = None;
+        state.total += 1;
+        state.stats.created += 1;
+        let managed = self.manage(conn, state);
+        self.hand_over(state, managed);
+        self.connected.notify_all();
+        self.wake_connectors(state);
+    }
+
+    fn on_connect_failed(&self, state: &mut State, err: &mysql::Error) {
+        let message = err.to_string();
+        state.stats.connect_failures += 1;
+        state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+        let delay = self.options.backoff.delay(state.consecutive_failures);
+        state.next_attempt = Instant::now() + delay;
+        if state.consecutive_failures == 1 {
+            log::warn!(
+                "cannot connect to database {}: {message}; retrying with backoff",
+                self.options.endpoint()
+            );
+        } else {
+            log::debug!(
+                "connect attempt {} to {} failed: {message}; next in {delay:?}",
+                state.consecutive_failures,
+                self.options.endpoint()
+            );
+        }
+        state.last_error = Some(message);
+        if !state.unavailable && state.consecutive_failures >= self.options.max_attempts {
+            state.unavailable = true;
+            log::warn!(
+                "database {} unavailable after {} failed connects; failing fast until it answers",
+                self.options.endpoint(),
+                state.consecutive_failures
+            );
+            let error = self.unavailable_error(state);
+            for waiter in state.waiters.drain(..) {
+                *waiter.grant.lock() = Some(Err(error.clone()));
+                waiter.ready.notify_one();
+            }
+        }
+    }
+
+    fn unavailable_error(&self, state: &State) -> PoolError {
+        PoolError::Unavailable {
+            last_error: state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no connection could be made".into()),
+        }
+    }
+
+    /// Wraps a new connection with its id, lifetime and idle limit (each with jitter).
+    fn manage(&self, conn: mysql::Conn, state: &mut State) -> Managed {
+        let id = state.next_id;
+        state.next_id += 1;
+        let now = Instant::now();
+        let lifetime = self.options.max_lifetime;
+        let idle = self.options.idle_timeout;
+        Managed {
+            conn,
+            id,
+            expires: (!lifetime.is_zero())
+                .then(|| now + lifetime - lifetime.mul_f64(fastrand::f64() * 0.1)),
+            idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(fastrand::f64() * 0.1)),
+            idle_since: now,
+            schema: None,
+        }
+    }
+
+    /// Body of the reaper thread: close expired idle connections and report leaks.
+    fn reaper_loop(&self) {
+        let interval = self.reaper_interval();
+        let mut state = self.state.lock();
+        loop {
+            if state.closed {
+                return;
+            }
+            let deadline = Instant::now() + interval;
+            self.reaper_wakeup.wait_until(&mut state, deadline);
+            if state.closed {
+                return;
+            }
+            let expired = self.take_expired(&mut state);
+            self.report_leaks(&mut state);
+            if !expired.is_empty() {
+                MutexGuard::unlocked(&mut state, || drop(expired));
+            }
+        }
+    }
+
+    fn reaper_interval(&self) -> Duration {
+        let mut shortest = self.options.leak_threshold;
+        for limit in [self.options.idle_timeout, self.options.max_lifetime] {
+            if !limit.is_zero() {
+                shortest = shortest.min(limit);
+            }
+        }
+        (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(30))
+    }
+
+    /// Removes idle connections past their lifetime, and past their idle limit while
+    /// more than `initial_size` are open.
+    fn take_expired(&self, state: &mut State) -> Vec<Managed> {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut kept = VecDeque::with_capacity(state.idle.len());
+        while let Some(managed) = state.idle.pop_front() {
+            let too_old = managed.expires.is_some_and(|at| now >= at);
+            let too_idle = managed
+                .idle_limit
+                .is_some_and(|limit| now - managed.idle_since >= limit)
+                && state.total > self.options.initial_size;
+            if too_old || too_idle {
+                let reason = if too_old {
+                    CloseReason::Lifetime
+                } else {
+                    CloseReason::Idle
+                };
+                self.forget_locked(state, reason);
+                expired.push(managed);
+            } else {
+                kept.push_back(managed);
+            }
+        }
+        state.idle = kept;
+        expired
+    }
+
+    fn report_leaks(&self, state: &mut State) {
+        let threshold = self.options.leak_threshold;
+        for (id, checkout) in state.in_use.iter_mut() {
+            if !checkout.reported && checkout.since.elapsed() > threshold {
+                checkout.reported = true;
+                log::warn!(
+                    "database connection {id} held for more than {threshold:?}; taken at {}",
+                    checkout.location
+                );
+            }
+        }
+    }
+
+    fn close(&self) {
+        let mut state = self.state.lock();
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        for waiter in state.waiters.drain(..) {
+            *waiter.grant.lock() = Some(Err(PoolError::Closed));
+            waiter.ready.notify_one();
+        }
+        let idle: Vec<Managed> = state.idle.drain(..).collect();
+        for _ in &idle {
+            state.total -= 1;
+            state.stats.count_close(CloseReason::Error);
+        }
+        self.connector_wakeup.notify_all();
+        self.reaper_wakeup.notify_all();
+        self.connected.notify_all();
+        drop(state);
+        drop(idle);
+    }
+}

@@ -1,0 +1,173 @@
+//! Pool settings: where to connect, how many connections, and how long to wait for what.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::backoff::Backoff;
+
+/// What `Pool::new` does when the database cannot be reached at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPolicy {
+    /// Connect once, synchronously; return the connect error if it fails.
+    FailFast,
+    /// Keep trying (with backoff) for up to this long, then return the last connect error.
+    Wait(Duration),
+    /// Return at once; connections are opened in the background.
+    Background,
+}
+
+/// Everything a [`Pool`](super::Pool) needs; each field documents its default.
+#[derive(Clone)]
+pub struct PoolOptions {
+    /// Server host name or IP. Default `localhost`.
+    pub host: String,
+    /// Server TCP port. Default 3306.
+    pub port: u16,
+    /// Unix socket path; when set it is used instead of TCP. Default none.
+    pub socket: Option<PathBuf>,
+    /// User name. Default `vsadmin`.
+    pub user: String,
+    /// Password (never logged, never shown by `Debug`). Default empty.
+    pub password: String,
+    /// Default schema of every connection. Default none.
+    pub database: Option<String>,
+    /// Most connections open at once (DatabaseMaxPoolSize). Default 4.
+    pub max_size: usize,
+    /// Connections opened at start and kept open (DatabaseInitialPoolSize). Default 1.
+    pub initial_size: usize,
+    /// Longest `get()` waits for a connection (DatabaseTimeout). Default 60 s.
+    pub acquire_timeout: Duration,
+    /// Most connects in flight at once; also the number of connector threads. Default 2.
+    pub max_connecting: usize,
+    /// TCP connect timeout. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Socket read and write timeout, so a dead peer cannot block a caller forever. Default 60 s.
+    pub io_timeout: Duration,
+    /// Delay between failed connects. Default 100 ms doubling to 30 s, with jitter.
+    pub backoff: Backoff,
+    /// Consecutive connect failures after which `get()` fails fast. Default 3.
+    pub max_attempts: u32,
+    /// What `Pool::new` does when the database is unreachable. Default `Background`.
+    pub start_policy: StartPolicy,
+    /// A connection idle longer than this is pinged before hand-out. Default 500 ms.
+    pub ping_bypass: Duration,
+    /// Idle connections above `initial_size` are closed after this long (zero: never). Default 600 s.
+    pub idle_timeout: Duration,
+    /// Connections are replaced after this long, minus up to 10% jitter (zero: never). Default 1800 s.
+    pub max_lifetime: Duration,
+    /// A connection held longer than this is logged once with the caller that took it. Default 60 s.
+    pub leak_threshold: Duration,
+    /// Reset session state (COM_RESET_CONNECTION) on every return. Default off.
+    pub reset_on_return: bool,
+    /// Largest packet the client accepts. Default 16 MiB.
+    pub max_allowed_packet: usize,
+    /// Largest result set, in bytes, that bounded reads collect. Default 64 MiB.
+    pub max_result_bytes: u64,
+    /// Prepared statements cached per connection. Default 64.
+    pub stmt_cache_size: usize,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            host: "localhost".into(),
+            port: 3306,
+            socket: None,
+            user: "vsadmin".into(),
+            password: String::new(),
+            database: None,
+            max_size: 4,
+            initial_size: 1,
+            acquire_timeout: Duration::from_secs(60),
+            max_connecting: 2,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(60),
+            backoff: Backoff::default(),
+            max_attempts: 3,
+            start_policy: StartPolicy::Background,
+            ping_bypass: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(1800),
+            leak_threshold: Duration::from_secs(60),
+            reset_on_return: false,
+            max_allowed_packet: 16 << 20,
+            max_result_bytes: 64 << 20,
+            stmt_cache_size: 64,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Checks that the options can work together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_size == 0 {
+            return Err("max_size must be at least 1".into());
+        }
+        if self.initial_size > self.max_size {
+            return Err(format!(
+                "initial_size ({}) is larger than max_size ({})",
+                self.initial_size, self.max_size
+            ));
+        }
+        if self.max_connecting == 0 {
+            return Err("max_connecting must be at least 1".into());
+        }
+        if self.acquire_timeout.is_zero() {
+            return Err("acquire_timeout must be positive".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("max_attempts must be at least 1".into());
+        }
+        if !(1024..=(1 << 30)).contains(&self.max_allowed_packet) {
+            return Err(format!(
+                "max_allowed_packet ({}) must be between 1 KiB and 1 GiB",
+                self.max_allowed_packet
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the pool connects, for log lines: `user@host:port` or `user@socket`.
+    pub fn endpoint(&self) -> String {
+        match &self.socket {
+            Some(socket) => format!("{}@{}", self.user, socket.display()),
+            None => format!("{}@{}:{}", self.user, self.host, self.port),
+        }
+    }
+
+    /// The `mysql` crate's connection options.
+    pub(crate) fn mysql_opts(&self) -> mysql::Opts {
+        let builder = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(self.host.clone()))
+            .tcp_port(self.port)
+            .socket(self.socket.as_ref().map(|p| p.display().to_string()))
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .db_name(self.database.clone())
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(self.connect_timeout))
+            .read_timeout(Some(self.io_timeout))
+            .write_timeout(Some(self.io_timeout))
+            .max_allowed_packet(Some(self.max_allowed_packet))
+            .stmt_cache_size(Some(self.stmt_cache_size));
+        builder.into()
+    }
+}
+
+impl fmt::Debug for PoolOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolOptions")
+            .field("endpoint", &self.endpoint())
+            .field("password", &"***")
+            .field("database", &self.database)
+            .field("max_size", &self.max_size)
+            .field("initial_size", &self.initial_size)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("max_connecting", &self.max_connecting)
+            .field("start_policy", &self.start_policy)
+            .field("backoff", &self.backoff)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}

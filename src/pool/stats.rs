@@ -1,0 +1,89 @@
+//! Counters and gauges the pool keeps, and the snapshot `Pool::stats()` returns.
+
+use std::time::Duration;
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A ping or a statement found it broken.
+    Broken,
+    /// It sat idle longer than the idle timeout.
+    Idle,
+    /// It reached its maximum lifetime.
+    Lifetime,
+    /// Cleaning it on return failed, or the pool was closed.
+    Error,
+}
+
+/// A snapshot of the pool's counters (since start) and gauges (now).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections opened.
+    pub created: u64,
+    /// Connections closed because they were broken.
+    pub closed_broken: u64,
+    /// Connections closed after idling too long.
+    pub closed_idle: u64,
+    /// Connections closed at their maximum lifetime.
+    pub closed_lifetime: u64,
+    /// Connections closed because cleaning failed or the pool closed.
+    pub closed_error: u64,
+    /// Failed connect attempts.
+    pub connect_failures: u64,
+    /// Connect failures since the last success.
+    pub consecutive_failures: u64,
+    /// Successful `get()` calls.
+    pub checkouts: u64,
+    /// `get()` calls that timed out.
+    pub timeouts: u64,
+    /// `get()` calls refused at once because the database was unavailable.
+    pub fast_failures: u64,
+    /// Pings sent before hand-out.
+    pub pings: u64,
+    /// Callers waiting now.
+    pub waiters: u64,
+    /// Most callers ever waiting at once.
+    pub peak_waiters: u64,
+    /// Connections checked out now.
+    pub in_use: u64,
+    /// Idle connections now.
+    pub idle: u64,
+    /// Connect attempts in flight now.
+    pub connecting: u64,
+    /// Whether `get()` currently fails fast.
+    pub unavailable: bool,
+    /// Whether the pool is closed.
+    pub closed: bool,
+    /// Total time callers waited in `get()`.
+    pub wait_total: Duration,
+    /// Longest single wait in `get()`.
+    pub wait_max: Duration,
+    /// Total time connections were held by callers.
+    pub hold_total: Duration,
+    /// Longest single hold.
+    pub hold_max: Duration,
+}
+
+impl PoolStats {
+    /// Counts a closed connection under its reason.
+    pub(crate) fn count_close(&mut self, reason: CloseReason) {
+        match reason {
+            CloseReason::Broken => self.closed_broken += 1,
+            CloseReason::Idle => self.closed_idle += 1,
+            CloseReason::Lifetime => self.closed_lifetime += 1,
+            CloseReason::Error => self.closed_error += 1,
+        }
+    }
+
+    /// Records one wait in `get()`.
+    pub(crate) fn record_wait(&mut self, waited: Duration) {
+        self.wait_total += waited;
+        self.wait_max = self.wait_max.max(waited);
+    }
+
+    /// Records one hold between `get()` and give-back.
+    pub(crate) fn record_hold(&mut self, held: Duration) {
+        self.hold_total += held;
+        self.hold_max = self.hold_max.max(held);
+    }
+}

@@ -1,0 +1,542 @@
+//! The connection pool against a real MariaDB: sizing, fairness, start-up policies,
+//! liveness, hygiene, bounds, recovery after kill and restart, close.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use support::{await_condition, pool_options, MariaDb};
+use valuestor::{Pool, PoolError, PoolOptions, StartPolicy};
+
+fn pool(db: &MariaDb, tweak: impl FnOnce(&mut PoolOptions)) -> Pool {
+    let mut options = pool_options(db);
+    tweak(&mut options);
+    Pool::new(options).expect("pool starts")
+}
+
+#[test]
+fn get_times_out_when_pool_exhausted() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 2);
+    let _a = pool.get().unwrap();
+    let _b = pool.get().unwrap();
+    let started = Instant::now();
+    let err = pool.get_timeout(Duration::from_millis(300)).unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            PoolError::Timeout {
+                in_use: 2,
+                max_size: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "waited far past the timeout: {waited:?}"
+    );
+    assert_eq!(pool.stats().timeouts, 1);
+}
+
+#[test]
+fn configured_timeout_applies_to_get() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.acquire_timeout = Duration::from_millis(200);
+    });
+    let _held = pool.get().unwrap();
+    let started = Instant::now();
+    assert!(matches!(pool.get(), Err(PoolError::Timeout { .. })));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn waiters_are_served_in_arrival_order() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let held = pool.get().unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for index in 0..5u64 {
+        let (waiter_pool, order) = (pool.clone(), Arc::clone(&order));
+        threads.push(std::thread::spawn(move || {
+            let conn = waiter_pool.get_timeout(Duration::from_secs(30)).unwrap();
+            order.lock().unwrap().push(index);
+            drop(conn);
+        }));
+        // Each waiter is queued before the next one arrives.
+        await_condition(Duration::from_secs(10), "waiter queued", || {
+            pool.stats().waiters == index + 1
+        });
+    }
+    drop(held);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn returned_connection_goes_to_waiter_not_newcomer() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let held = pool.get().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiter_pool = pool.clone();
+    let waiter = std::thread::spawn(move || {
+        let conn = waiter_pool.get_timeout(Duration::from_secs(30)).unwrap();
+        tx.send(()).unwrap();
+        // Hold until the newcomer has tried.
+        std::thread::park();
+        drop(conn);
+    });
+    await_condition(Duration::from_secs(10), "waiter queued", || {
+        pool.stats().waiters == 1
+    });
+    drop(held);
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("waiter served");
+    // The connection went to the waiter: a newcomer finds nothing.
+    assert!(matches!(
+        pool.get_timeout(Duration::from_millis(50)),
+        Err(PoolError::Timeout { .. })
+    ));
+    waiter.thread().unpark();
+    waiter.join().unwrap();
+}
+
+#[test]
+fn fail_fast_start_reports_connect_error_when_database_down() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let started = Instant::now();
+    let err = Pool::new(PoolOptions {
+        start_policy: StartPolicy::FailFast,
+        ..pool_options(&db)
+    })
+    .unwrap_err();
+    assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!err.to_string().contains(db.password()));
+}
+
+#[test]
+fn wait_start_gives_up_after_its_limit_when_database_down() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let started = Instant::now();
+    let err = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Wait(Duration::from_millis(700)),
+        ..pool_options(&db)
+    })
+    .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(err, PoolError::Connect(ref m) if !m.is_empty()),
+        "{err:?}"
+    );
+    assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
+#[test]
+fn wait_start_succeeds_when_database_comes_up_in_time() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let options = PoolOptions {
+        start_policy: StartPolicy::Wait(Duration::from_secs(60)),
+        ..pool_options(&db)
+    };
+    let starter = std::thread::spawn(move || Pool::new(options));
+    db.resume();
+    let pool = starter
+        .join()
+        .unwrap()
+        .expect("pool starts once the database is up");
+    let one: Option<i64> = pool.get().unwrap().query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
+}
+
+#[test]
+fn background_start_fails_fast_then_recovers_when_database_starts() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let pool = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Background,
+        max_attempts: 2,
+        ..pool_options(&db)
+    })
+    .expect("background start returns at once");
+    await_condition(Duration::from_secs(10), "pool unavailable", || {
+        pool.stats().unavailable
+    });
+    let started = Instant::now();
+    let err = pool.get().unwrap_err();
+    assert!(matches!(err, PoolError::Unavailable { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "did not fail fast"
+    );
+    assert!(pool.stats().fast_failures >= 1);
+    db.resume();
+    await_condition(Duration::from_secs(40), "pool available again", || {
+        !pool.stats().unavailable && pool.stats().idle >= 1
+    });
+    let one: Option<i64> = pool.get().unwrap().query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
+}
+
+#[test]
+fn hot_connection_is_not_pinged_but_idle_one_is() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.ping_bypass = Duration::from_millis(300);
+    });
+    drop(pool.get().unwrap());
+    drop(pool.get().unwrap());
+    assert_eq!(pool.stats().pings, 0, "hot connection pinged");
+    // Idling past the bypass window is the behaviour under test.
+    std::thread::sleep(Duration::from_millis(400));
+    drop(pool.get().unwrap());
+    assert_eq!(pool.stats().pings, 1, "idle connection not pinged");
+}
+
+#[test]
+fn dead_idle_connection_is_replaced_without_error() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.ping_bypass = Duration::ZERO;
+    });
+    let id = {
+        let mut conn = pool.get().unwrap();
+        let id: Option<u64> = conn.query_first("SELECT CONNECTION_ID()").unwrap();
+        id.unwrap()
+    };
+    db.connect().query_drop(format!("KILL {id}")).unwrap();
+    let mut conn = pool
+        .get()
+        .expect("a fresh connection instead of the killed one");
+    let new_id: Option<u64> = conn.query_first("SELECT CONNECTION_ID()").unwrap();
+    assert_ne!(new_id, Some(id));
+    assert_eq!(pool.stats().closed_broken, 1);
+}
+
+#[test]
+fn connections_expire_after_max_lifetime() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_lifetime = Duration::from_millis(300));
+    let first = pool.get().unwrap().connection_id();
+    await_condition(Duration::from_secs(10), "lifetime expiry", || {
+        pool.stats().closed_lifetime >= 1
+    });
+    await_condition(Duration::from_secs(10), "replacement", || {
+        pool.stats().idle >= 1
+    });
+    assert_ne!(pool.get().unwrap().connection_id(), first);
+}
+
+#[test]
+fn idle_connections_above_initial_size_are_closed() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.initial_size = 0;
+        o.idle_timeout = Duration::from_millis(200);
+    });
+    drop(pool.get().unwrap());
+    await_condition(Duration::from_secs(10), "idle expiry", || {
+        pool.stats().closed_idle >= 1
+    });
+    assert_eq!(pool.stats().idle, 0);
+}
+
+#[test]
+fn open_transaction_is_rolled_back_on_return() {
+    let db = MariaDb::start();
+    db.connect()
+        .query_drop("CREATE TABLE t (v INT) ENGINE=InnoDB")
+        .unwrap();
+    let pool = pool(&db, |o| o.max_size = 1);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.query_drop("BEGIN").unwrap();
+        conn.query_drop("INSERT INTO t VALUES (1)").unwrap();
+    }
+    let mut conn = pool.get().unwrap();
+    let in_tx: Option<i64> = conn.query_first("SELECT @@in_transaction").unwrap();
+    let rows: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").unwrap();
+    assert_eq!((in_tx, rows), (Some(0), Some(0)));
+}
+
+#[test]
+fn table_lock_is_released_on_return() {
+    let db = MariaDb::start();
+    db.connect().query_drop("CREATE TABLE t (v INT)").unwrap();
+    let pool = pool(&db, |o| o.max_size = 1);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.query_drop("LOCK TABLES t WRITE").unwrap();
+    }
+    let mut other = db.connect();
+    other
+        .query_drop("SET SESSION lock_wait_timeout = 5")
+        .unwrap();
+    other
+        .query_drop("INSERT INTO t VALUES (1)")
+        .expect("lock released when the connection came back");
+}
+
+#[test]
+fn clean_return_costs_no_round_trip() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let questions = |conn: &mut valuestor::PooledConn| -> u64 {
+        let row: Option<(String, u64)> = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Questions'")
+            .unwrap();
+        row.unwrap().1
+    };
+    let before = questions(&mut pool.get().unwrap());
+    for _ in 0..10 {
+        drop(pool.get().unwrap());
+    }
+    let after = questions(&mut pool.get().unwrap());
+    // Only the first SHOW itself was counted in between.
+    assert_eq!(after - before, 1);
+}
+
+#[test]
+fn oversized_result_is_an_error_and_connection_stays_usable() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.max_result_bytes = 4096;
+    });
+    let mut conn = pool.get().unwrap();
+    let err = conn
+        .query_bounded("SELECT REPEAT('x', 1000) FROM seq_1_to_100")
+        .unwrap_err();
+    assert!(
+        matches!(err, PoolError::ResultTooLarge { limit: 4096 }),
+        "{err:?}"
+    );
+    let small = conn.query_bounded("SELECT REPEAT('x', 100)").unwrap();
+    assert_eq!(small.len(), 1);
+}
+
+#[test]
+fn packet_over_max_allowed_packet_is_rejected() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.max_allowed_packet = 64 * 1024;
+    });
+    let mut conn = pool.get().unwrap();
+    let result: Result<Option<String>, _> = conn.query_first("SELECT REPEAT('x', 1048576)");
+    assert!(result.is_err(), "a 1 MiB row passed a 64 KiB packet limit");
+}
+
+#[test]
+fn close_wakes_waiters_and_refuses_new_gets() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let held = pool.get().unwrap();
+    let waiter_pool = pool.clone();
+    let waiter = std::thread::spawn(move || waiter_pool.get_timeout(Duration::from_secs(60)).err());
+    await_condition(Duration::from_secs(10), "waiter queued", || {
+        pool.stats().waiters == 1
+    });
+    pool.close();
+    let err = waiter.join().unwrap();
+    assert!(matches!(err, Some(PoolError::Closed)), "{err:?}");
+    assert!(matches!(pool.get(), Err(PoolError::Closed)));
+    drop(held);
+    let stats = pool.stats();
+    assert_eq!((stats.idle, stats.in_use), (0, 0));
+}
+
+#[test]
+fn workload_survives_database_kill_and_restart() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.connect()
+        .query_drop(
+            "CREATE TABLE hits (id INT AUTO_INCREMENT PRIMARY KEY, worker INT) ENGINE=InnoDB",
+        )
+        .unwrap();
+    let pool = pool(&db, |o| {
+        o.max_size = 2;
+        o.acquire_timeout = Duration::from_secs(5);
+        o.backoff.cap = Duration::from_millis(500);
+        o.max_attempts = 1000;
+    });
+    const PER_THREAD: usize = 100;
+    let progress = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = mpsc::channel();
+    for worker in 0..8 {
+        let (pool, progress, errors, done) = (
+            pool.clone(),
+            progress.clone(),
+            errors.clone(),
+            done_tx.clone(),
+        );
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut completed = 0;
+            while completed < PER_THREAD && Instant::now() < deadline {
+                let attempt = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+                    c.exec_drop("INSERT INTO hits (worker) VALUES (?)", (worker,))
+                        .map_err(|e| e.to_string())
+                });
+                match attempt {
+                    Ok(()) => {
+                        completed += 1;
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            done.send(completed).unwrap();
+        });
+    }
+    await_condition(Duration::from_secs(60), "workload started", || {
+        progress.load(Ordering::Relaxed) >= 100
+    });
+    db.kill();
+    db.resume();
+    let mut total = 0;
+    for _ in 0..8 {
+        total += done_rx
+            .recv_timeout(Duration::from_secs(150))
+            .expect("a worker hung");
+    }
+    assert_eq!(total, 8 * PER_THREAD, "workers gave up");
+    let stats = pool.stats();
+    assert!(
+        stats.closed_broken >= 1,
+        "broken connections not replaced: {stats:?}"
+    );
+    assert!(stats.created >= 3, "{stats:?}");
+}
+
+#[test]
+fn random_stress_with_kills_never_deadlocks() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let pool = pool(&db, |o| {
+        o.max_size = 3;
+        o.acquire_timeout = Duration::from_millis(500);
+        o.backoff.cap = Duration::from_millis(200);
+        o.max_attempts = 3;
+        o.ping_bypass = Duration::from_millis(fastrand::u64(0..5));
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel();
+    for _ in 0..6 {
+        let (pool, stop, done) = (pool.clone(), stop.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match fastrand::u8(0..4) {
+                    0 => held.clear(),
+                    1 => {
+                        if let Ok(mut c) = pool.get() {
+                            let _ = c.query_drop("SELECT 1");
+                        }
+                    }
+                    _ => {
+                        if held.len() < 2 {
+                            if let Ok(c) = pool.get() {
+                                held.push(c);
+                            }
+                        }
+                    }
+                }
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        if round % 2 == 0 {
+            db.kill();
+        } else {
+            db.stop();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        db.resume();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for _ in 0..6 {
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a stress thread deadlocked");
+    }
+    await_condition(Duration::from_secs(30), "pool usable after stress", || {
+        pool.get().is_ok()
+    });
+}
+
+#[test]
+fn password_never_appears_in_errors_or_debug() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let options = PoolOptions {
+        password: "wrong-secret-password".into(),
+        start_policy: StartPolicy::FailFast,
+        ..pool_options(&db)
+    };
+    assert!(!format!("{options:?}").contains("wrong-secret-password"));
+    let err = Pool::new(options).unwrap_err();
+    assert!(!err.to_string().contains("wrong-secret-password"), "{err}");
+    db.stop();
+}
+
+#[test]
+fn stats_count_checkouts_and_hold_times() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |_| {});
+    for _ in 0..3 {
+        let c = pool.get().unwrap();
+        assert_eq!(pool.stats().in_use, 1);
+        drop(c);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.checkouts, 3);
+    assert_eq!(stats.in_use, 0);
+    assert!(stats.created >= 1);
+    assert!(stats.hold_max <= stats.hold_total);
+}
