@@ -2,6 +2,7 @@
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
 pub mod config;
+pub mod notify;
 pub mod pool;
 
 pub use config::{Config, ConfigError, DatabaseConfig, Secret};
