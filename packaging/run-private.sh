@@ -12,7 +12,14 @@ mountpoint="${1:-$root/mnt}"
 bash .ci/install
 mkdir -p "$root" "$root/cache" "$mountpoint"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 30000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+port=$(free_port)
 user_args=()
 [ "$(id -u)" -ne 0 ] || user_args=(--user=root)
 if [ ! -d "$root/data/mysql" ]; then
