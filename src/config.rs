@@ -5,12 +5,19 @@
 //! booleans and regexes. Errors name the key, the value and the line; unknown keys are
 //! collected in [`Config::warnings`], not rejected.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use regex::Regex;
+
+mod value;
+mod xml;
+
+pub use value::{parse_bool, parse_percent, parse_seconds, parse_size};
+use xml::Entry;
 
 /// Default location of the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vs/vs_conf.xml";
@@ -202,6 +209,9 @@ pub enum ConfigError {
     },
 }
 
+/// The largest DatabaseMaxPoolSize accepted.
+pub const MAX_POOL_SIZE: usize = 1000;
+
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
@@ -309,11 +319,258 @@ impl Config {
 
     /// Parses and validates a `<VSConf>` document.
     pub fn from_xml(text: &str) -> Result<Config, ConfigError> {
-        let _ = text;
-        Err(ConfigError::Invalid {
-            message: "config parsing not implemented yet".into(),
-        })
+        let mut config = Config::default();
+        let mut first_line: HashMap<String, usize> = HashMap::new();
+        let mut password: Option<usize> = None;
+        let mut password_file: Option<(PathBuf, usize)> = None;
+        for entry in xml::read_entries(text)? {
+            if let Some(previous) = first_line.insert(entry.key.clone(), entry.line) {
+                config.warnings.push(format!(
+                    "{} is set twice (lines {previous} and {}); the last one is used",
+                    entry.key, entry.line
+                ));
+            }
+            match entry.key.as_str() {
+                "DatabasePassword" => {
+                    config.database.password = Secret::new(entry.value.clone());
+                    password = Some(entry.line);
+                }
+                "DatabasePasswordFile" => {
+                    password_file = (!entry.value.is_empty())
+                        .then(|| (PathBuf::from(&entry.value), entry.line));
+                }
+                _ => {
+                    if !config.apply(&entry)? {
+                        config.warnings.push(format!(
+                            "unknown key {} (line {}) is ignored",
+                            entry.key, entry.line
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some((path, line)) = password_file {
+            if let Some(password_line) = password {
+                return Err(ConfigError::Invalid {
+                    message: format!(
+                        "DatabasePassword (line {password_line}) and DatabasePasswordFile \
+                         (line {line}) are both set; keep one"
+                    ),
+                });
+            }
+            config.database.password = read_password_file(&path, line)?;
+        }
+        config.validate()?;
+        Ok(config)
     }
+
+    /// Checks values that parse on their own but contradict each other or the platform.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        let invalid = |message: String| Err(ConfigError::Invalid { message });
+        if db.max_pool_size == 0 || db.max_pool_size > MAX_POOL_SIZE {
+            return invalid(format!(
+                "DatabaseMaxPoolSize is {}; it must be between 1 and {MAX_POOL_SIZE}",
+                db.max_pool_size
+            ));
+        }
+        if db.initial_pool_size > db.max_pool_size {
+            return invalid(format!(
+                "DatabaseInitialPoolSize ({}) is larger than DatabaseMaxPoolSize ({})",
+                db.initial_pool_size, db.max_pool_size
+            ));
+        }
+        if db.timeout.is_zero() {
+            return invalid("DatabaseTimeout must be at least 1 second".into());
+        }
+        if db.connect_timeout.is_zero() {
+            return invalid("DatabaseConnectTimeout must be at least 1 second".into());
+        }
+        if !(1024..=(1 << 30)).contains(&db.max_allowed_packet) {
+            return invalid(format!(
+                "DatabaseMaxAllowedPacket is {} bytes; it must be between 1K and 1G",
+                db.max_allowed_packet
+            ));
+        }
+        if db.max_result_size < 1024 {
+            return invalid("DatabaseMaxResultSize must be at least 1K".into());
+        }
+        let cache = &self.cache;
+        if cache.free_min_size > cache.free_max_size {
+            return invalid(format!(
+                "CacheFreeMinSize ({}) is larger than CacheFreeMaxSize ({})",
+                cache.free_min_size, cache.free_max_size
+            ));
+        }
+        if cache.free_min_percent > cache.free_max_percent {
+            return invalid(format!(
+                "CacheFreeMinPercent ({}) is larger than CacheFreeMaxPercent ({})",
+                cache.free_min_percent, cache.free_max_percent
+            ));
+        }
+        if cache.file_size_block == 0 {
+            return invalid("CacheFileSizeBlock must be larger than 0".into());
+        }
+        if self.cache_folder.starts_with(&self.mount_point) {
+            return invalid(format!(
+                "CacheFolder ({}) is inside MountPoint ({})",
+                self.cache_folder.display(),
+                self.mount_point.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets the field named by `entry.key`; false if the key is unknown.
+    fn apply(&mut self, entry: &Entry) -> Result<bool, ConfigError> {
+        let text = entry.value.as_str();
+        let bad = |reason: String| ConfigError::Value {
+            key: entry.key.clone(),
+            value: entry.value.clone(),
+            line: entry.line,
+            reason,
+        };
+        let size = || value::parse_size(text).map_err(bad);
+        let seconds = || value::parse_seconds(text).map_err(bad);
+        let percent = || value::parse_percent(text).map_err(bad);
+        let boolean = || value::parse_bool(text).map_err(bad);
+        let pattern = || value::parse_pattern(text).map_err(bad);
+        let count = || value::parse_count(text).map_err(bad);
+        let pool_size = || {
+            value::parse_count(text)
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| bad("is not a number of connections".into()))
+        };
+        let path = || absolute_path(text).map_err(bad);
+        let db = &mut self.database;
+        let cache = &mut self.cache;
+        let archive = &mut self.archive;
+        match entry.key.as_str() {
+            "DatabaseHost" if text.is_empty() => return Err(bad("is empty".into())),
+            "DatabaseHost" => db.host = text.to_string(),
+            "DatabasePort" => {
+                db.port = text
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&port| port != 0)
+                    .ok_or_else(|| bad("is not a TCP port (1 to 65535)".into()))?
+            }
+            "DatabaseSocket" => db.socket = if text.is_empty() { None } else { Some(path()?) },
+            "DatabaseUser" if text.is_empty() => return Err(bad("is empty".into())),
+            "DatabaseUser" => db.user = text.to_string(),
+            "DatabaseName" => db.name = schema_name(text).map_err(bad)?,
+            "DatabaseMaxPoolSize" => db.max_pool_size = pool_size()?,
+            "DatabaseInitialPoolSize" => db.initial_pool_size = pool_size()?,
+            "DatabaseTimeout" => db.timeout = seconds()?,
+            "DatabaseConnectTimeout" => db.connect_timeout = seconds()?,
+            "DatabaseIdleTimeout" => db.idle_timeout = seconds()?,
+            "DatabaseMaxLifetime" => db.max_lifetime = seconds()?,
+            "DatabaseMaxResultSize" => db.max_result_size = size()?,
+            "DatabaseMaxAllowedPacket" => db.max_allowed_packet = size()?,
+            "MountPoint" => self.mount_point = path()?,
+            "CacheFolder" => self.cache_folder = path()?,
+            "ArchiveFolder" => {
+                self.archive_folder = if text.is_empty() { None } else { Some(path()?) }
+            }
+            "CacheFreeMinSize" => cache.free_min_size = size()?,
+            "CacheFreeMaxSize" => cache.free_max_size = size()?,
+            "CacheFreeMinPercent" => cache.free_min_percent = percent()?,
+            "CacheFreeMaxPercent" => cache.free_max_percent = percent()?,
+            "CacheFileSizeRead" => cache.file_size_read = size()?,
+            "CacheFileSizeBlock" => cache.file_size_block = size()?,
+            "CachePurgeWaitTime" => cache.purge_wait_time = seconds()?,
+            "CacheFreeLeastSize" => cache.free_least_size = size()?,
+            "ReadCacheFreeSize" => cache.read_free_size = size()?,
+            "WriteCacheFreeSize" => cache.write_free_size = size()?,
+            "WriteCachePercent" => cache.write_percent = percent()?,
+            "MetaFreeLeastSize" => cache.meta_free_least_size = size()?,
+            "ThrottleInterval" => {
+                cache.throttle_interval = value::parse_millis(text).map_err(bad)?
+            }
+            "ThrottleValve" => cache.throttle_valve = size()?,
+            "IgnoreWriteByReadCheckTime" => cache.ignore_write_by_read_check_time = seconds()?,
+            "IgnoreWriteByReadPercent" => cache.ignore_write_by_read_percent = percent()?,
+            "FileMaxSize" => self.file_max_size = size()?,
+            "MetaFileSize" => self.meta_file_size = size()?,
+            "TapeIdleTime" => archive.tape_idle_time = seconds()?,
+            "FileIdleTime" => archive.file_idle_time = seconds()?,
+            "TapeReservedMinFreeSize" => archive.tape_reserved_min_free_size = size()?,
+            "DeleteTapeFileTriggerNum" => archive.delete_tape_file_trigger_num = count()?,
+            "DeleteTapeFileTimeDiff" => archive.delete_tape_file_time_diff = seconds()?,
+            "WriteToTapeWaitSize" => archive.write_wait_size = size()?,
+            "WriteToTapeWaitTime" => archive.write_wait_time = seconds()?,
+            "WriteToTapeWaitFile" => archive.write_wait_file = seconds()?,
+            "ThreadWriteToTapeSize" => archive.thread_write_size = size()?,
+            "WriteToTapeMultipleWaitTime" => archive.write_multiple_wait_time = seconds()?,
+            "WriteToTapeFilePattern" => archive.write_file_pattern = pattern()?,
+            "WriteToTapeFolderPattern" => archive.write_folder_pattern = pattern()?,
+            "FilterFilePattern" => self.filters.file_pattern = pattern()?,
+            "FilterFolderPattern" => self.filters.folder_pattern = pattern()?,
+            "DigestMD5Enable" => self.digest.md5 = boolean()?,
+            "DigestSHA1Enable" => self.digest.sha1 = boolean()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Every key `Config` understands, in the order of `packaging/vs_conf.xml`.
+pub fn known_keys() -> &'static [&'static str] {
+    &[
+        "DatabaseHost",
+        "DatabasePort",
+        "DatabaseSocket",
+        "DatabaseUser",
+        "DatabasePassword",
+        "DatabasePasswordFile",
+        "DatabaseName",
+        "DatabaseMaxPoolSize",
+        "DatabaseInitialPoolSize",
+        "DatabaseTimeout",
+        "DatabaseConnectTimeout",
+        "DatabaseIdleTimeout",
+        "DatabaseMaxLifetime",
+        "DatabaseMaxResultSize",
+        "DatabaseMaxAllowedPacket",
+        "MountPoint",
+        "CacheFolder",
+        "ArchiveFolder",
+        "CacheFreeMinSize",
+        "CacheFreeMaxSize",
+        "CacheFreeMinPercent",
+        "CacheFreeMaxPercent",
+        "CacheFileSizeRead",
+        "CacheFileSizeBlock",
+        "CachePurgeWaitTime",
+        "CacheFreeLeastSize",
+        "ReadCacheFreeSize",
+        "WriteCacheFreeSize",
+        "WriteCachePercent",
+        "MetaFreeLeastSize",
+        "ThrottleInterval",
+        "ThrottleValve",
+        "IgnoreWriteByReadCheckTime",
+        "IgnoreWriteByReadPercent",
+        "FileMaxSize",
+        "MetaFileSize",
+        "TapeIdleTime",
+        "FileIdleTime",
+        "TapeReservedMinFreeSize",
+        "DeleteTapeFileTriggerNum",
+        "DeleteTapeFileTimeDiff",
+        "WriteToTapeWaitSize",
+        "WriteToTapeWaitTime",
+        "WriteToTapeWaitFile",
+        "ThreadWriteToTapeSize",
+        "WriteToTapeMultipleWaitTime",
+        "WriteToTapeFilePattern",
+        "WriteToTapeFolderPattern",
+        "FilterFilePattern",
+        "FilterFolderPattern",
+        "DigestMD5Enable",
+        "DigestSHA1Enable",
+    ]
 }
 
 impl FromStr for Config {
@@ -346,4 +603,45 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// An absolute path from a config value.
+fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err("is not an absolute path".into())
+    }
+}
+
+/// A schema name: used as an identifier, so only letters, digits, `_` and `$`, at most 64.
+fn schema_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("is not a schema name (1 to 64 letters, digits, _ or $)".into())
+    }
+}
+
+/// The first line of a password file; errors name the file, never its content.
+fn read_password_file(path: &Path, line: usize) -> Result<Secret, ConfigError> {
+    let bad = |reason: String| ConfigError::Value {
+        key: "DatabasePasswordFile".into(),
+        value: path.display().to_string(),
+        line,
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    if bytes.len() > 4096 {
+        return Err(bad("is larger than 4K; it should hold one password".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".into()))?;
+    let first = text.lines().next().unwrap_or("");
+    Ok(Secret::new(first.trim_end_matches('\r')))
 }

@@ -64,3 +64,14 @@ fn harness_servers_run_side_by_side() {
     let two: Option<i64> = b.connect().query_first("SELECT 2").unwrap();
     assert_eq!((one, two), (Some(1), Some(2)));
 }
+
+#[test]
+fn harness_config_reaches_the_server_through_the_pool() {
+    let db = MariaDb::start();
+    let config = valuestor::Config::from_xml(&db.conf_xml("")).expect("harness config loads");
+    let pool = valuestor::Pool::new(valuestor::PoolOptions::from_config(&config.database))
+        .expect("pool starts");
+    let mut conn = pool.get().expect("connection");
+    let schema: Option<String> = conn.query_first("SELECT DATABASE()").unwrap();
+    assert_eq!(schema.as_deref(), Some(db.database()));
+}

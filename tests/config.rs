@@ -1,0 +1,315 @@
+//! `vs_conf.xml`: the legacy file, the seed sample, the shipped sample, every error class.
+
+use std::time::Duration;
+
+use valuestor::config::{known_keys, Config, ConfigError};
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn parse(body: &str) -> Result<Config, ConfigError> {
+    Config::from_xml(&format!("<VSConf>\n{body}\n</VSConf>\n"))
+}
+
+fn value_error(body: &str) -> (String, String, usize, String) {
+    match parse(body) {
+        Err(err @ ConfigError::Value { .. }) => {
+            let text = err.to_string();
+            let ConfigError::Value {
+                key, value, line, ..
+            } = err
+            else {
+                unreachable!()
+            };
+            (key, value, line, text)
+        }
+        other => panic!("expected a value error for {body:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn legacy_file_loads_with_shipped_values() {
+    let config = Config::load("tests/fixtures/legacy_vs_conf.xml").expect("legacy file loads");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.cache.free_min_size, 15 * GIB);
+    assert_eq!(config.cache.free_max_size, 25 * GIB);
+    assert_eq!(config.cache.free_min_percent, 20);
+    assert_eq!(config.cache.free_max_percent, 30);
+    assert_eq!(config.cache.file_size_read, 4 * GIB);
+    assert_eq!(config.cache.file_size_block, 128 * MIB);
+    assert_eq!(config.file_max_size, 0);
+    assert_eq!(config.archive.tape_idle_time, Duration::from_secs(10));
+    assert_eq!(config.archive.file_idle_time, Duration::from_secs(3));
+    assert!(config.digest.md5);
+    assert!(!config.digest.sha1);
+    assert_eq!(config.meta_file_size, MIB);
+    assert!(config.filters.file_pattern.is_none());
+    let tape = config.archive.write_file_pattern.as_ref().expect("pattern");
+    assert!(tape.is_match("/objects/1/2/3/x.data"));
+    assert!(!tape.is_match("/objects/1/2/x.data"));
+    assert_eq!(config.archive.tape_reserved_min_free_size, 50 * GIB);
+    assert_eq!(config.archive.delete_tape_file_trigger_num, 1000);
+    assert_eq!(
+        config.archive.delete_tape_file_time_diff,
+        Duration::from_secs(86400)
+    );
+    assert_eq!(config.cache.ignore_write_by_read_percent, 80);
+    // Keys absent from the legacy file keep their defaults.
+    assert_eq!(config.database.max_pool_size, 4);
+    assert_eq!(config.mount_point.to_str(), Some("/opt/VS/vsMounts"));
+}
+
+#[test]
+fn seed_sample_loads() {
+    let config = parse(
+        "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>\n<DatabaseTimeout>60</DatabaseTimeout>\n\
+         <DatabaseInitialPoolSize>1</DatabaseInitialPoolSize>\n\
+         <CacheFileSizeRead>128M</CacheFileSizeRead>\n<CacheFreeMinSize>1G</CacheFreeMinSize>",
+    )
+    .expect("seed sample loads");
+    assert_eq!(config.database.max_pool_size, 2);
+    assert_eq!(config.database.initial_pool_size, 1);
+    assert_eq!(config.database.timeout, Duration::from_secs(60));
+    assert_eq!(config.cache.file_size_read, 128 * MIB);
+    assert_eq!(config.cache.free_min_size, GIB);
+}
+
+#[test]
+fn shipped_sample_has_every_key_and_no_warnings() {
+    let text = std::fs::read_to_string("packaging/vs_conf.xml").unwrap();
+    let config = Config::from_xml(&text).expect("sample loads");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    for key in known_keys() {
+        assert!(
+            text.contains(&format!("<{key}>")),
+            "packaging/vs_conf.xml lacks {key}"
+        );
+    }
+    assert_eq!(config.database.max_pool_size, 2);
+    assert_eq!(config.database.name, "CatalogDb");
+}
+
+#[test]
+fn every_known_key_is_understood() {
+    for key in known_keys() {
+        let value = match *key {
+            "DatabaseHost" | "DatabaseUser" | "DatabaseName" => "x",
+            "DatabaseSocket" | "MountPoint" | "ArchiveFolder" => "/var/run/x",
+            "CacheFolder" => "/var/cache/x",
+            "DatabasePasswordFile" => "",
+            "DigestMD5Enable" | "DigestSHA1Enable" => "true",
+            k if k.ends_with("Pattern") => "^a$",
+            "DatabasePort" => "3307",
+            "DatabaseInitialPoolSize" => "1",
+            "CacheFreeMinPercent" => "5",
+            k if k.contains("Percent") => "20",
+            "DatabaseMaxAllowedPacket" | "DatabaseMaxResultSize" => "16M",
+            "CacheFreeMaxSize" => "30G",
+            _ => "20",
+        };
+        let config = parse(&format!("<{key}>{value}</{key}>"))
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        assert!(config.warnings.is_empty(), "{key}: {:?}", config.warnings);
+    }
+}
+
+#[test]
+fn database_keys_reach_pool_options() {
+    let config = parse(
+        "<DatabaseHost>db.example</DatabaseHost><DatabasePort>3307</DatabasePort>\
+         <DatabaseUser>vs</DatabaseUser><DatabasePassword>s3cret</DatabasePassword>\
+         <DatabaseName>Cat_1</DatabaseName><DatabaseMaxPoolSize>8</DatabaseMaxPoolSize>\
+         <DatabaseInitialPoolSize>3</DatabaseInitialPoolSize><DatabaseTimeout>7</DatabaseTimeout>",
+    )
+    .unwrap();
+    let options = valuestor::PoolOptions::from_config(&config.database);
+    assert_eq!(options.host, "db.example");
+    assert_eq!(options.port, 3307);
+    assert_eq!(options.user, "vs");
+    assert_eq!(options.password, "s3cret");
+    assert_eq!(options.database.as_deref(), Some("Cat_1"));
+    assert_eq!((options.max_size, options.initial_size), (8, 3));
+    assert_eq!(options.acquire_timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_the_path() {
+    let err = Config::load("/nonexistent/vs_conf.xml").unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/vs_conf.xml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_xml_names_the_line() {
+    let err = Config::from_xml("<VSConf>\n<DatabaseHost>x</DatabaseHost>\n<A>1</B>\n</VSConf>")
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Xml { line: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("line 3"), "{err}");
+    let err = Config::from_xml("<Config><A>1</A></Config>").unwrap_err();
+    assert!(err.to_string().contains("VSConf"), "{err}");
+}
+
+#[test]
+fn bad_values_name_key_value_and_line() {
+    let (key, value, line, text) =
+        value_error("<DatabaseHost>h</DatabaseHost>\n<DatabaseTimeout>6O</DatabaseTimeout>");
+    assert_eq!(
+        (key.as_str(), value.as_str(), line),
+        ("DatabaseTimeout", "6O", 3)
+    );
+    assert_eq!(
+        text,
+        "DatabaseTimeout: \"6O\" is not a whole number of seconds (line 3)"
+    );
+    for (body, key) in [
+        (
+            "<CacheFreeMinSize>lots</CacheFreeMinSize>",
+            "CacheFreeMinSize",
+        ),
+        (
+            "<CacheFreeMinSize>-1G</CacheFreeMinSize>",
+            "CacheFreeMinSize",
+        ),
+        (
+            "<CacheFileSizeRead>1.5G</CacheFileSizeRead>",
+            "CacheFileSizeRead",
+        ),
+        ("<FileMaxSize>99999999999T</FileMaxSize>", "FileMaxSize"),
+        (
+            "<CacheFreeMinPercent>120</CacheFreeMinPercent>",
+            "CacheFreeMinPercent",
+        ),
+        (
+            "<DigestMD5Enable>maybe</DigestMD5Enable>",
+            "DigestMD5Enable",
+        ),
+        (
+            "<FilterFilePattern>(open</FilterFilePattern>",
+            "FilterFilePattern",
+        ),
+        ("<DatabasePort>70000</DatabasePort>", "DatabasePort"),
+        ("<DatabasePort>0</DatabasePort>", "DatabasePort"),
+        ("<DatabaseName>a;DROP</DatabaseName>", "DatabaseName"),
+        ("<MountPoint>relative/dir</MountPoint>", "MountPoint"),
+        (
+            "<DatabaseMaxPoolSize>two</DatabaseMaxPoolSize>",
+            "DatabaseMaxPoolSize",
+        ),
+    ] {
+        let (got_key, _, line, text) = value_error(body);
+        assert_eq!(got_key, key, "{body}");
+        assert_eq!(line, 2, "{body}");
+        assert!(
+            text.starts_with(key) && text.ends_with("(line 2)"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn contradictions_are_rejected_with_a_clear_message() {
+    for (body, needle) in [
+        (
+            "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize><DatabaseInitialPoolSize>3</DatabaseInitialPoolSize>",
+            "DatabaseInitialPoolSize (3) is larger than DatabaseMaxPoolSize (2)",
+        ),
+        ("<DatabaseMaxPoolSize>0</DatabaseMaxPoolSize>", "DatabaseMaxPoolSize is 0"),
+        (
+            "<CacheFreeMinSize>30G</CacheFreeMinSize><CacheFreeMaxSize>20G</CacheFreeMaxSize>",
+            "CacheFreeMinSize",
+        ),
+        (
+            "<CacheFreeMinPercent>50</CacheFreeMinPercent><CacheFreeMaxPercent>40</CacheFreeMaxPercent>",
+            "CacheFreeMinPercent (50) is larger",
+        ),
+        ("<DatabaseTimeout>0</DatabaseTimeout>", "DatabaseTimeout"),
+        ("<DatabaseMaxAllowedPacket>2G</DatabaseMaxAllowedPacket>", "DatabaseMaxAllowedPacket"),
+        (
+            "<MountPoint>/mnt/vs</MountPoint><CacheFolder>/mnt/vs/cache</CacheFolder>",
+            "inside MountPoint",
+        ),
+    ] {
+        let err = parse(body).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{body}: {err:?}");
+        assert!(err.to_string().contains(needle), "{body}: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_warn_with_their_line() {
+    let config = parse("<DatabaseHost>h</DatabaseHost>\n<Colour>blue</Colour>").unwrap();
+    assert_eq!(
+        config.warnings,
+        vec!["unknown key Colour (line 3) is ignored"]
+    );
+}
+
+#[test]
+fn a_key_given_twice_warns_and_the_last_wins() {
+    let config =
+        parse("<DatabasePort>3307</DatabasePort>\n<DatabasePort>3308</DatabasePort>").unwrap();
+    assert_eq!(config.database.port, 3308);
+    assert_eq!(config.warnings.len(), 1);
+    assert!(
+        config.warnings[0].contains("lines 2 and 3"),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn password_never_appears_in_debug_or_errors() {
+    let config = parse("<DatabasePassword>hunter2-secret</DatabasePassword>").unwrap();
+    assert_eq!(config.database.password.expose(), "hunter2-secret");
+    let shown = format!("{config:?} {:?}", config.database);
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let err = parse(
+        "<DatabasePassword>hunter2-secret</DatabasePassword>\
+         <DatabaseMaxPoolSize>0</DatabaseMaxPoolSize>",
+    )
+    .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+}
+
+#[test]
+fn password_file_supplies_the_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file-secret\nignored\n").unwrap();
+    let config = parse(&format!(
+        "<DatabasePasswordFile>{}</DatabasePasswordFile>",
+        file.display()
+    ))
+    .unwrap();
+    assert_eq!(config.database.password.expose(), "from-file-secret");
+
+    let err = parse("<DatabasePasswordFile>/nonexistent/pw</DatabasePasswordFile>").unwrap_err();
+    assert!(
+        err.to_string().contains("DatabasePasswordFile")
+            && err.to_string().contains("/nonexistent/pw"),
+        "{err}"
+    );
+    let err = parse(&format!(
+        "<DatabasePassword>x</DatabasePassword>\n<DatabasePasswordFile>{}</DatabasePasswordFile>",
+        file.display()
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("both set"), "{err}");
+    assert!(!format!("{err:?}").contains("from-file-secret"));
+}
+
+#[test]
+fn size_edge_cases() {
+    use valuestor::config::parse_size;
+    assert_eq!(parse_size("0"), Ok(0));
+    assert_eq!(parse_size("1k"), Ok(1024));
+    assert_eq!(parse_size("4G"), Ok(4 * GIB));
+    assert_eq!(parse_size("16T"), Ok(16 << 40));
+    assert_eq!(parse_size("128MB"), Ok(128 * MIB));
+    for bad in ["99999999999T", "-1", "garbage", "", "1.5G", "5Q"] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+}
