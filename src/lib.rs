@@ -2,6 +2,7 @@
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
 pub mod config;
+pub mod ffi;
 pub mod notify;
 pub mod pool;
 

@@ -101,6 +101,13 @@ impl PooledConn {
         self.shared.options.max_result_bytes
     }
 
+    /// Checks that the server answers (COM_PING); a failure marks the connection broken.
+    pub fn ping(&mut self) -> Result<(), mysql::Error> {
+        let result = self.managed_mut().conn.ping();
+        self.note(&result);
+        result
+    }
+
     /// Runs `query` and collects its rows, failing with `ResultTooLarge` past the pool's limit.
     pub fn query_bounded(&mut self, query: &str) -> Result<Vec<mysql::Row>, super::PoolError> {
         let limit = self.max_result_bytes();

@@ -1,0 +1,207 @@
+//! `VsConn`: a checked-out connection, and the statements that run on it.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use mysql::prelude::Queryable;
+use parking_lot::Mutex;
+
+use super::guard::{arg_mut, arg_out, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
+use super::result::VsResult;
+use super::stmt::VsStmt;
+use super::VsStatus;
+use crate::pool::{Pool, PooledConn};
+
+/// The connection a `VsConn` and its statements share; empty once released.
+pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
+
+/// A connection checked out of a pool (opaque). Usable from any thread, one at a time.
+///
+/// Methods: `vs_conn_execute`, `vs_conn_query`, `vs_conn_ping`, `vs_conn_set_schema`,
+/// `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`, `vs_conn_prepare`,
+/// `vs_conn_release`.
+pub struct VsConn {
+    slot: ConnSlot,
+    /// Keeps the pool open while this connection is out, even after `vs_pool_free`.
+    _pool: Pool,
+}
+
+impl VsConn {
+    pub(crate) fn new(conn: PooledConn, pool: Pool) -> VsConn {
+        VsConn {
+            slot: Arc::new(Mutex::new(Some(conn))),
+            _pool: pool,
+        }
+    }
+}
+
+/// Runs `f` on the connection in `slot`, or fails if it was released.
+pub(crate) fn with_conn<T>(
+    slot: &ConnSlot,
+    f: impl FnOnce(&mut PooledConn) -> Result<T, FfiError>,
+) -> Result<T, FfiError> {
+    let mut guard = slot.lock();
+    let conn = guard
+        .as_mut()
+        .ok_or_else(|| FfiError::invalid("the connection was released"))?;
+    f(conn)
+}
+
+/// Runs `sql` (one or more statements, no result needed) and reports affected rows.
+///
+/// `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
+/// when the server rejects the statement.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_execute(
+    conn: *mut VsConn,
+    sql: *const c_char,
+    affected_rows: *mut u64,
+) -> VsStatus {
+    ffi_guard(|| {
+        let conn = arg_mut(conn, "conn")?;
+        let sql = arg_str(sql, "sql")?;
+        let affected = with_conn(&conn.slot, |c| {
+            let result = c.query_iter(sql)?;
+            let affected = result.affected_rows();
+            drop(result);
+            Ok(affected)
+        })?;
+        if let Some(out) = affected_rows.as_mut() {
+            *out = affected;
+        }
+        Ok(())
+    })
+}
+
+/// Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
+///
+/// On success `*out` receives a result the caller frees with `vs_result_free`; it stays
+/// valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_query(
+    conn: *mut VsConn,
+    sql: *const c_char,
+    out: *mut *mut VsResult,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let conn = arg_mut(conn, "conn")?;
+        let sql = arg_str(sql, "sql")?;
+        let result = with_conn(&conn.slot, |c| {
+            let limit = c.max_result_bytes();
+            VsResult::collect(c.query_iter(sql)?, limit)
+        })?;
+        *out = Box::into_raw(Box::new(result));
+        Ok(())
+    })
+}
+
+/// Checks that the server answers (COM_PING); `VS_ERR_SQL` if the connection is broken
+/// (it is then discarded when released).
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_ping(conn: *mut VsConn) -> VsStatus {
+    ffi_guard(|| {
+        let conn = arg_mut(conn, "conn")?;
+        with_conn(&conn.slot, |c| Ok(c.ping()?))
+    })
+}
+
+/// Makes `schema` the default database of this connection (restored when released).
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`; `schema` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_set_schema(conn: *mut VsConn, schema: *const c_char) -> VsStatus {
+    ffi_guard(|| {
+        let conn = arg_mut(conn, "conn")?;
+        let schema = arg_str(schema, "schema")?;
+        with_conn(&conn.slot, |c| Ok(c.set_schema(schema)?))
+    })
+}
+
+/// Starts a transaction. A connection released inside one is rolled back.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_begin(conn: *mut VsConn) -> VsStatus {
+    ffi_guard(|| run_simple(conn, "START TRANSACTION"))
+}
+
+/// Commits the current transaction.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_commit(conn: *mut VsConn) -> VsStatus {
+    ffi_guard(|| run_simple(conn, "COMMIT"))
+}
+
+/// Rolls back the current transaction.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_rollback(conn: *mut VsConn) -> VsStatus {
+    ffi_guard(|| run_simple(conn, "ROLLBACK"))
+}
+
+/// Prepares `sql` (with `?` placeholders) on this connection.
+///
+/// On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
+/// outliving `vs_conn_release` is safe: executing it then fails with
+/// `VS_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_prepare(
+    conn: *mut VsConn,
+    sql: *const c_char,
+    out: *mut *mut VsStmt,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let conn = arg_mut(conn, "conn")?;
+        let sql = arg_str(sql, "sql")?;
+        let prepared = with_conn(&conn.slot, |c| Ok(c.prep(sql)?))?;
+        *out = Box::into_raw(Box::new(VsStmt::new(Arc::clone(&conn.slot), prepared)));
+        Ok(())
+    })
+}
+
+/// Gives the connection back to its pool; NULL is a no-op.
+///
+/// An open transaction is rolled back and locks released before reuse; a broken connection
+/// is discarded. Results already read stay valid; statements of this connection can no
+/// longer execute. Do not use `conn` after this call.
+///
+/// # Safety
+/// `conn` is NULL or a connection from `vs_pool_get` not yet released.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
+    ffi_guard_value((), || {
+        if !conn.is_null() {
+            let conn = Box::from_raw(conn);
+            let taken = conn.slot.lock().take();
+            drop(taken);
+        }
+    })
+}
+
+unsafe fn run_simple(conn: *mut VsConn, sql: &str) -> FfiResult {
+    let conn = arg_mut(conn, "conn")?;
+    with_conn(&conn.slot, |c| Ok(c.query_drop(sql)?))
+}

@@ -1,0 +1,317 @@
+//! `VsResult`: a fully read, bounded result set with a row cursor and typed getters.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+
+use mysql::prelude::Protocol;
+use mysql::{QueryResult, Value};
+
+use super::guard::{arg_mut, arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError};
+use super::VsStatus;
+use crate::pool::{row_bytes, PoolError};
+
+/// A result set (opaque), read completely when the query ran, so it stays valid after its
+/// connection is released. One thread at a time.
+///
+/// Methods: `vs_result_next`, `vs_result_column_count`, `vs_result_column_index`,
+/// `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
+/// `vs_result_get_text`, `vs_result_free`.
+pub struct VsResult {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    /// Index of the current row; `None` before the first `vs_result_next`.
+    cursor: Option<usize>,
+    /// NUL-terminated text of the current row's columns, made on demand and kept until the
+    /// row changes (so every pointer handed out for this row stays valid).
+    texts: RefCell<Vec<Option<Box<[u8]>>>>,
+}
+
+impl VsResult {
+    /// Reads the first result set of `result`, failing past `limit` bytes.
+    pub(crate) fn collect<P: Protocol>(
+        mut result: QueryResult<'_, '_, '_, P>,
+        limit: u64,
+    ) -> Result<VsResult, FfiError> {
+        let columns: Vec<String> = result
+            .columns()
+            .as_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut total = 0u64;
+        if let Some(set) = result.iter() {
+            for row in set {
+                let row = row?;
+                total = total.saturating_add(row_bytes(&row));
+                if total > limit {
+                    return Err(PoolError::ResultTooLarge { limit }.into());
+                }
+                rows.try_reserve(1)
+                    .map_err(|_| FfiError::from(PoolError::OutOfMemory))?;
+                rows.push(row.unwrap());
+            }
+        }
+        Ok(VsResult {
+            texts: RefCell::new(vec![None; columns.len()]),
+            columns,
+            rows,
+            cursor: None,
+        })
+    }
+
+    fn value(&self, column: u32) -> Result<&Value, FfiError> {
+        let row = self
+            .cursor
+            .and_then(|i| self.rows.get(i))
+            .ok_or_else(|| FfiError::invalid("no current row: call vs_result_next first"))?;
+        row.get(column as usize).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "column {column} out of range (the result has {} columns)",
+                self.columns.len()
+            ))
+        })
+    }
+
+    fn non_null(&self, column: u32) -> Result<&Value, FfiError> {
+        match self.value(column)? {
+            Value::NULL => Err(FfiError::new(
+                VsStatus::VS_ERR_TYPE,
+                format!("column {column} is NULL"),
+            )),
+            value => Ok(value),
+        }
+    }
+}
+
+/// Moves to the next row; `*has_row` is set to false after the last one.
+///
+/// Text returned by `vs_result_get_text` for the previous row becomes invalid.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_next(result: *mut VsResult, has_row: *mut bool) -> VsStatus {
+    ffi_guard(|| {
+        let has_row = arg_out(has_row, "has_row")?;
+        let result = arg_mut(result, "result")?;
+        let next = result.cursor.map_or(0, |i| i.saturating_add(1));
+        result.cursor = Some(next.min(result.rows.len()));
+        result.texts.get_mut().iter_mut().for_each(|t| *t = None);
+        *has_row = next < result.rows.len();
+        Ok(())
+    })
+}
+
+/// The number of columns; 0 for NULL or a statement without a result set.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_column_count(result: *const VsResult) -> u32 {
+    ffi_guard_value(0, || {
+        result
+            .as_ref()
+            .map_or(0, |r| u32::try_from(r.columns.len()).unwrap_or(u32::MAX))
+    })
+}
+
+/// Finds a column by name or label (ASCII case-insensitive); `*index` is 0-based.
+///
+/// Returns `VS_ERR_INVALID_ARGUMENT` if no column has that name.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `name` is NULL or NUL-terminated; `index` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_column_index(
+    result: *const VsResult,
+    name: *const c_char,
+    index: *mut u32,
+) -> VsStatus {
+    ffi_guard(|| {
+        let index = arg_out(index, "index")?;
+        let result = arg_ref(result, "result")?;
+        let name = arg_str(name, "name")?;
+        let found = result
+            .columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .ok_or_else(|| FfiError::invalid(format!("no column named {name:?}")))?;
+        *index = u32::try_from(found).map_err(|_| FfiError::invalid("column index too large"))?;
+        Ok(())
+    })
+}
+
+/// Sets `*is_null` to whether column `column` (0-based) of the current row is SQL NULL.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `is_null` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_is_null(
+    result: *const VsResult,
+    column: u32,
+    is_null: *mut bool,
+) -> VsStatus {
+    ffi_guard(|| {
+        let is_null = arg_out(is_null, "is_null")?;
+        let result = arg_ref(result, "result")?;
+        *is_null = matches!(result.value(column)?, Value::NULL);
+        Ok(())
+    })
+}
+
+/// Reads column `column` (0-based) of the current row as a signed 64-bit integer.
+///
+/// `VS_ERR_TYPE` if the value is NULL or not an integer in range (text is parsed).
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_get_i64(
+    result: *const VsResult,
+    column: u32,
+    out: *mut i64,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let value = arg_ref(result, "result")?.non_null(column)?;
+        *out = convert::<i64>(value, column, "a 64-bit integer")?;
+        Ok(())
+    })
+}
+
+/// Reads column `column` (0-based) of the current row as an unsigned 64-bit integer.
+///
+/// `VS_ERR_TYPE` if the value is NULL, negative or not an integer in range.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_get_u64(
+    result: *const VsResult,
+    column: u32,
+    out: *mut u64,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let value = arg_ref(result, "result")?.non_null(column)?;
+        *out = convert::<u64>(value, column, "an unsigned 64-bit integer")?;
+        Ok(())
+    })
+}
+
+/// Reads column `column` (0-based) of the current row as a double.
+///
+/// `VS_ERR_TYPE` if the value is NULL or not a number.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_get_f64(
+    result: *const VsResult,
+    column: u32,
+    out: *mut f64,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let value = arg_ref(result, "result")?.non_null(column)?;
+        *out = match value {
+            Value::Int(i) => *i as f64,
+            Value::UInt(u) => *u as f64,
+            other => convert::<f64>(other, column, "a number")?,
+        };
+        Ok(())
+    })
+}
+
+/// Reads column `column` (0-based) of the current row as text (numbers and dates formatted).
+///
+/// `*ptr` points to `*len` bytes followed by a NUL (the bytes may contain NULs for binary
+/// data). Owned by the result: valid until the next `vs_result_next` or `vs_result_free`.
+/// A SQL NULL gives an empty string; use `vs_result_is_null` to tell them apart.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `ptr` and `len` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_get_text(
+    result: *const VsResult,
+    column: u32,
+    ptr: *mut *const c_char,
+    len: *mut usize,
+) -> VsStatus {
+    ffi_guard(|| {
+        let ptr = arg_out(ptr, "ptr")?;
+        let len = arg_out(len, "len")?;
+        let result = arg_ref(result, "result")?;
+        let value = result.value(column)?;
+        let mut texts = result.texts.borrow_mut();
+        let slot = &mut texts[column as usize];
+        if slot.is_none() {
+            let mut text = text_of(value);
+            text.try_reserve_exact(1)
+                .map_err(|_| FfiError::from(PoolError::OutOfMemory))?;
+            text.push(0);
+            *slot = Some(text.into_boxed_slice());
+        }
+        let stored = slot.as_deref().unwrap_or(&[0]);
+        let length = stored.len() - 1;
+        *ptr = stored.as_ptr().cast();
+        *len = length;
+        Ok(())
+    })
+}
+
+/// Frees a result; NULL is a no-op. Text pointers from it become invalid.
+///
+/// # Safety
+/// `result` is NULL or a result not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_free(result: *mut VsResult) {
+    ffi_guard_value((), || {
+        if !result.is_null() {
+            drop(Box::from_raw(result));
+        }
+    })
+}
+
+fn convert<T: mysql::prelude::FromValue>(
+    value: &Value,
+    column: u32,
+    what: &str,
+) -> Result<T, FfiError> {
+    mysql::from_value_opt::<T>(value.clone()).map_err(|_| {
+        FfiError::new(
+            VsStatus::VS_ERR_TYPE,
+            format!("column {column} does not convert to {what}"),
+        )
+    })
+}
+
+/// The text form of a non-NULL value, as the text protocol would send it.
+fn text_of(value: &Value) -> Vec<u8> {
+    match value {
+        Value::Bytes(bytes) => bytes.clone(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        Value::UInt(u) => u.to_string().into_bytes(),
+        Value::Float(f) => f.to_string().into_bytes(),
+        Value::Double(d) => d.to_string().into_bytes(),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+            if *us > 0 {
+                text.push_str(&format!(".{us:06}"));
+            }
+            text.into_bytes()
+        }
+        Value::Time(negative, days, h, mi, s, us) => {
+            let hours = u64::from(*days) * 24 + u64::from(*h);
+            let sign = if *negative { "-" } else { "" };
+            let mut text = format!("{sign}{hours:02}:{mi:02}:{s:02}");
+            if *us > 0 {
+                text.push_str(&format!(".{us:06}"));
+            }
+            text.into_bytes()
+        }
+        Value::NULL => Vec::new(),
+    }
+}

@@ -1,0 +1,84 @@
+//! Building and running C and C++ test programs against the committed header and the
+//! static library cargo just built, under valgrind when it is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding `libvaluestor.a` for this build (`target/<profile>`).
+pub fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
+    assert!(
+        dir.join("libvaluestor.a").exists(),
+        "{} has no libvaluestor.a: cargo builds it with the library",
+        dir.display()
+    );
+    dir
+}
+
+/// Compiles `sources` into `output` with `compiler` and `flags`, linking the static library.
+pub fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], output: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = library_dir().join("libvaluestor.a");
+    let result = Command::new(compiler)
+        .args(flags)
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(format!("-I{}", root.join("tests/c").display()))
+        .arg(format!("-I{}", root.join("cpp-shim/include").display()))
+        .args(sources)
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm"])
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap_or_else(|e| panic!("run {compiler}: {e} (install g++, see .ci/install)"));
+    assert!(
+        result.status.success(),
+        "{compiler} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+/// Whether valgrind is available (and not disabled with `VS_NO_VALGRIND=1`).
+pub fn valgrind_available() -> bool {
+    std::env::var_os("VS_NO_VALGRIND").is_none()
+        && Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `program` with `args`, under valgrind (definite leaks and invalid accesses fail)
+/// when available; panics with the output unless it exits 0.
+pub fn run(program: &Path, args: &[&str]) -> Output {
+    let mut command = if valgrind_available() {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    let output = command.args(args).output().expect("run test program");
+    assert!(
+        output.status.success(),
+        "{} {:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        program.display(),
+        args,
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
