@@ -112,7 +112,7 @@ typedef struct VsPool VsPool;
  * A result set (opaque), read completely when the query ran, so it stays valid after its
  * connection is released. One thread at a time.
  *
- * Methods: `vs_result_next`, `vs_result_column_count`, `vs_result_column_index`,
+ * Methods: `vs_result_next`, `vs_result_row_count`, `vs_result_column_count`, `vs_result_column_index`,
  * `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
  * `vs_result_get_text`, `vs_result_free`.
  */
@@ -437,6 +437,14 @@ enum VsStatus vs_result_next(struct VsResult *result, bool *has_row);
  * `result` is NULL or a live `VsResult`.
  */
 uint32_t vs_result_column_count(const struct VsResult *result);
+
+/**
+ * The number of rows in the result; 0 for NULL.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`.
+ */
+uint64_t vs_result_row_count(const struct VsResult *result);
 
 /**
  * Finds a column by name or label (ASCII case-insensitive); `*index` is 0-based.

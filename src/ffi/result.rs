@@ -13,7 +13,7 @@ use crate::pool::{row_bytes, PoolError};
 /// A result set (opaque), read completely when the query ran, so it stays valid after its
 /// connection is released. One thread at a time.
 ///
-/// Methods: `vs_result_next`, `vs_result_column_count`, `vs_result_column_index`,
+/// Methods: `vs_result_next`, `vs_result_row_count`, `vs_result_column_count`, `vs_result_column_index`,
 /// `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
 /// `vs_result_get_text`, `vs_result_free`.
 pub struct VsResult {
@@ -114,6 +114,15 @@ pub unsafe extern "C" fn vs_result_column_count(result: *const VsResult) -> u32 
             .as_ref()
             .map_or(0, |r| u32::try_from(r.columns.len()).unwrap_or(u32::MAX))
     })
+}
+
+/// The number of rows in the result; 0 for NULL.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_row_count(result: *const VsResult) -> u64 {
+    ffi_guard_value(0, || result.as_ref().map_or(0, |r| r.rows.len() as u64))
 }
 
 /// Finds a column by name or label (ASCII case-insensitive); `*index` is 0-based.

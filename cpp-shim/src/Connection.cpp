@@ -1,0 +1,57 @@
+#include "vs/Connection.h"
+
+namespace vs {
+
+Connection::Connection(VsConn *conn) : state_(std::make_shared<detail::ConnState>()) {
+    state_->conn = conn;
+}
+
+Connection::~Connection() { close(); }
+
+Statement *Connection::createStatement() {
+    state_->get();
+    return new Statement(state_);
+}
+
+PreparedStatement *Connection::prepareStatement(const std::string &sql) {
+    VsStmt *stmt = nullptr;
+    detail::check(vs_conn_prepare(state_->get(), sql.c_str(), &stmt));
+    return new PreparedStatement(stmt);
+}
+
+void Connection::setSchema(const std::string &schema) {
+    detail::check(vs_conn_set_schema(state_->get(), schema.c_str()));
+}
+
+bool Connection::isClosed() const noexcept { return state_->conn == nullptr; }
+
+void Connection::close() noexcept {
+    vs_conn_release(state_->conn);
+    state_->conn = nullptr;
+}
+
+void Connection::setAutoCommit(bool autoCommit) {
+    if (autoCommit == state_->autoCommit) return;
+    // Turning autocommit on commits what is open, as in MySQL.
+    detail::check(autoCommit ? vs_conn_commit(state_->get()) : vs_conn_begin(state_->get()));
+    state_->autoCommit = autoCommit;
+}
+
+bool Connection::getAutoCommit() const {
+    state_->get();
+    return state_->autoCommit;
+}
+
+void Connection::commit() {
+    detail::check(vs_conn_commit(state_->get()));
+    if (!state_->autoCommit) detail::check(vs_conn_begin(state_->get()));
+}
+
+void Connection::rollback() {
+    detail::check(vs_conn_rollback(state_->get()));
+    if (!state_->autoCommit) detail::check(vs_conn_begin(state_->get()));
+}
+
+VsConn *Connection::handle() const { return state_->get(); }
+
+}  // namespace vs

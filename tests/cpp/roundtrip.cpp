@@ -1,0 +1,88 @@
+// The shim end to end: pool from a config path, DDL, prepared inserts of every type,
+// typed reads by index and label, NULLs, quotes and UTF-8, transactions, RAII release.
+#include <vs/ConnectionPool.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "check.hpp"
+
+int main(int argc, char **argv) {
+    CHECK(argc == 2);
+    vs::ConnectionPool pool(argv[1]);
+    const std::string text = "it's a \"quoted\" \\ caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC";
+    {
+        vs::PooledConnection conn = pool.Acquire();
+        CHECK(!conn->isClosed());
+        std::unique_ptr<vs::Statement> stmt(conn->createStatement());
+        stmt->execute("DROP TABLE IF EXISTS cpp_roundtrip");
+        CHECK(!stmt->execute(
+            "CREATE TABLE cpp_roundtrip (id BIGINT AUTO_INCREMENT PRIMARY KEY, i INT NULL,"
+            " big BIGINT NULL, u BIGINT UNSIGNED NULL, d DOUBLE NULL, flag BOOL NULL,"
+            " s VARCHAR(100) CHARACTER SET utf8mb4 NULL)"));
+        std::unique_ptr<vs::PreparedStatement> insert(conn->prepareStatement(
+            "INSERT INTO cpp_roundtrip (i, big, u, d, flag, s) VALUES (?, ?, ?, ?, ?, ?)"));
+        insert->setInt(1, -7);
+        insert->setInt64(2, std::numeric_limits<int64_t>::min());
+        insert->setUInt64(3, std::numeric_limits<uint64_t>::max());
+        insert->setDouble(4, 2.5);
+        insert->setBoolean(5, true);
+        insert->setString(6, text);
+        CHECK(insert->executeUpdate() == 1);
+        CHECK(insert->lastInsertId() == 1);
+        for (uint32_t i = 1; i <= 6; i++) insert->setNull(i);
+        CHECK(insert->executeUpdate() == 1);
+        CHECK(stmt->executeUpdate("UPDATE cpp_roundtrip SET i = i + 1 WHERE id = 1") == 1);
+
+        std::unique_ptr<vs::ResultSet> rs(
+            stmt->executeQuery("SELECT id, i, big, u, d, flag, s FROM cpp_roundtrip ORDER BY id"));
+        CHECK(rs->rowsCount() == 2);
+        CHECK(rs->getColumnCount() == 7);
+        CHECK(rs->findColumn("s") == 7);
+        CHECK(rs->next());
+        CHECK(rs->getInt64("id") == 1);
+        CHECK(rs->getInt(2) == -6);
+        CHECK(rs->getInt("I") == -6);
+        CHECK(rs->getInt64("big") == std::numeric_limits<int64_t>::min());
+        CHECK(rs->getUInt64("u") == std::numeric_limits<uint64_t>::max());
+        CHECK(std::fabs(rs->getDouble("d") - 2.5) < 1e-12);
+        CHECK(rs->getBoolean("flag"));
+        CHECK(rs->getString("s") == text);
+        CHECK(rs->getString(2) == "-6");
+        CHECK(!rs->isNull("s"));
+        CHECK(rs->next());
+        CHECK(rs->isNull(2) && rs->isNull("s"));
+        CHECK(rs->getInt(2) == 0 && rs->getString("s").empty() && !rs->getBoolean("flag"));
+        CHECK(!rs->next());
+
+        // setAutoCommit(false) opens a transaction; rollback undoes it.
+        conn->setAutoCommit(false);
+        CHECK(!conn->getAutoCommit());
+        stmt->executeUpdate("DELETE FROM cpp_roundtrip");
+        conn->rollback();
+        stmt->executeUpdate("UPDATE cpp_roundtrip SET i = 100 WHERE id = 1");
+        conn->commit();
+        conn->setAutoCommit(true);
+        std::unique_ptr<vs::ResultSet> after(
+            stmt->executeQuery("SELECT COUNT(*) AS n, MAX(i) AS top FROM cpp_roundtrip"));
+        CHECK(after->next());
+        CHECK(after->getInt("n") == 2 && after->getInt("top") == 100);
+    }
+    VsPoolStats stats = pool.stats();
+    CHECK(stats.in_use == 0);
+    CHECK(stats.checkouts == 1);
+
+    // Legacy API: GetConnection / ReleaseConnection, and a statement outliving its
+    // connection throws instead of crashing.
+    vs::Connection *conn = pool.GetConnection();
+    vs::Statement *late = conn->createStatement();
+    pool.ReleaseConnection(conn);
+    EXPECT_THROW(late->execute("SELECT 1"), e, CHECK(e.getSQLState() == "08003"));
+    delete late;
+    CHECK(pool.stats().in_use == 0);
+    std::printf("cpp roundtrip ok\n");
+    return 0;
+}
