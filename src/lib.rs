@@ -1,9 +1,13 @@
 //! ValueStor core: the `vs_conf.xml` configuration, a bounded MySQL connection pool,
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
+pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod ffi;
+pub mod fs;
 pub mod notify;
+
 pub mod pool;
 
 pub use config::{Config, ConfigError, DatabaseConfig, Secret};

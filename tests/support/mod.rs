@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mariadb;
+pub mod mount;
 pub mod native;
 
 pub use mariadb::MariaDb;

@@ -1,0 +1,888 @@
+//! The file catalog in MySQL: inodes, directory entries, symlink targets, extended
+//! attributes. Every change is one transaction; every statement is parameterised.
+//!
+//! Errors are [`CatalogError`]: an errno for what POSIX defines (`ENOENT`, `EEXIST`,
+//! `ENOTEMPTY`, ...) or a database failure, which the file system reports as `EIO`.
+
+mod schema;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mysql::prelude::Queryable;
+use mysql::{Transaction, TxOpts};
+
+pub use schema::{migrate, ROOT_INO, SCHEMA_VERSION};
+
+use crate::pool::{Pool, PoolError, PooledConn};
+
+/// Longest name of a directory entry, in bytes.
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target, in bytes.
+pub const SYMLINK_MAX: usize = 4095;
+/// Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
+pub const XATTR_SIZE_MAX: usize = 65536;
+
+/// What an inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Regular file.
+    File = 1,
+    /// Directory.
+    Directory = 2,
+    /// Symbolic link.
+    Symlink = 3,
+    /// Named pipe.
+    Fifo = 4,
+    /// Unix socket.
+    Socket = 5,
+    /// Character device.
+    CharDevice = 6,
+    /// Block device.
+    BlockDevice = 7,
+}
+
+/// An inode's attributes as stored; times are nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number (stable across mounts).
+    pub ino: u64,
+    /// File type.
+    pub kind: Kind,
+    /// Permission bits including set-id and sticky (07777).
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Number of links (directories: 2 + subdirectories).
+    pub nlink: u32,
+    /// Device number for device nodes.
+    pub rdev: u32,
+    /// Last access.
+    pub atime: i64,
+    /// Last content change.
+    pub mtime: i64,
+    /// Last status change.
+    pub ctime: i64,
+    /// Creation.
+    pub crtime: i64,
+}
+
+/// A node to create.
+#[derive(Debug, Clone)]
+pub struct NewNode<'a> {
+    /// Its type.
+    pub kind: Kind,
+    /// Permission bits (07777), umask already applied.
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number (device nodes only).
+    pub rdev: u32,
+    /// Target (symlinks only).
+    pub target: Option<&'a [u8]>,
+}
+
+/// One directory entry as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Position in the directory: stable, increasing, never reused.
+    pub cookie: u64,
+    /// Entry name.
+    pub name: Vec<u8>,
+    /// The inode it names.
+    pub ino: u64,
+    /// That inode's type.
+    pub kind: Kind,
+}
+
+/// Attribute changes for [`Catalog::set_attr`]; `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttrChange {
+    /// New permission bits.
+    pub perm: Option<u16>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<i64>,
+    /// New modification time.
+    pub mtime: Option<i64>,
+    /// New status change time.
+    pub ctime: Option<i64>,
+}
+
+/// Where `setxattr` may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrMode {
+    /// Create or replace.
+    Any,
+    /// Fail with `EEXIST` if present (XATTR_CREATE).
+    Create,
+    /// Fail with `ENODATA` if absent (XATTR_REPLACE).
+    Replace,
+}
+
+/// A rename variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameMode {
+    /// Replace the target if it exists.
+    Replace,
+    /// Fail with `EEXIST` if the target exists (RENAME_NOREPLACE).
+    NoReplace,
+    /// Swap source and target, which must both exist (RENAME_EXCHANGE).
+    Exchange,
+}
+
+/// Why a catalog operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CatalogError {
+    /// A POSIX error for the caller (ENOENT, EEXIST, ENOTEMPTY, ...).
+    #[error("errno {0}")]
+    Errno(i32),
+    /// The database failed or could not be reached.
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// The catalog over a connection pool.
+#[derive(Clone)]
+pub struct Catalog {
+    pool: Pool,
+}
+
+const ATTR_COLUMNS: &str =
+    "ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns";
+
+type AttrRow = (u64, u8, u16, u32, u32, u64, u32, u32, i64, i64, i64, i64);
+
+/// Times a transaction is retried after a deadlock or lock wait timeout.
+const DEADLOCK_RETRIES: usize = 5;
+
+impl Catalog {
+    /// A catalog using `pool`; call [`Catalog::migrate`] once before use.
+    pub fn new(pool: Pool) -> Catalog {
+        Catalog { pool }
+    }
+
+    /// The pool it uses.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Creates or upgrades the schema; the root directory is owned by `uid`/`gid`.
+    pub fn migrate(&self, uid: u32, gid: u32) -> Result<u32, CatalogError> {
+        let mut conn = self.pool.get()?;
+        let result = migrate(&mut conn, uid, gid);
+        note_broken(&mut conn, &result);
+        result
+    }
+
+    /// The attributes of `ino`.
+    pub fn get_attr(&self, ino: u64) -> Result<Attr, CatalogError> {
+        self.read(|conn| load_attr(conn, ino))
+    }
+
+    /// The inode named `name` in directory `parent`.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+        check_name(name)?;
+        self.read(|conn| {
+            let row: Option<AttrRow> = conn.exec_first(
+                format!(
+                    "SELECT {} FROM vs_dentries d JOIN vs_inodes i ON i.ino = d.child
+                     WHERE d.parent = ? AND d.name = ?",
+                    prefixed_columns("i")
+                ),
+                (parent, name),
+            )?;
+            row.map(attr_from_row)
+                .transpose()?
+                .ok_or(CatalogError::Errno(libc::ENOENT))
+        })
+    }
+
+    /// Creates `name` in `parent` as a new inode; `EEXIST` if the name is taken.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        node: &NewNode<'_>,
+    ) -> Result<Attr, CatalogError> {
+        check_name(name)?;
+        if let Some(target) = node.target {
+            if target.is_empty() || target.len() > SYMLINK_MAX {
+                return Err(CatalogError::Errno(libc::ENAMETOOLONG));
+            }
+        }
+        self.write(|tx| {
+            let dir = lock_dir(tx, parent)?;
+            let now = now_ns();
+            let is_dir = node.kind == Kind::Directory;
+            // Set-group-ID directories pass their group (and, to subdirectories, the bit) on.
+            let inherits_group = dir.perm & libc::S_ISGID as u16 != 0;
+            let gid = if inherits_group { dir.gid } else { node.gid };
+            let perm = if inherits_group && is_dir {
+                node.perm | libc::S_ISGID as u16
+            } else {
+                node.perm
+            };
+            tx.exec_drop(
+                "INSERT INTO vs_inodes
+                    (kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    node.kind as u8,
+                    perm,
+                    node.uid,
+                    gid,
+                    node.target.map_or(0, |t| t.len() as u64),
+                    if is_dir { 2u32 } else { 1 },
+                    node.rdev,
+                    now,
+                    now,
+                    now,
+                    now,
+                ),
+            )?;
+            let ino = tx.last_insert_id().ok_or_else(|| {
+                CatalogError::Database("INSERT into vs_inodes returned no id".into())
+            })?;
+            insert_entry(tx, parent, name, ino)?;
+            if let Some(target) = node.target {
+                tx.exec_drop(
+                    "INSERT INTO vs_symlinks (ino, target) VALUES (?, ?)",
+                    (ino, target),
+                )?;
+            }
+            tx.exec_drop(
+                "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = ?, nlink = nlink + ? WHERE ino = ?",
+                (now, now, u32::from(is_dir), parent),
+            )?;
+            load_attr(tx, ino)
+        })
+    }
+
+    /// Adds a hard link `newname` in `newparent` to `ino`; directories give `EPERM`.
+    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr, CatalogError> {
+        check_name(newname)?;
+        self.write(|tx| {
+            lock_dir(tx, newparent)?;
+            let attr = lock_inode(tx, ino)?;
+            if attr.kind == Kind::Directory {
+                return Err(CatalogError::Errno(libc::EPERM));
+            }
+            if attr.nlink == 0 {
+                return Err(CatalogError::Errno(libc::ENOENT));
+            }
+            insert_entry(tx, newparent, newname, ino)?;
+            let now = now_ns();
+            tx.exec_drop(
+                "UPDATE vs_inodes SET nlink = nlink + 1, ctime_ns = ? WHERE ino = ?",
+                (now, ino),
+            )?;
+            touch_dir(tx, newparent, now, 0)?;
+            load_attr(tx, ino)
+        })
+    }
+
+    /// Removes the non-directory entry `name`; returns the inode with its new link count
+    /// (at 0 the caller purges it once no handle has it open).
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+        check_name(name)?;
+        self.write(|tx| {
+            lock_dir(tx, parent)?;
+            let child = lock_entry(tx, parent, name)?;
+            if child.kind == Kind::Directory {
+                return Err(CatalogError::Errno(libc::EISDIR));
+            }
+            let now = now_ns();
+            delete_entry(tx, parent, name)?;
+            tx.exec_drop(
+                "UPDATE vs_inodes SET nlink = nlink - 1, ctime_ns = ? WHERE ino = ? AND nlink > 0",
+                (now, child.ino),
+            )?;
+            touch_dir(tx, parent, now, 0)?;
+            load_attr(tx, child.ino)
+        })
+    }
+
+    /// Removes the empty directory `name`; `ENOTEMPTY` if it has entries.
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<(), CatalogError> {
+        check_name(name)?;
+        self.write(|tx| {
+            lock_dir(tx, parent)?;
+            let child = lock_entry(tx, parent, name)?;
+            if child.kind != Kind::Directory {
+                return Err(CatalogError::Errno(libc::ENOTDIR));
+            }
+            ensure_empty(tx, child.ino)?;
+            delete_entry(tx, parent, name)?;
+            purge_rows(tx, child.ino)?;
+            touch_dir(tx, parent, now_ns(), -1)
+        })
+    }
+
+    /// Renames `parent/name` to `newparent/newname`. Returns the inode a replaced target
+    /// left behind with no links (the caller purges it once it is not open).
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+    ) -> Result<Option<u64>, CatalogError> {
+        check_name(name)?;
+        check_name(newname)?;
+        self.write(|tx| {
+            // Lock both directories in inode order so concurrent renames cannot deadlock.
+            let (first, second) = (parent.min(newparent), parent.max(newparent));
+            lock_dir(tx, first)?;
+            if second != first {
+                lock_dir(tx, second)?;
+            }
+            let source = lock_entry(tx, parent, name)?;
+            let target = match lock_entry(tx, newparent, newname) {
+                Ok(attr) => Some(attr),
+                Err(CatalogError::Errno(libc::ENOENT)) => None,
+                Err(err) => return Err(err),
+            };
+            let now = now_ns();
+            match (mode, target) {
+                (RenameMode::Exchange, None) => Err(CatalogError::Errno(libc::ENOENT)),
+                (RenameMode::Exchange, Some(target)) => {
+                    if source.kind == Kind::Directory {
+                        refuse_into_own_subtree(tx, source.ino, newparent)?;
+                    }
+                    if target.kind == Kind::Directory {
+                        refuse_into_own_subtree(tx, target.ino, parent)?;
+                    }
+                    set_child(tx, parent, name, target.ino)?;
+                    set_child(tx, newparent, newname, source.ino)?;
+                    if parent != newparent {
+                        let source_dir = i32::from(source.kind == Kind::Directory);
+                        let target_dir = i32::from(target.kind == Kind::Directory);
+                        touch_dir(tx, parent, now, target_dir - source_dir)?;
+                        touch_dir(tx, newparent, now, source_dir - target_dir)?;
+                    } else {
+                        touch_dir(tx, parent, now, 0)?;
+                    }
+                    touch_ctime(tx, &[source.ino, target.ino], now)?;
+                    Ok(None)
+                }
+                (RenameMode::NoReplace, Some(_)) => Err(CatalogError::Errno(libc::EEXIST)),
+                (_, target) => {
+                    if target.is_some_and(|t| t.ino == source.ino) {
+                        return Ok(None); // two links to one inode: POSIX says do nothing
+                    }
+                    if source.kind == Kind::Directory {
+                        refuse_into_own_subtree(tx, source.ino, newparent)?;
+                    }
+                    let mut orphan = None;
+                    let mut target_was_dir = false;
+                    if let Some(target) = target {
+                        match (
+                            source.kind == Kind::Directory,
+                            target.kind == Kind::Directory,
+                        ) {
+                            (true, false) => return Err(CatalogError::Errno(libc::ENOTDIR)),
+                            (false, true) => return Err(CatalogError::Errno(libc::EISDIR)),
+                            (true, true) => {
+                                ensure_empty(tx, target.ino)?;
+                                purge_rows(tx, target.ino)?;
+                                target_was_dir = true;
+                            }
+                            (false, false) => {
+                                tx.exec_drop(
+                                    "UPDATE vs_inodes SET nlink = nlink - 1, ctime_ns = ?
+                                     WHERE ino = ? AND nlink > 0",
+                                    (now, target.ino),
+                                )?;
+                                if target.nlink <= 1 {
+                                    orphan = Some(target.ino);
+                                }
+                            }
+                        }
+                        delete_entry(tx, newparent, newname)?;
+                    }
+                    tx.exec_drop(
+                        "UPDATE vs_dentries SET parent = ?, name = ? WHERE parent = ? AND name = ?",
+                        (newparent, newname, parent, name),
+                    )?;
+                    let moved_dir = i32::from(source.kind == Kind::Directory);
+                    if parent != newparent {
+                        touch_dir(tx, parent, now, -moved_dir)?;
+                        touch_dir(tx, newparent, now, moved_dir - i32::from(target_was_dir))?;
+                    } else {
+                        touch_dir(tx, parent, now, -i32::from(target_was_dir))?;
+                    }
+                    touch_ctime(tx, &[source.ino], now)?;
+                    Ok(orphan)
+                }
+            }
+        })
+    }
+
+    /// Entries of directory `dir` after position `after`, at most `limit`, in order.
+    pub fn read_dir(
+        &self,
+        dir: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DirEntry>, CatalogError> {
+        self.read(|conn| {
+            let rows: Vec<(u64, Vec<u8>, u64, u8)> = conn.exec(
+                "SELECT d.cookie, d.name, d.child, i.kind
+                 FROM vs_dentries d JOIN vs_inodes i ON i.ino = d.child
+                 WHERE d.parent = ? AND d.cookie > ? ORDER BY d.cookie LIMIT ?",
+                (dir, after, limit as u64),
+            )?;
+            rows.into_iter()
+                .map(|(cookie, name, ino, kind)| {
+                    Ok(DirEntry {
+                        cookie,
+                        name,
+                        ino,
+                        kind: kind_from(kind)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The parent of directory `dir` (the root is its own parent).
+    pub fn parent_of(&self, dir: u64) -> Result<u64, CatalogError> {
+        if dir == ROOT_INO {
+            return Ok(ROOT_INO);
+        }
+        self.read(|conn| {
+            let parent: Option<u64> = conn.exec_first(
+                "SELECT parent FROM vs_dentries WHERE child = ? LIMIT 1",
+                (dir,),
+            )?;
+            parent.ok_or(CatalogError::Errno(libc::ENOENT))
+        })
+    }
+
+    /// Writes changed attributes of `ino` and returns the result.
+    pub fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, CatalogError> {
+        self.write(|tx| {
+            lock_inode(tx, ino)?;
+            tx.exec_drop(
+                "UPDATE vs_inodes SET
+                    perm = COALESCE(?, perm), uid = COALESCE(?, uid), gid = COALESCE(?, gid),
+                    size = COALESCE(?, size), atime_ns = COALESCE(?, atime_ns),
+                    mtime_ns = COALESCE(?, mtime_ns), ctime_ns = COALESCE(?, ctime_ns)
+                 WHERE ino = ?",
+                (
+                    change.perm,
+                    change.uid,
+                    change.gid,
+                    change.size,
+                    change.atime,
+                    change.mtime,
+                    change.ctime,
+                    ino,
+                ),
+            )?;
+            load_attr(tx, ino)
+        })
+    }
+
+    /// The target of symlink `ino`.
+    pub fn read_link(&self, ino: u64) -> Result<Vec<u8>, CatalogError> {
+        self.read(|conn| {
+            let target: Option<Vec<u8>> =
+                conn.exec_first("SELECT target FROM vs_symlinks WHERE ino = ?", (ino,))?;
+            target.ok_or(CatalogError::Errno(libc::EINVAL))
+        })
+    }
+
+    /// Sets extended attribute `name` of `ino`.
+    pub fn set_xattr(
+        &self,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), CatalogError> {
+        check_xattr_name(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(CatalogError::Errno(libc::E2BIG));
+        }
+        self.write(|tx| {
+            lock_inode(tx, ino)?;
+            let exists: Option<u8> = tx.exec_first(
+                "SELECT 1 FROM vs_xattrs WHERE ino = ? AND name = ? FOR UPDATE",
+                (ino, name),
+            )?;
+            match (mode, exists.is_some()) {
+                (XattrMode::Create, true) => return Err(CatalogError::Errno(libc::EEXIST)),
+                (XattrMode::Replace, false) => return Err(CatalogError::Errno(libc::ENODATA)),
+                _ => {}
+            }
+            tx.exec_drop(
+                "INSERT INTO vs_xattrs (ino, name, value) VALUES (?, ?, ?)
+                 ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                (ino, name, value),
+            )?;
+            touch_ctime(tx, &[ino], now_ns())
+        })
+    }
+
+    /// The value of extended attribute `name` of `ino`; `ENODATA` if absent.
+    pub fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, CatalogError> {
+        check_xattr_name(name)?;
+        self.read(|conn| {
+            let value: Option<Vec<u8>> = conn.exec_first(
+                "SELECT value FROM vs_xattrs WHERE ino = ? AND name = ?",
+                (ino, name),
+            )?;
+            value.ok_or(CatalogError::Errno(libc::ENODATA))
+        })
+    }
+
+    /// The names of the extended attributes of `ino`.
+    pub fn list_xattrs(&self, ino: u64) -> Result<Vec<Vec<u8>>, CatalogError> {
+        self.read(|conn| {
+            Ok(conn.exec(
+                "SELECT name FROM vs_xattrs WHERE ino = ? ORDER BY name",
+                (ino,),
+            )?)
+        })
+    }
+
+    /// Removes extended attribute `name` of `ino`; `ENODATA` if absent.
+    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<(), CatalogError> {
+        check_xattr_name(name)?;
+        self.write(|tx| {
+            tx.exec_drop(
+                "DELETE FROM vs_xattrs WHERE ino = ? AND name = ?",
+                (ino, name),
+            )?;
+            if tx.affected_rows() == 0 {
+                return Err(CatalogError::Errno(libc::ENODATA));
+            }
+            touch_ctime(tx, &[ino], now_ns())
+        })
+    }
+
+    /// Inodes no directory entry names any more (left by a crash or by open-unlinked files).
+    pub fn orphans(&self) -> Result<Vec<u64>, CatalogError> {
+        self.read(|conn| Ok(conn.exec("SELECT ino FROM vs_inodes WHERE nlink = 0", ())?))
+    }
+
+    /// Deletes an inode with no links left, with its symlink target and attributes.
+    pub fn purge(&self, ino: u64) -> Result<(), CatalogError> {
+        self.write(|tx| {
+            let attr = lock_inode(tx, ino)?;
+            if attr.nlink > 0 {
+                return Ok(()); // linked again (or never unlinked): keep it
+            }
+            purge_rows(tx, ino)
+        })
+    }
+
+    /// Runs `f` on a pooled connection without a transaction.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut conn = self.pool.get()?;
+        let result = f(&mut conn);
+        note_broken(&mut conn, &result);
+        result
+    }
+
+    /// Runs `f` in one transaction, retrying after deadlocks; commits on success.
+    fn write<T>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut conn = self.pool.get()?;
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let mut tx = conn.start_transaction(TxOpts::default())?;
+                let value = f(&mut tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            note_broken(&mut conn, &result);
+            match result {
+                Err(CatalogError::Database(ref message))
+                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    system_time_ns(SystemTime::now())
+}
+
+/// Nanoseconds since the epoch of `time` (negative before 1970).
+pub fn system_time_ns(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `ENAMETOOLONG` past 255 bytes, `EINVAL` for empty names or ones with `/` or NUL.
+pub fn check_name(name: &[u8]) -> Result<(), CatalogError> {
+    if name.len() > NAME_MAX {
+        return Err(CatalogError::Errno(libc::ENAMETOOLONG));
+    }
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+        return Err(CatalogError::Errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+fn check_xattr_name(name: &[u8]) -> Result<(), CatalogError> {
+    if name.is_empty() {
+        return Err(CatalogError::Errno(libc::EINVAL));
+    }
+    if name.len() > NAME_MAX {
+        return Err(CatalogError::Errno(libc::ERANGE));
+    }
+    Ok(())
+}
+
+impl From<PoolError> for CatalogError {
+    fn from(err: PoolError) -> CatalogError {
+        CatalogError::Database(err.to_string())
+    }
+}
+
+impl From<mysql::Error> for CatalogError {
+    fn from(err: mysql::Error) -> CatalogError {
+        CatalogError::Database(match &err {
+            mysql::Error::MySqlError(e) => format!("{} ({})", e.message, e.code),
+            other => other.to_string(),
+        })
+    }
+}
+
+fn is_retryable(message: &str) -> bool {
+    message.ends_with("(1213)") || message.ends_with("(1205)")
+}
+
+/// Marks the connection broken when the failure was a lost connection.
+fn note_broken<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
+    if let Err(CatalogError::Database(_)) = result {
+        // A cheap check: a live connection answers a ping; a dead one is discarded.
+        if conn.ping().is_err() {
+            conn.mark_broken();
+        }
+    }
+}
+
+fn prefixed_columns(alias: &str) -> String {
+    ATTR_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kind_from(value: u8) -> Result<Kind, CatalogError> {
+    Ok(match value {
+        1 => Kind::File,
+        2 => Kind::Directory,
+        3 => Kind::Symlink,
+        4 => Kind::Fifo,
+        5 => Kind::Socket,
+        6 => Kind::CharDevice,
+        7 => Kind::BlockDevice,
+        other => {
+            return Err(CatalogError::Database(format!(
+                "unknown inode kind {other} in catalog"
+            )))
+        }
+    })
+}
+
+fn attr_from_row(row: AttrRow) -> Result<Attr, CatalogError> {
+    let (ino, kind, perm, uid, gid, size, nlink, rdev, atime, mtime, ctime, crtime) = row;
+    Ok(Attr {
+        ino,
+        kind: kind_from(kind)?,
+        perm,
+        uid,
+        gid,
+        size,
+        nlink,
+        rdev,
+        atime,
+        mtime,
+        ctime,
+        crtime,
+    })
+}
+
+fn load_attr(conn: &mut impl Queryable, ino: u64) -> Result<Attr, CatalogError> {
+    let row: Option<AttrRow> = conn.exec_first(
+        format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ?"),
+        (ino,),
+    )?;
+    row.map(attr_from_row)
+        .transpose()?
+        .ok_or(CatalogError::Errno(libc::ENOENT))
+}
+
+fn lock_inode(tx: &mut Transaction<'_>, ino: u64) -> Result<Attr, CatalogError> {
+    let row: Option<AttrRow> = tx.exec_first(
+        format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ? FOR UPDATE"),
+        (ino,),
+    )?;
+    row.map(attr_from_row)
+        .transpose()?
+        .ok_or(CatalogError::Errno(libc::ENOENT))
+}
+
+/// Locks a directory row; `ENOTDIR` if it is not one, `ENOENT` if it was removed.
+fn lock_dir(tx: &mut Transaction<'_>, dir: u64) -> Result<Attr, CatalogError> {
+    let attr = lock_inode(tx, dir)?;
+    if attr.kind != Kind::Directory {
+        return Err(CatalogError::Errno(libc::ENOTDIR));
+    }
+    if attr.nlink == 0 {
+        return Err(CatalogError::Errno(libc::ENOENT));
+    }
+    Ok(attr)
+}
+
+/// Locks the entry `parent/name` and its inode.
+fn lock_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+    let child: Option<u64> = tx.exec_first(
+        "SELECT child FROM vs_dentries WHERE parent = ? AND name = ? FOR UPDATE",
+        (parent, name),
+    )?;
+    let child = child.ok_or(CatalogError::Errno(libc::ENOENT))?;
+    lock_inode(tx, child)
+}
+
+fn insert_entry(
+    tx: &mut Transaction<'_>,
+    parent: u64,
+    name: &[u8],
+    child: u64,
+) -> Result<(), CatalogError> {
+    match tx.exec_drop(
+        "INSERT INTO vs_dentries (parent, name, child) VALUES (?, ?, ?)",
+        (parent, name, child),
+    ) {
+        Err(mysql::Error::MySqlError(e)) if e.code == 1062 => {
+            Err(CatalogError::Errno(libc::EEXIST))
+        }
+        other => Ok(other?),
+    }
+}
+
+fn delete_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<(), CatalogError> {
+    tx.exec_drop(
+        "DELETE FROM vs_dentries WHERE parent = ? AND name = ?",
+        (parent, name),
+    )?;
+    Ok(())
+}
+
+fn set_child(
+    tx: &mut Transaction<'_>,
+    parent: u64,
+    name: &[u8],
+    child: u64,
+) -> Result<(), CatalogError> {
+    tx.exec_drop(
+        "UPDATE vs_dentries SET child = ? WHERE parent = ? AND name = ?",
+        (child, parent, name),
+    )?;
+    Ok(())
+}
+
+fn ensure_empty(tx: &mut Transaction<'_>, dir: u64) -> Result<(), CatalogError> {
+    let any: Option<u8> = tx.exec_first(
+        "SELECT 1 FROM vs_dentries WHERE parent = ? LIMIT 1 FOR UPDATE",
+        (dir,),
+    )?;
+    match any {
+        Some(_) => Err(CatalogError::Errno(libc::ENOTEMPTY)),
+        None => Ok(()),
+    }
+}
+
+/// Updates a directory's times and adjusts its link count by `nlink_delta`.
+fn touch_dir(
+    tx: &mut Transaction<'_>,
+    dir: u64,
+    now: i64,
+    nlink_delta: i32,
+) -> Result<(), CatalogError> {
+    tx.exec_drop(
+        "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = ?, nlink = CAST(nlink AS SIGNED) + ?
+         WHERE ino = ?",
+        (now, now, nlink_delta, dir),
+    )?;
+    Ok(())
+}
+
+fn touch_ctime(tx: &mut Transaction<'_>, inos: &[u64], now: i64) -> Result<(), CatalogError> {
+    for ino in inos {
+        tx.exec_drop(
+            "UPDATE vs_inodes SET ctime_ns = ? WHERE ino = ?",
+            (now, ino),
+        )?;
+    }
+    Ok(())
+}
+
+fn purge_rows(tx: &mut Transaction<'_>, ino: u64) -> Result<(), CatalogError> {
+    tx.exec_drop("DELETE FROM vs_xattrs WHERE ino = ?", (ino,))?;
+    tx.exec_drop("DELETE FROM vs_symlinks WHERE ino = ?", (ino,))?;
+    tx.exec_drop("DELETE FROM vs_inodes WHERE ino = ?", (ino,))?;
+    Ok(())
+}
+
+/// `EINVAL` if `dir` is `target_parent` or one of its ancestors.
+fn refuse_into_own_subtree(
+    tx: &mut Transaction<'_>,
+    dir: u64,
+    target_parent: u64,
+) -> Result<(), CatalogError> {
+    let mut current = target_parent;
+    // Bounded by the tree depth; a cycle would be corruption, so give up after many steps.
+    for _ in 0..100_000 {
+        if current == dir {
+            return Err(CatalogError::Errno(libc::EINVAL));
+        }
+        if current == ROOT_INO {
+            return Ok(());
+        }
+        let parent: Option<u64> = tx.exec_first(
+            "SELECT parent FROM vs_dentries WHERE child = ? LIMIT 1",
+            (current,),
+        )?;
+        match parent {
+            Some(parent) => current = parent,
+            None => return Ok(()),
+        }
+    }
+    Err(CatalogError::Database(
+        "directory tree deeper than 100000 levels".into(),
+    ))
+}

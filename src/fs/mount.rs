@@ -1,0 +1,96 @@
+//! Mounting: the mount options the server uses, and a mounted session that unmounts when
+//! dropped (lazily, if the mount is busy).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+
+use super::VsFs;
+
+/// Worker threads serving FUSE requests: enough to overlap catalog round trips.
+const FUSE_THREADS: usize = 4;
+
+/// Mount options: kernel permission checks, `allow_other` when running as root, a
+/// multi-threaded session with one device descriptor per thread.
+pub fn mount_config() -> Config {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("valuestor".into()),
+        MountOption::Subtype("valuestor".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        config.acl = SessionACL::All;
+        config.mount_options.push(MountOption::Dev);
+        config.mount_options.push(MountOption::Suid);
+    }
+    config.n_threads = Some(FUSE_THREADS);
+    config.clone_fd = true;
+    config
+}
+
+/// A mounted file system served by background threads; unmounted on drop.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Mounts `fs` at `mountpoint` (an existing directory) and serves it in the background.
+    pub fn spawn(fs: VsFs, mountpoint: &Path) -> io::Result<Mounted> {
+        let session = fuser::spawn_mount(fs, mountpoint, &mount_config())?;
+        Ok(Mounted {
+            session: Some(session),
+            mountpoint: mountpoint.to_path_buf(),
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the session to end; a busy mount is detached lazily.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.unmount_now()
+    }
+
+    fn unmount_now(&mut self) -> io::Result<()> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        match session.umount_and_join() {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                lazy_unmount(&self.mountpoint);
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(err) = self.unmount_now() {
+            log::warn!("unmounting {}: {err}", self.mountpoint.display());
+        }
+    }
+}
+
+/// Detaches a mount even if it is busy or its server is gone (`ENOTCONN`).
+pub fn lazy_unmount(mountpoint: &Path) {
+    let Ok(path) = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated path; MNT_DETACH only needs privilege, which root has.
+    let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    if rc != 0 {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-uz")
+            .arg(mountpoint)
+            .status();
+    }
+}
