@@ -15,6 +15,8 @@ use super::{pool_options, MariaDb};
 pub struct MountedFs {
     // Declared first: dropped (unmounted) before the database and directories go.
     mounted: Option<Mounted>,
+    /// A size-limited tmpfs mounted on the cache folder, if any.
+    small_cache: bool,
     pool: Pool,
     root: tempfile::TempDir,
     /// The database; tests may kill and restart it.
@@ -43,10 +45,35 @@ impl MountedFs {
         std::fs::create_dir(root.path().join("mnt")).unwrap();
         let mut fs = MountedFs {
             mounted: None,
+            small_cache: false,
             pool,
             root,
             db,
         };
+        fs.mount();
+        fs
+    }
+
+    /// Like `start`, with the cache folder on a tmpfs of `bytes` bytes (needs root).
+    pub fn start_with_small_cache(bytes: u64) -> MountedFs {
+        let mut fs = MountedFs::start();
+        fs.unmount();
+        let cache = fs.cache_dir();
+        std::fs::remove_dir_all(&cache).unwrap();
+        std::fs::create_dir(&cache).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes}"),
+                "vs-test-cache",
+            ])
+            .arg(&cache)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs cache needs root");
+        fs.small_cache = true;
         fs.mount();
         fs
     }
@@ -90,5 +117,14 @@ impl MountedFs {
     pub fn remount(&mut self) {
         self.unmount();
         self.mount();
+    }
+}
+
+impl Drop for MountedFs {
+    fn drop(&mut self) {
+        drop(self.mounted.take());
+        if self.small_cache {
+            valuestor::fs::lazy_unmount(&self.cache_dir());
+        }
     }
 }
