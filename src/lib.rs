@@ -9,6 +9,7 @@ pub mod fs;
 pub mod notify;
 
 pub mod pool;
+pub mod server;
 
 pub use config::{Config, ConfigError, DatabaseConfig, Secret};
 

@@ -106,6 +106,39 @@ impl VsFs {
     pub fn flush_all(&self) {
         self.shared.flush_dirty();
     }
+
+    /// A handle for reading statistics after the file system has been handed to a session.
+    pub fn stats_handle(&self) -> FsStatsHandle {
+        FsStatsHandle(Arc::clone(&self.shared))
+    }
+}
+
+/// Reads [`FsStats`] of a mounted file system.
+#[derive(Clone)]
+pub struct FsStatsHandle(Arc<Shared>);
+
+/// Counters of a mounted file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Open file handles.
+    pub open_handles: usize,
+    /// Inodes with sizes or times not yet saved to the catalog.
+    pub unsaved_inodes: usize,
+}
+
+impl FsStatsHandle {
+    /// Saves every unsaved size and time now (used when shutting down).
+    pub fn flush(&self) {
+        self.0.flush_dirty();
+    }
+
+    /// The current counters.
+    pub fn snapshot(&self) -> FsStats {
+        FsStats {
+            open_handles: self.0.handles.lock().len(),
+            unsaved_inodes: self.0.inodes.dirty_inodes().len(),
+        }
+    }
 }
 
 impl Drop for VsFs {

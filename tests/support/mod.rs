@@ -4,6 +4,7 @@
 pub mod mariadb;
 pub mod mount;
 pub mod native;
+pub mod server;
 
 pub use mariadb::MariaDb;
 
