@@ -15,6 +15,31 @@
 #include <stdint.h>
 
 /**
+ * Longest name of a directory entry, in bytes.
+ */
+#define NAME_MAX 255
+
+/**
+ * Longest symlink target, in bytes.
+ */
+#define SYMLINK_MAX 4095
+
+/**
+ * Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
+ */
+#define XATTR_SIZE_MAX 65536
+
+/**
+ * The schema version this build writes.
+ */
+#define SCHEMA_VERSION 1
+
+/**
+ * Inode number of the root directory.
+ */
+#define ROOT_INO 1
+
+/**
  * Version of the C ABI; bumped on every incompatible change.
  */
 #define VS_ABI_VERSION 1

@@ -266,7 +266,21 @@ impl Catalog {
                 "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = ?, nlink = nlink + ? WHERE ino = ?",
                 (now, now, u32::from(is_dir), parent),
             )?;
-            load_attr(tx, ino)
+            // Everything stored is known here: no need to read the row back.
+            Ok(Attr {
+                ino,
+                kind: node.kind,
+                perm,
+                uid: node.uid,
+                gid,
+                size: node.target.map_or(0, |t| t.len() as u64),
+                nlink: if is_dir { 2 } else { 1 },
+                rdev: node.rdev,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                crtime: now,
+            })
         })
     }
 

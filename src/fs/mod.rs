@@ -36,8 +36,10 @@ use crate::catalog::{
 };
 use inodes::Inodes;
 
-/// How long the kernel may cache entries and attributes.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache entries and attributes. The mounted server is the only
+/// writer of its catalog, and every change it makes is reported to the kernel in the reply,
+/// so the kernel's cache stays right for much longer than a second.
+const TTL: Duration = Duration::from_secs(30);
 /// How often unsaved sizes and times are written to the catalog.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Directory entries fetched from the catalog per round trip.
