@@ -222,65 +222,52 @@ impl Catalog {
                 return Err(CatalogError::Errno(libc::ENAMETOOLONG));
             }
         }
-        self.write(|tx| {
-            let dir = lock_dir(tx, parent)?;
-            let now = now_ns();
-            let is_dir = node.kind == Kind::Directory;
-            // Set-group-ID directories pass their group (and, to subdirectories, the bit) on.
-            let inherits_group = dir.perm & libc::S_ISGID as u16 != 0;
-            let gid = if inherits_group { dir.gid } else { node.gid };
-            let perm = if inherits_group && is_dir {
-                node.perm | libc::S_ISGID as u16
-            } else {
-                node.perm
-            };
-            tx.exec_drop(
-                "INSERT INTO vs_inodes
-                    (kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    node.kind as u8,
-                    perm,
-                    node.uid,
-                    gid,
-                    node.target.map_or(0, |t| t.len() as u64),
-                    if is_dir { 2u32 } else { 1 },
-                    node.rdev,
-                    now,
-                    now,
-                    now,
-                    now,
-                ),
-            )?;
-            let ino = tx.last_insert_id().ok_or_else(|| {
-                CatalogError::Database("INSERT into vs_inodes returned no id".into())
-            })?;
-            insert_entry(tx, parent, name, ino)?;
-            if let Some(target) = node.target {
-                tx.exec_drop(
-                    "INSERT INTO vs_symlinks (ino, target) VALUES (?, ?)",
-                    (ino, target),
-                )?;
+        let now = now_ns();
+        let mut attempt = 0;
+        let row: Option<(u64, u16, u32)> = loop {
+            let result = self.read(|conn| {
+                conn.exec_first_self_contained(
+                    "CALL vs_create_node(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        parent,
+                        name,
+                        node.kind as u8,
+                        node.perm,
+                        node.uid,
+                        node.gid,
+                        node.rdev,
+                        node.target,
+                        now,
+                    ),
+                )
+                .map_err(procedure_error)
+            });
+            match result {
+                Err(CatalogError::Database(ref message))
+                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                {
+                    attempt += 1;
+                }
+                other => break other?,
             }
-            tx.exec_drop(
-                "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = ?, nlink = nlink + ? WHERE ino = ?",
-                (now, now, u32::from(is_dir), parent),
-            )?;
-            // Everything stored is known here: no need to read the row back.
-            Ok(Attr {
-                ino,
-                kind: node.kind,
-                perm,
-                uid: node.uid,
-                gid,
-                size: node.target.map_or(0, |t| t.len() as u64),
-                nlink: if is_dir { 2 } else { 1 },
-                rdev: node.rdev,
-                atime: now,
-                mtime: now,
-                ctime: now,
-                crtime: now,
-            })
+        };
+        let (ino, perm, gid) =
+            row.ok_or_else(|| CatalogError::Database("vs_create_node returned no row".into()))?;
+        let is_dir = node.kind == Kind::Directory;
+        // Everything stored is known here: no need to read the row back.
+        Ok(Attr {
+            ino,
+            kind: node.kind,
+            perm,
+            uid: node.uid,
+            gid,
+            size: node.target.map_or(0, |t| t.len() as u64),
+            nlink: if is_dir { 2 } else { 1 },
+            rdev: node.rdev,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
         })
     }
 
@@ -689,6 +676,19 @@ impl From<mysql::Error> for CatalogError {
             mysql::Error::MySqlError(e) => format!("{} ({})", e.message, e.code),
             other => other.to_string(),
         })
+    }
+}
+
+/// Maps a procedure's signalled errno (and a duplicate name) to `CatalogError::Errno`.
+fn procedure_error(err: mysql::Error) -> CatalogError {
+    match &err {
+        mysql::Error::MySqlError(e) if e.code == 1062 => CatalogError::Errno(libc::EEXIST),
+        mysql::Error::MySqlError(e)
+            if e.code > schema::ERRNO_BASE && e.code < schema::ERRNO_BASE + 200 =>
+        {
+            CatalogError::Errno(i32::from(e.code - schema::ERRNO_BASE))
+        }
+        _ => err.into(),
     }
 }
 

@@ -6,7 +6,10 @@ use super::CatalogError;
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
+pub const ERRNO_BASE: u16 = 30000;
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
@@ -50,6 +53,50 @@ const V1: &[&str] = &[
     ) ENGINE=InnoDB",
 ];
 
+/// Version 2: creating a node in one round trip (the procedure runs its own transaction).
+const V2: &[&str] = &[
+    "DROP PROCEDURE IF EXISTS vs_create_node",
+    "CREATE PROCEDURE vs_create_node(
+        IN p_parent BIGINT UNSIGNED, IN p_name VARBINARY(255), IN p_kind TINYINT UNSIGNED,
+        IN p_perm SMALLINT UNSIGNED, IN p_uid INT UNSIGNED, IN p_gid INT UNSIGNED,
+        IN p_rdev INT UNSIGNED, IN p_target VARBINARY(4096), IN p_now BIGINT)
+    MODIFIES SQL DATA
+    BEGIN
+        DECLARE v_kind TINYINT UNSIGNED DEFAULT NULL;
+        DECLARE v_perm SMALLINT UNSIGNED;
+        DECLARE v_gid INT UNSIGNED;
+        DECLARE v_nlink INT UNSIGNED;
+        DECLARE v_ino BIGINT UNSIGNED;
+        DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+        START TRANSACTION;
+        SELECT kind, perm, gid, nlink INTO v_kind, v_perm, v_gid, v_nlink
+            FROM vs_inodes WHERE ino = p_parent FOR UPDATE;
+        IF v_kind IS NULL OR v_nlink = 0 THEN
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30002, MESSAGE_TEXT = 'no such directory';
+        END IF;
+        IF v_kind <> 2 THEN
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30020, MESSAGE_TEXT = 'not a directory';
+        END IF;
+        IF v_perm & 1024 <> 0 THEN
+            SET p_gid = v_gid;
+            IF p_kind = 2 THEN SET p_perm = p_perm | 1024; END IF;
+        END IF;
+        INSERT INTO vs_inodes
+            (kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns)
+            VALUES (p_kind, p_perm, p_uid, p_gid, COALESCE(LENGTH(p_target), 0),
+                    IF(p_kind = 2, 2, 1), p_rdev, p_now, p_now, p_now, p_now);
+        SET v_ino = LAST_INSERT_ID();
+        INSERT INTO vs_dentries (parent, name, child) VALUES (p_parent, p_name, v_ino);
+        IF p_target IS NOT NULL THEN
+            INSERT INTO vs_symlinks (ino, target) VALUES (v_ino, p_target);
+        END IF;
+        UPDATE vs_inodes SET mtime_ns = p_now, ctime_ns = p_now,
+            nlink = nlink + IF(p_kind = 2, 1, 0) WHERE ino = p_parent;
+        COMMIT;
+        SELECT v_ino, p_perm, p_gid;
+    END",
+];
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
 pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, CatalogError> {
     conn.query_drop(
@@ -88,8 +135,17 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
             ),
         )?;
         conn.exec_drop(
-            "INSERT INTO vs_schema_version (id, version) VALUES (1, ?)
+            "INSERT INTO vs_schema_version (id, version) VALUES (1, 1)
              ON DUPLICATE KEY UPDATE version = VALUES(version)",
+            (),
+        )?;
+    }
+    if current < 2 {
+        for statement in V2 {
+            conn.query_drop(statement)?;
+        }
+        conn.exec_drop(
+            "UPDATE vs_schema_version SET version = ? WHERE id = 1",
             (SCHEMA_VERSION,),
         )?;
     }

@@ -86,6 +86,24 @@ impl PooledConn {
         result
     }
 
+    /// Runs a statement that ends every transaction it starts (such as a stored procedure
+    /// that commits or rolls back itself) and returns its first row; unlike `exec_first`
+    /// for a `CALL`, the session is not assumed changed, so the return costs no round trip.
+    pub fn exec_first_self_contained<T, S, P>(
+        &mut self,
+        stmt: S,
+        params: P,
+    ) -> Result<Option<T>, mysql::Error>
+    where
+        T: mysql::prelude::FromRow,
+        S: AsStatement,
+        P: Into<Params>,
+    {
+        let result = self.managed_mut().conn.exec_first(stmt, params);
+        self.note(&result);
+        result
+    }
+
     /// Marks the connection unusable: it is closed instead of reused when given back.
     pub fn mark_broken(&mut self) {
         self.broken = true;
