@@ -83,3 +83,34 @@ fn create_maps_errors_and_inherits_set_group_id() {
     assert_eq!(catalog.lookup(ROOT_INO, evil).unwrap().ino, created.ino);
     assert!(catalog.get_attr(file.ino).is_ok(), "nothing was deleted");
 }
+
+#[test]
+fn directory_listing_pages_by_cookie_with_attributes() {
+    let db = MariaDb::start();
+    let catalog = catalog(&db);
+    let dir = catalog
+        .create(ROOT_INO, b"d", &node(Kind::Directory, 0o755))
+        .unwrap();
+    for i in 0..10 {
+        catalog
+            .create(
+                dir.ino,
+                format!("f{i}").as_bytes(),
+                &node(Kind::File, 0o644),
+            )
+            .unwrap();
+    }
+    let first = catalog.read_dir_plus(dir.ino, 0, 4).unwrap();
+    assert_eq!(first.len(), 4);
+    let rest = catalog
+        .read_dir_plus(dir.ino, first[3].0.cookie, 100)
+        .unwrap();
+    assert_eq!(rest.len(), 6);
+    let plain = catalog.read_dir(dir.ino, 0, 100).unwrap();
+    let plus: Vec<_> = first.iter().chain(&rest).collect();
+    assert_eq!(plain.len(), plus.len());
+    for (entry, (plus_entry, attr)) in plain.iter().zip(plus) {
+        assert_eq!(entry, plus_entry);
+        assert_eq!(*attr, catalog.get_attr(entry.ino).unwrap());
+    }
+}

@@ -459,6 +459,52 @@ impl Catalog {
         })
     }
 
+    /// Like [`Catalog::read_dir`], with each entry's attributes (for readdirplus).
+    pub fn read_dir_plus(
+        &self,
+        dir: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(DirEntry, Attr)>, CatalogError> {
+        self.read(|conn| {
+            let rows: Vec<mysql::Row> = conn.exec(
+                format!(
+                    "SELECT d.cookie, d.name, {} FROM vs_dentries d JOIN vs_inodes i ON i.ino = d.child
+                     WHERE d.parent = ? AND d.cookie > ? ORDER BY d.cookie LIMIT ?",
+                    prefixed_columns("i")
+                ),
+                (dir, after, limit as u64),
+            )?;
+            rows.into_iter()
+                .map(|mut row| {
+                    let cookie: u64 = column(&mut row, 0)?;
+                    let name: Vec<u8> = column(&mut row, 1)?;
+                    let attr = attr_from_row((
+                        column(&mut row, 2)?,
+                        column(&mut row, 3)?,
+                        column(&mut row, 4)?,
+                        column(&mut row, 5)?,
+                        column(&mut row, 6)?,
+                        column(&mut row, 7)?,
+                        column(&mut row, 8)?,
+                        column(&mut row, 9)?,
+                        column(&mut row, 10)?,
+                        column(&mut row, 11)?,
+                        column(&mut row, 12)?,
+                        column(&mut row, 13)?,
+                    ))?;
+                    let entry = DirEntry {
+                        cookie,
+                        name,
+                        ino: attr.ino,
+                        kind: attr.kind,
+                    };
+                    Ok((entry, attr))
+                })
+                .collect()
+        })
+    }
+
     /// The parent of directory `dir` (the root is its own parent).
     pub fn parent_of(&self, dir: u64) -> Result<u64, CatalogError> {
         if dir == ROOT_INO {
@@ -704,6 +750,16 @@ fn note_broken<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
             conn.mark_broken();
         }
     }
+}
+
+/// Takes column `index` of `row` as a `T`.
+fn column<T: mysql::prelude::FromValue>(
+    row: &mut mysql::Row,
+    index: usize,
+) -> Result<T, CatalogError> {
+    row.take_opt(index)
+        .ok_or_else(|| CatalogError::Database(format!("missing column {index}")))?
+        .map_err(|e| CatalogError::Database(format!("bad value in column {index}: {e}")))
 }
 
 fn prefixed_columns(alias: &str) -> String {

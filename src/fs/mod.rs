@@ -268,6 +268,9 @@ impl Filesystem for VsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -696,6 +699,69 @@ impl Filesystem for VsFs {
                     entry.cookie + 2,
                     file_type(entry.kind),
                     name,
+                ) {
+                    return reply.ok();
+                }
+                after = entry.cookie;
+            }
+            if exhausted {
+                return reply.ok();
+            }
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: fuser::ReplyDirectoryPlus,
+    ) {
+        // Same offsets as readdir; each entry carries its attributes, saving a lookup.
+        let shared = &self.shared;
+        if offset < 2 {
+            let dots = shared.attr(ino.0).and_then(|dir| {
+                let parent = shared.catalog.parent_of(ino.0)?;
+                Ok((dir, shared.attr(parent)?))
+            });
+            let (dir, parent) = match dots {
+                Ok(dots) => dots,
+                Err(err) => return reply.error(catalog_errno(err)),
+            };
+            if offset < 1 && reply.add(ino, 1, ".", &TTL, &file_attr(&dir), Generation(0)) {
+                return reply.ok();
+            }
+            let parent_ino = INodeNo(parent.ino);
+            if reply.add(
+                parent_ino,
+                2,
+                "..",
+                &TTL,
+                &file_attr(&parent),
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+        }
+        let mut after = offset.saturating_sub(2);
+        loop {
+            let entries = match shared.catalog.read_dir_plus(ino.0, after, READDIR_BATCH) {
+                Ok(entries) => entries,
+                Err(err) => return reply.error(catalog_errno(err)),
+            };
+            let exhausted = entries.len() < READDIR_BATCH;
+            for (entry, attr) in entries {
+                let attr = shared.inodes.remember(attr);
+                let name = OsStr::from_bytes(&entry.name);
+                let offset = entry.cookie + 2;
+                if reply.add(
+                    INodeNo(entry.ino),
+                    offset,
+                    name,
+                    &TTL,
+                    &file_attr(&attr),
+                    Generation(0),
                 ) {
                     return reply.ok();
                 }
