@@ -15,31 +15,6 @@
 #include <stdint.h>
 
 /**
- * Longest name of a directory entry, in bytes.
- */
-#define NAME_MAX 255
-
-/**
- * Longest symlink target, in bytes.
- */
-#define SYMLINK_MAX 4095
-
-/**
- * Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
- */
-#define XATTR_SIZE_MAX 65536
-
-/**
- * The schema version this build writes.
- */
-#define SCHEMA_VERSION 1
-
-/**
- * Inode number of the root directory.
- */
-#define ROOT_INO 1
-
-/**
  * Version of the C ABI; bumped on every incompatible change.
  */
 #define VS_ABI_VERSION 1
@@ -251,6 +226,137 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Loads and validates the configuration file at `path` (NUL-terminated).
+ *
+ * On success `*out` receives a new config that the caller owns and frees with
+ * `vs_config_free` (pools opened from it do not need it afterwards). Returns
+ * `VS_ERR_CONFIG` for a missing, malformed or inconsistent file (the message names the
+ * key, value and line), `VS_ERR_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum VsStatus vs_config_load(const char *path, struct VsConfig **out);
+
+/**
+ * Frees a config from `vs_config_load`; NULL is a no-op.
+ *
+ * # Safety
+ * `config` is NULL or a config from `vs_config_load` not yet freed.
+ */
+void vs_config_free(struct VsConfig *config);
+
+/**
+ * Runs `sql` (one or more statements, no result needed) and reports affected rows.
+ *
+ * `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
+ * when the server rejects the statement.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
+ * NULL or writable.
+ */
+enum VsStatus vs_conn_execute(struct VsConn *conn, const char *sql, uint64_t *affected_rows);
+
+/**
+ * Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
+ *
+ * On success `*out` receives a result the caller frees with `vs_result_free`; it stays
+ * valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
+ * writable.
+ */
+enum VsStatus vs_conn_query(struct VsConn *conn, const char *sql, struct VsResult **out);
+
+/**
+ * Checks that the server answers (COM_PING); `VS_ERR_SQL` if the connection is broken
+ * (it is then discarded when released).
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_ping(struct VsConn *conn);
+
+/**
+ * Makes `schema` the default database of this connection (restored when released).
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`; `schema` is NULL or NUL-terminated.
+ */
+enum VsStatus vs_conn_set_schema(struct VsConn *conn, const char *schema);
+
+/**
+ * Starts a transaction. A connection released inside one is rolled back.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_begin(struct VsConn *conn);
+
+/**
+ * Commits the current transaction.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_commit(struct VsConn *conn);
+
+/**
+ * Rolls back the current transaction.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_rollback(struct VsConn *conn);
+
+/**
+ * Prepares `sql` (with `?` placeholders) on this connection.
+ *
+ * On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
+ * outliving `vs_conn_release` is safe: executing it then fails with
+ * `VS_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
+ * writable.
+ */
+enum VsStatus vs_conn_prepare(struct VsConn *conn, const char *sql, struct VsStmt **out);
+
+/**
+ * Gives the connection back to its pool; NULL is a no-op.
+ *
+ * An open transaction is rolled back and locks released before reuse; a broken connection
+ * is discarded. Results already read stay valid; statements of this connection can no
+ * longer execute. Do not use `conn` after this call.
+ *
+ * # Safety
+ * `conn` is NULL or a connection from `vs_pool_get` not yet released.
+ */
+void vs_conn_release(struct VsConn *conn);
+
+/**
+ * The calling thread's last error message ("" after a success).
+ *
+ * The string is owned by the library and stays valid until this thread's next call into
+ * the library (other than `vs_last_*`). Never NULL.
+ */
+const char *vs_last_error(void);
+
+/**
+ * The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
+ * a server error.
+ */
+int vs_last_sql_error_code(void);
+
+/**
+ * The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
+ * error. Valid until this thread's next call into the library. Never NULL.
+ */
+const char *vs_last_sqlstate(void);
+
+/**
  * The ABI version this library implements; compare with `VS_ABI_VERSION` from the header.
  */
 uint32_t vs_abi_version(void);
@@ -390,6 +496,246 @@ int vs_last_sql_error_code(void);
  * error. Valid until this thread's next call into the library. Never NULL.
  */
 const char *vs_last_sqlstate(void);
+
+/**
+ * Opens a pool with the `Database*` settings of `config`.
+ *
+ * Returns at once even if the database is down (connections are opened in the background
+ * with backoff). On success `*out` receives a pool the caller owns and frees with
+ * `vs_pool_free`. `config` may be freed afterwards.
+ *
+ * # Safety
+ * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+ */
+enum VsStatus vs_pool_open(const struct VsConfig *config, struct VsPool **out);
+
+/**
+ * Takes a connection, waiting at most `timeout_ms` milliseconds (0: DatabaseTimeout).
+ *
+ * On success `*out` receives a connection the caller gives back with `vs_conn_release`.
+ * Never returns a broken or absent connection: `VS_ERR_TIMEOUT` when none became free in
+ * time, `VS_ERR_UNAVAILABLE` at once while the database is unreachable, `VS_ERR_CLOSED`
+ * after `vs_pool_close`.
+ *
+ * # Safety
+ * `pool` is NULL or a live `VsPool`; `out` is NULL or writable.
+ */
+enum VsStatus vs_pool_get(struct VsPool *pool, uint32_t timeout_ms, struct VsConn **out);
+
+/**
+ * Copies the pool's counters and gauges into `*out`.
+ *
+ * # Safety
+ * `pool` is NULL or a live `VsPool`; `out` is NULL or writable.
+ */
+enum VsStatus vs_pool_stats(const struct VsPool *pool, struct VsPoolStats *out);
+
+/**
+ * Closes the pool: waiting callers get `VS_ERR_CLOSED`, new gets are refused, idle
+ * connections close now and checked-out ones when released. NULL is a no-op. The handle
+ * must still be freed with `vs_pool_free`.
+ *
+ * # Safety
+ * `pool` is NULL or a live `VsPool`.
+ */
+void vs_pool_close(struct VsPool *pool);
+
+/**
+ * Frees a pool handle; NULL is a no-op.
+ *
+ * Connections still checked out keep the pool alive until they are released; then it
+ * closes. Do not use `pool` after this call.
+ *
+ * # Safety
+ * `pool` is NULL or a pool from `vs_pool_open` not yet freed.
+ */
+void vs_pool_free(struct VsPool *pool);
+
+/**
+ * Moves to the next row; `*has_row` is set to false after the last one.
+ *
+ * Text returned by `vs_result_get_text` for the previous row becomes invalid.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
+ */
+enum VsStatus vs_result_next(struct VsResult *result, bool *has_row);
+
+/**
+ * The number of columns; 0 for NULL or a statement without a result set.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`.
+ */
+uint32_t vs_result_column_count(const struct VsResult *result);
+
+/**
+ * The number of rows in the result; 0 for NULL.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`.
+ */
+uint64_t vs_result_row_count(const struct VsResult *result);
+
+/**
+ * Finds a column by name or label (ASCII case-insensitive); `*index` is 0-based.
+ *
+ * Returns `VS_ERR_INVALID_ARGUMENT` if no column has that name.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `name` is NULL or NUL-terminated; `index` is NULL
+ * or writable.
+ */
+enum VsStatus vs_result_column_index(const struct VsResult *result,
+                                     const char *name,
+                                     uint32_t *index);
+
+/**
+ * Sets `*is_null` to whether column `column` (0-based) of the current row is SQL NULL.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `is_null` is NULL or writable.
+ */
+enum VsStatus vs_result_is_null(const struct VsResult *result, uint32_t column, bool *is_null);
+
+/**
+ * Reads column `column` (0-based) of the current row as a signed 64-bit integer.
+ *
+ * `VS_ERR_TYPE` if the value is NULL or not an integer in range (text is parsed).
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+ */
+enum VsStatus vs_result_get_i64(const struct VsResult *result, uint32_t column, int64_t *out);
+
+/**
+ * Reads column `column` (0-based) of the current row as an unsigned 64-bit integer.
+ *
+ * `VS_ERR_TYPE` if the value is NULL, negative or not an integer in range.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+ */
+enum VsStatus vs_result_get_u64(const struct VsResult *result, uint32_t column, uint64_t *out);
+
+/**
+ * Reads column `column` (0-based) of the current row as a double.
+ *
+ * `VS_ERR_TYPE` if the value is NULL or not a number.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `out` is NULL or writable.
+ */
+enum VsStatus vs_result_get_f64(const struct VsResult *result, uint32_t column, double *out);
+
+/**
+ * Reads column `column` (0-based) of the current row as text (numbers and dates formatted).
+ *
+ * `*ptr` points to `*len` bytes followed by a NUL (the bytes may contain NULs for binary
+ * data). Owned by the result: valid until the next `vs_result_next` or `vs_result_free`.
+ * A SQL NULL gives an empty string; use `vs_result_is_null` to tell them apart.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `ptr` and `len` are NULL or writable.
+ */
+enum VsStatus vs_result_get_text(const struct VsResult *result,
+                                 uint32_t column,
+                                 const char **ptr,
+                                 size_t *len);
+
+/**
+ * Frees a result; NULL is a no-op. Text pointers from it become invalid.
+ *
+ * # Safety
+ * `result` is NULL or a result not yet freed.
+ */
+void vs_result_free(struct VsResult *result);
+
+/**
+ * Binds SQL NULL to parameter `index` (1-based).
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`.
+ */
+enum VsStatus vs_stmt_bind_null(struct VsStmt *stmt, uint32_t index);
+
+/**
+ * Binds a signed 64-bit integer to parameter `index` (1-based).
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`.
+ */
+enum VsStatus vs_stmt_bind_i64(struct VsStmt *stmt, uint32_t index, int64_t value);
+
+/**
+ * Binds an unsigned 64-bit integer to parameter `index` (1-based).
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`.
+ */
+enum VsStatus vs_stmt_bind_u64(struct VsStmt *stmt, uint32_t index, uint64_t value);
+
+/**
+ * Binds a double to parameter `index` (1-based).
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`.
+ */
+enum VsStatus vs_stmt_bind_f64(struct VsStmt *stmt, uint32_t index, double value);
+
+/**
+ * Binds `len` bytes of text at `ptr` to parameter `index` (1-based); the bytes are copied.
+ *
+ * `ptr` may be NULL only when `len` is 0 (the empty string).
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`; `ptr` is NULL or readable for `len` bytes.
+ */
+enum VsStatus vs_stmt_bind_text(struct VsStmt *stmt, uint32_t index, const char *ptr, size_t len);
+
+/**
+ * Binds `len` bytes at `ptr` (binary data) to parameter `index` (1-based); copied.
+ *
+ * `ptr` may be NULL only when `len` is 0.
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`; `ptr` is NULL or readable for `len` bytes.
+ */
+enum VsStatus vs_stmt_bind_bytes(struct VsStmt *stmt,
+                                 uint32_t index,
+                                 const uint8_t *ptr,
+                                 size_t len);
+
+/**
+ * Executes a statement that returns no rows (INSERT, UPDATE, DELETE, DDL).
+ *
+ * `affected_rows` and `last_insert_id` may be NULL. Every parameter must be bound
+ * (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution.
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`; the outputs are NULL or writable.
+ */
+enum VsStatus vs_stmt_execute_update(struct VsStmt *stmt,
+                                     uint64_t *affected_rows,
+                                     uint64_t *last_insert_id);
+
+/**
+ * Executes a query and reads its whole result (bounded by DatabaseMaxResultSize).
+ *
+ * On success `*out` receives a result the caller frees with `vs_result_free`.
+ *
+ * # Safety
+ * `stmt` is NULL or a live `VsStmt`; `out` is NULL or writable.
+ */
+enum VsStatus vs_stmt_execute_query(struct VsStmt *stmt, struct VsResult **out);
+
+/**
+ * Frees a statement; NULL is a no-op. Safe before or after its connection is released.
+ *
+ * # Safety
+ * `stmt` is NULL or a statement not yet freed.
+ */
+void vs_stmt_free(struct VsStmt *stmt);
 
 /**
  * Opens a pool with the `Database*` settings of `config`.

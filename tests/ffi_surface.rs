@@ -136,3 +136,18 @@ fn header_has_the_contract_names_and_status_values() {
         assert!(header.contains(&format!("{name}(")), "{name} missing");
     }
 }
+
+#[test]
+fn header_defines_only_vs_prefixed_macros() {
+    // Internal Rust constants (NAME_MAX, ROOT_INO, ...) must not leak into C programs, where
+    // they would clash with <limits.h> and the like.
+    for line in header().lines() {
+        if let Some(rest) = line.strip_prefix("#define ") {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            assert!(
+                name.starts_with("VS_") || name == "VALUESTOR_H",
+                "the header defines {name}, outside the VS_ namespace"
+            );
+        }
+    }
+}
