@@ -1,4 +1,4 @@
-//! Generates `include/valuestor.h` from the files in `src/ffi` with cbindgen (settings in `cbindgen.toml`).
+//! Generates `include/valuestor.h` from `src/ffi` with cbindgen (settings in `cbindgen.toml`).
 //!
 //! The header is committed; CI fails when the generated one differs. The file is rewritten
 //! only when its content changes, so its timestamp does not churn.
@@ -12,18 +12,11 @@ fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
-    // Only the C ABI module is exported: constants elsewhere in the crate (NAME_MAX and the
-    // like) are Rust internals and would clash with system headers.
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("read src/ffi")
-        .map(|entry| entry.expect("list src/ffi").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    sources.sort();
-    for source in sources {
-        builder = builder.with_src(source);
-    }
+    // Only the C ABI module (cbindgen follows its `mod` lines): constants elsewhere in the
+    // crate (NAME_MAX and the like) are Rust internals and would clash with system headers.
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"));
     let bindings = builder
         .generate()
         .expect("cbindgen can generate the header from src/ffi");

@@ -151,3 +151,18 @@ fn header_defines_only_vs_prefixed_macros() {
         }
     }
 }
+
+#[test]
+fn every_export_is_declared_exactly_once() {
+    let header = header();
+    for (name, _) in exported_functions() {
+        let declarations = header
+            .lines()
+            .filter(|line| {
+                !line.starts_with([' ', '/', '*', '#'])
+                    && (line.contains(&format!(" {name}(")) || line.contains(&format!("*{name}(")))
+            })
+            .count();
+        assert_eq!(declarations, 1, "{name} is declared {declarations} times");
+    }
+}
