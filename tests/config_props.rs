@@ -1,7 +1,9 @@
-//! Property tests for size parsing: round trips and no panics.
+//! Property tests: size parsing round trips, and the `vs_conf.xml` parser never panics on
+//! arbitrary input (free text, arbitrary values under every known key, and mutations of the
+//! legacy file); a rejected file always gets an error that says where.
 
 use proptest::prelude::*;
-use valuestor::config::parse_size;
+use valuestor::config::{known_keys, parse_size, Config, ConfigError};
 
 const UNITS: [(&str, u32); 6] = [
     ("", 0),
@@ -11,6 +13,23 @@ const UNITS: [(&str, u32); 6] = [
     ("T", 40),
     ("P", 50),
 ];
+
+const LEGACY: &str = include_str!("fixtures/legacy_vs_conf.xml");
+
+/// Parses `text`; a failure must carry a message and, for value errors, the key and line.
+fn parse_checked(text: &str) -> Result<(), TestCaseError> {
+    match Config::from_xml(text) {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            prop_assert!(!err.to_string().is_empty());
+            if let ConfigError::Value { key, line, .. } = &err {
+                prop_assert!(known_keys().contains(&key.as_str()), "unknown key {key}");
+                prop_assert!(*line >= 1, "value error without a line: {err}");
+            }
+            Ok(())
+        }
+    }
+}
 
 proptest! {
     #[test]
@@ -30,7 +49,43 @@ proptest! {
     }
 
     #[test]
-    fn parsing_never_panics(text in ".{0,40}") {
+    fn size_parsing_never_panics(text in ".{0,40}") {
         let _ = parse_size(&text);
+    }
+
+    #[test]
+    fn config_parser_never_panics_on_arbitrary_text(text in ".{0,400}") {
+        parse_checked(&text)?;
+    }
+
+    #[test]
+    fn config_parser_never_panics_on_arbitrary_values(
+        entries in proptest::collection::vec((0..known_keys().len(), ".{0,30}"), 0..12)
+    ) {
+        let mut text = String::from("<VSConf>\n");
+        for (key, value) in &entries {
+            let key = known_keys()[*key];
+            let value = value.replace('&', "&amp;").replace('<', "&lt;");
+            text.push_str(&format!("  <{key}>{value}</{key}>\n"));
+        }
+        text.push_str("</VSConf>\n");
+        parse_checked(&text)?;
+    }
+
+    #[test]
+    fn config_parser_never_panics_on_a_mutated_legacy_file(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)
+    ) {
+        let mut bytes = LEGACY.as_bytes().to_vec();
+        for (at, byte, kind) in edits {
+            let i = at.index(bytes.len().max(1));
+            match kind {
+                0 if !bytes.is_empty() => { bytes.remove(i.min(bytes.len() - 1)); }
+                1 => bytes.insert(i.min(bytes.len()), byte),
+                _ if !bytes.is_empty() => { let j = i.min(bytes.len() - 1); bytes[j] = byte; }
+                _ => {}
+            }
+        }
+        parse_checked(&String::from_utf8_lossy(&bytes))?;
     }
 }
