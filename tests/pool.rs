@@ -310,6 +310,151 @@ fn table_lock_is_released_on_return() {
         .expect("lock released when the connection came back");
 }
 
+/// Runs `sql` on the next connection of a one-connection pool and returns its single value.
+fn next_checkout_value<T: mysql::prelude::FromValue>(pool: &Pool, sql: &str) -> T {
+    let mut conn = pool.get().unwrap();
+    let value: Option<T> = conn.query_first(sql).unwrap();
+    value.expect("one row")
+}
+
+#[test]
+fn transaction_started_with_exec_drop_is_rolled_back_on_return() {
+    let db = MariaDb::start();
+    db.connect()
+        .query_drop("CREATE TABLE t (v INT) ENGINE=InnoDB")
+        .unwrap();
+    let pool = pool(&db, |o| o.max_size = 1);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.exec_drop("START TRANSACTION", ()).unwrap();
+        conn.exec_drop("INSERT INTO t VALUES (?)", (1,)).unwrap();
+    }
+    assert_eq!(
+        next_checkout_value::<i64>(&pool, "SELECT @@in_transaction"),
+        0
+    );
+    assert_eq!(
+        next_checkout_value::<i64>(&pool, "SELECT COUNT(*) FROM t"),
+        0
+    );
+}
+
+#[test]
+fn autocommit_off_set_with_exec_drop_is_restored_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    pool.get()
+        .unwrap()
+        .exec_drop("SET autocommit = 0", ())
+        .unwrap();
+    assert_eq!(next_checkout_value::<i64>(&pool, "SELECT @@autocommit"), 1);
+}
+
+#[test]
+fn statement_prepared_in_an_earlier_checkout_still_marks_the_session() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let statement = pool.get().unwrap().prep("SET autocommit = 0").unwrap();
+    // Same connection (pool of one): the statement is executed in a later checkout.
+    pool.get().unwrap().exec_drop(&statement, ()).unwrap();
+    assert_eq!(next_checkout_value::<i64>(&pool, "SELECT @@autocommit"), 1);
+}
+
+#[test]
+fn transaction_behind_a_select_in_a_multi_statement_query_is_rolled_back() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    pool.get()
+        .unwrap()
+        .query_drop("SELECT 1; START TRANSACTION")
+        .unwrap();
+    assert_eq!(
+        next_checkout_value::<i64>(&pool, "SELECT @@in_transaction"),
+        0
+    );
+}
+
+#[test]
+fn session_variable_and_temporary_table_are_reset_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let default_mode: String = next_checkout_value(&pool, "SELECT @@sql_mode");
+    {
+        let mut conn = pool.get().unwrap();
+        conn.query_drop("SET SESSION sql_mode = 'ANSI'").unwrap();
+        conn.query_drop("CREATE TEMPORARY TABLE scratch (v INT)")
+            .unwrap();
+    }
+    let mut conn = pool.get().unwrap();
+    let mode: Option<String> = conn.query_first("SELECT @@sql_mode").unwrap();
+    assert_eq!(mode, Some(default_mode));
+    let scratch: Result<Option<i64>, _> = conn.query_first("SELECT COUNT(*) FROM scratch");
+    assert!(scratch.is_err(), "temporary table survived the return");
+}
+
+#[test]
+fn open_handler_is_closed_on_return() {
+    let db = MariaDb::start();
+    db.connect().query_drop("CREATE TABLE t (v INT)").unwrap();
+    let pool = pool(&db, |o| o.max_size = 1);
+    pool.get().unwrap().query_drop("HANDLER t OPEN").unwrap();
+    let mut conn = pool.get().unwrap();
+    let read: Result<Vec<mysql::Row>, _> = conn.query("HANDLER t READ FIRST");
+    assert!(
+        read.is_err(),
+        "a handler opened by the previous caller is still open"
+    );
+}
+
+#[test]
+fn xa_transaction_closes_the_connection_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let first = {
+        let mut conn = pool.get().unwrap();
+        conn.query_drop("XA START 'leak'").unwrap();
+        conn.connection_id()
+    };
+    assert_eq!(pool.stats().closed_error, 1);
+    let mut conn = pool.get().unwrap();
+    assert_ne!(conn.connection_id(), first);
+    let in_tx: Option<i64> = conn.query_first("SELECT @@in_transaction").unwrap();
+    assert_eq!(in_tx, Some(0));
+}
+
+#[test]
+fn schema_changed_with_use_is_restored_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    pool.get().unwrap().query_drop("USE mysql").unwrap();
+    let schema: String = next_checkout_value(&pool, "SELECT DATABASE()");
+    assert_eq!(schema, db.database());
+}
+
+#[test]
+fn user_variable_is_cleared_on_return_with_reset_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.reset_on_return = true;
+    });
+    pool.get().unwrap().query_drop("SET @owner = 42").unwrap();
+    let owner: Option<i64> = next_checkout_value(&pool, "SELECT @owner");
+    assert_eq!(owner, None);
+}
+
+#[test]
+fn user_variable_is_kept_on_return_without_reset_on_return() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.reset_on_return = false;
+    });
+    pool.get().unwrap().query_drop("SET @owner = 42").unwrap();
+    let owner: Option<i64> = next_checkout_value(&pool, "SELECT @owner");
+    assert_eq!(owner, Some(42));
+}
+
 #[test]
 fn clean_return_costs_no_round_trip() {
     let db = MariaDb::start();

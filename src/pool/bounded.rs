@@ -40,3 +40,20 @@ pub fn row_bytes(row: &Row) -> u64 {
     }
     bytes
 }
+
+/// Reads every remaining row of every result set of `result` and returns the first error
+/// of any of them.
+///
+/// Dropping a `QueryResult` also reads the rest, but silently drops the errors of later
+/// statements of a multi-statement query; this does not.
+pub fn drain_checked<P: Protocol>(mut result: QueryResult<'_, '_, '_, P>) -> mysql::Result<()> {
+    let mut failure = None;
+    while let Some(set) = result.iter() {
+        for row in set {
+            if let Err(err) = row {
+                failure.get_or_insert(err);
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}

@@ -7,21 +7,33 @@ use std::time::Instant;
 use mysql::prelude::{AsStatement, Queryable};
 use mysql::{Binary, Params, QueryResult, Statement, Text};
 
+use super::bounded::drain_checked;
 use super::error::is_connection_error;
-use super::{Managed, Shared};
+use super::session::{statement_effects, SessionEffect};
+use super::stats::CloseReason;
+use super::{Managed, PoolOptions, Shared};
 
 /// A connection taken from a [`Pool`](super::Pool); dropping it gives it back.
 ///
-/// It implements [`Queryable`], so every `mysql` query helper works on it. Statements that
-/// may leave a transaction, a table lock or autocommit off behind (`BEGIN`, `LOCK TABLES`,
-/// `SET autocommit`, ...) mark the session, and it is cleaned with one round trip on return;
-/// a clean connection costs no round trip. An I/O error marks it broken: it is closed on
-/// return and its idle siblings are pinged before their next use.
+/// It implements [`Queryable`], so every `mysql` query helper works on it. Every statement
+/// text that goes through it (`query_*`, `prep`, `exec_*` with a text or a statement prepared
+/// on it) is judged for the session state it may leave behind (see
+/// [`statement_effects`](super::statement_effects)), and the connection is cleaned on return
+/// accordingly: `ROLLBACK; UNLOCK TABLES; SET autocommit = 1` after a transaction, lock or
+/// autocommit change; COM_RESET_CONNECTION after session variables, temporary tables,
+/// handlers, named locks or a procedure call; closed after XA or backup locks. A clean
+/// connection costs no round trip; a failed clean-up closes the connection. An I/O error
+/// marks it broken: it is closed on return and its idle siblings are pinged before their
+/// next use.
+///
+/// Not inspected: statements run through [`PooledConn::start_transaction`]'s
+/// `Transaction` (it commits or rolls back itself), [`PooledConn::exec_first_self_contained`],
+/// and whatever is done through [`PooledConn::as_conn_mut`] (which assumes the worst).
 pub struct PooledConn {
     managed: Option<Managed>,
     shared: Arc<Shared>,
     checked_out: Instant,
-    session_dirty: bool,
+    session: SessionEffect,
     broken: bool,
 }
 
@@ -31,7 +43,7 @@ impl PooledConn {
             managed: Some(managed),
             shared,
             checked_out,
-            session_dirty: false,
+            session: SessionEffect::None,
             broken: false,
         }
     }
@@ -42,10 +54,12 @@ impl PooledConn {
     }
 
     /// The underlying connection for calls `Queryable` does not cover; the session is then
-    /// assumed changed and is cleaned on return.
+    /// assumed changed in any way a reset undoes, and is reset on return.
     pub fn as_conn_mut(&mut self) -> &mut mysql::Conn {
-        self.session_dirty = true;
-        &mut self.managed_mut().conn
+        self.session = self.session.max(SessionEffect::Session);
+        let managed = self.managed_mut();
+        managed.schema_unknown();
+        &mut managed.conn
     }
 
     /// Starts a transaction; it rolls back when dropped without `commit`.
@@ -163,30 +177,58 @@ impl PooledConn {
         }
     }
 
-    /// Restores a session that may hold a transaction, lock or changed schema; false if it failed.
-    fn clean(managed: &mut Managed, dirty: bool, reset: bool, default: Option<&str>) -> bool {
-        let conn = &mut managed.conn;
-        if reset {
-            if conn.reset().is_err() {
-                return false;
+    /// Undoes what the session may hold so the next caller starts clean; on failure says
+    /// why the connection must be closed instead.
+    fn clean(
+        managed: &mut Managed,
+        session: SessionEffect,
+        options: &PoolOptions,
+    ) -> Result<(), CloseReason> {
+        let failed = |err: mysql::Error| {
+            if is_connection_error(&err) {
+                CloseReason::Broken
+            } else {
+                CloseReason::Error
             }
-            // COM_RESET_CONNECTION keeps the schema; nothing else to undo.
-        } else if dirty
-            && conn
-                .query_drop("ROLLBACK; UNLOCK TABLES; SET autocommit = 1")
-                .is_err()
-        {
-            return false;
+        };
+        let conn = &mut managed.conn;
+        match session {
+            SessionEffect::Discard => return Err(CloseReason::Error),
+            SessionEffect::Session => {
+                conn.reset().map_err(failed)?;
+                managed.stmt_effects.clear();
+            }
+            _ if options.reset_on_return => {
+                conn.reset().map_err(failed)?;
+                managed.stmt_effects.clear();
+            }
+            SessionEffect::Transaction => {
+                // One round trip; every statement's result is checked, not only the first.
+                let result = conn.query_iter("ROLLBACK; UNLOCK TABLES; SET autocommit = 1");
+                result.and_then(drain_checked).map_err(failed)?;
+            }
+            SessionEffect::None => {}
         }
+        // COM_RESET_CONNECTION keeps the schema: restore it separately.
         if managed.schema.is_some() {
-            if let Some(schema) = default {
-                if managed.conn.select_db(schema).is_err() {
-                    return false;
-                }
+            match options.database.as_deref() {
+                Some(schema) => managed.conn.select_db(schema).map_err(failed)?,
+                // No default schema to go back to.
+                None => return Err(CloseReason::Error),
             }
             managed.schema = None;
         }
-        true
+        Ok(())
+    }
+
+    /// Records what `sql` may leave behind before it runs (it may fail half-way).
+    fn mark(&mut self, sql: &str) -> SessionEffect {
+        let effects = statement_effects(sql);
+        self.session = self.session.max(effects.session);
+        if effects.schema {
+            self.managed_mut().schema_unknown();
+        }
+        effects.session
     }
 }
 
@@ -194,7 +236,7 @@ impl std::fmt::Debug for PooledConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledConn")
             .field("id", &self.managed.as_ref().map(|m| m.id))
-            .field("session_dirty", &self.session_dirty)
+            .field("session", &self.session)
             .field("broken", &self.broken)
             .finish()
     }
@@ -214,19 +256,12 @@ impl Drop for PooledConn {
         let Some(mut managed) = self.managed.take() else {
             return;
         };
-        let options = &self.shared.options;
-        let needs_cleaning =
-            self.session_dirty || options.reset_on_return || managed.schema.is_some();
-        let mut reusable = !self.broken;
-        if reusable && needs_cleaning {
-            reusable = Self::clean(
-                &mut managed,
-                self.session_dirty,
-                options.reset_on_return,
-                options.database.as_deref(),
-            );
-        }
-        self.shared.give_back(managed, self.checked_out, reusable);
+        let close = if self.broken {
+            Some(CloseReason::Broken)
+        } else {
+            Self::clean(&mut managed, self.session, &self.shared.options).err()
+        };
+        self.shared.give_back(managed, self.checked_out, close);
     }
 }
 
@@ -236,13 +271,10 @@ impl Queryable for PooledConn {
         query: Q,
     ) -> mysql::Result<QueryResult<'_, '_, '_, Text>> {
         let query = query.as_ref();
+        self.mark(query);
         let PooledConn {
-            managed,
-            session_dirty,
-            broken,
-            ..
+            managed, broken, ..
         } = self;
-        *session_dirty |= may_leave_session_state(query);
         let conn = &mut managed
             .as_mut()
             .expect("connection present until drop")
@@ -256,15 +288,22 @@ impl Queryable for PooledConn {
 
     fn prep<Q: AsRef<str>>(&mut self, query: Q) -> mysql::Result<Statement> {
         let query = query.as_ref();
-        self.session_dirty |= may_leave_session_state(query);
+        let effect = self.mark(query);
         let result = self.managed_mut().conn.prep(query);
         self.note(&result);
+        if let Ok(statement) = &result {
+            // Remembered by id: the statement may be executed again, in a later checkout.
+            self.managed_mut()
+                .remember_statement(statement.id(), effect);
+        }
         result
     }
 
     fn close(&mut self, stmt: Statement) -> mysql::Result<()> {
+        let id = stmt.id();
         let result = self.managed_mut().conn.close(stmt);
         self.note(&result);
+        self.managed_mut().stmt_effects.retain(|(s, _)| *s != id);
         result
     }
 
@@ -277,6 +316,10 @@ impl Queryable for PooledConn {
         S: AsStatement,
         P: Into<Params>,
     {
+        // A text is prepared through `Self::prep`, which judges it.
+        let statement = stmt.as_statement(self)?;
+        let effect = self.managed().statement_effect(statement.id());
+        self.session = self.session.max(effect);
         let PooledConn {
             managed, broken, ..
         } = self;
@@ -284,7 +327,7 @@ impl Queryable for PooledConn {
             .as_mut()
             .expect("connection present until drop")
             .conn;
-        let result = conn.exec_iter(stmt, params);
+        let result = conn.exec_iter(&*statement, params);
         if let Err(err) = &result {
             *broken |= is_connection_error(err);
         }
@@ -298,84 +341,11 @@ impl Queryable for PooledConn {
         P: Into<Params>,
         I: IntoIterator<Item = P>,
     {
-        let result = self.managed_mut().conn.exec_batch(stmt, params);
+        let statement = stmt.as_statement(self)?;
+        let effect = self.managed().statement_effect(statement.id());
+        self.session = self.session.max(effect);
+        let result = self.managed_mut().conn.exec_batch(&*statement, params);
         self.note(&result);
         result
-    }
-}
-
-/// Whether a statement may leave session state behind (transaction, lock, autocommit off).
-///
-/// Conservative and cheap: looks at the first keyword only (after blanks, comments and
-/// parentheses). A false positive costs one round trip on return; statements run through a
-/// [`mysql::Transaction`] need no marking because it commits or rolls back itself.
-pub fn may_leave_session_state(sql: &str) -> bool {
-    let keyword = first_keyword(sql);
-    const MARKERS: [&str; 7] = [
-        "BEGIN",
-        "START",
-        "LOCK",
-        "XA",
-        "SAVEPOINT",
-        "HANDLER",
-        "CALL",
-    ];
-    if MARKERS.iter().any(|m| keyword.eq_ignore_ascii_case(m)) {
-        return true;
-    }
-    keyword.eq_ignore_ascii_case("SET") && sql.to_ascii_lowercase().contains("autocommit")
-}
-
-/// The first word of a statement, skipping blanks, `/* */`, `-- ` and `#` comments and `(`.
-fn first_keyword(sql: &str) -> &str {
-    let mut rest = sql;
-    loop {
-        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-        if let Some(after) = trimmed.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, tail)| tail);
-        } else if trimmed.starts_with("-- ") || trimmed.starts_with('#') {
-            rest = trimmed.split_once('\n').map_or("", |(_, tail)| tail);
-        } else {
-            let end = trimmed
-                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .unwrap_or(trimmed.len());
-            return &trimmed[..end];
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transaction_and_lock_statements_mark_the_session() {
-        for sql in [
-            "BEGIN",
-            "  start transaction",
-            "/* tag */ LOCK TABLES t WRITE",
-            "-- note\nSET autocommit=0",
-            "set session AUTOCOMMIT = 0",
-            "XA START 'x'",
-            "savepoint a",
-            "(BEGIN)",
-        ] {
-            assert!(may_leave_session_state(sql), "{sql}");
-        }
-    }
-
-    #[test]
-    fn plain_statements_do_not_mark_the_session() {
-        for sql in [
-            "SELECT 1",
-            "INSERT INTO begin_log VALUES (1)",
-            "SET @x = 1",
-            "update t set v = 'BEGIN'",
-            "",
-            "/* unterminated",
-            "# only a comment",
-        ] {
-            assert!(!may_leave_session_state(sql), "{sql}");
-        }
     }
 }

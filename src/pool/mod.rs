@@ -15,13 +15,15 @@ mod bounded;
 mod conn;
 mod error;
 mod options;
+mod session;
 mod stats;
 
 pub use backoff::Backoff;
-pub use bounded::{collect_bounded, row_bytes};
-pub use conn::{may_leave_session_state, PooledConn};
+pub use bounded::{collect_bounded, drain_checked, row_bytes};
+pub use conn::PooledConn;
 pub use error::{is_connection_error, PoolError, SqlError};
 pub use options::{PoolOptions, StartPolicy};
+pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
 pub use stats::{CloseReason, PoolStats};
 
 use std::collections::{HashMap, VecDeque};
@@ -204,8 +206,33 @@ pub(crate) struct Managed {
     idle_limit: Option<Duration>,
     /// When it was last given back.
     idle_since: Instant,
-    /// The schema selected on it, when it differs from the default.
+    /// The schema selected on it, when it differs from the default (empty: unknown, after `USE`).
     pub(crate) schema: Option<String>,
+    /// Statements prepared on it whose text leaves session state, by statement id: executing
+    /// one again (in any checkout) marks the session.
+    pub(crate) stmt_effects: Vec<(u32, SessionEffect)>,
+}
+
+impl Managed {
+    /// Notes that the default schema may have changed to one the pool does not know.
+    pub(crate) fn schema_unknown(&mut self) {
+        self.schema = Some(String::new());
+    }
+
+    /// Remembers what a statement prepared on this connection may leave behind.
+    pub(crate) fn remember_statement(&mut self, id: u32, effect: SessionEffect) {
+        if effect != SessionEffect::None && self.statement_effect(id) == SessionEffect::None {
+            self.stmt_effects.push((id, effect));
+        }
+    }
+
+    /// What executing the prepared statement `id` may leave behind.
+    pub(crate) fn statement_effect(&self, id: u32) -> SessionEffect {
+        self.stmt_effects
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map_or(SessionEffect::None, |(_, effect)| *effect)
+    }
 }
 
 struct Checkout {
@@ -398,15 +425,20 @@ impl Shared {
         PooledConn::new(managed, Arc::clone(self), now)
     }
 
-    /// Takes back a connection from `PooledConn::drop`; `reusable` is false when it broke.
-    pub(crate) fn give_back(&self, mut managed: Managed, checked_out: Instant, reusable: bool) {
+    /// Takes back a connection from `PooledConn::drop`; `close` says why it cannot be reused.
+    pub(crate) fn give_back(
+        &self,
+        mut managed: Managed,
+        checked_out: Instant,
+        close: Option<CloseReason>,
+    ) {
         let now = Instant::now();
         let expired = managed.expires.is_some_and(|at| now >= at);
         let mut state = self.state.lock();
         state.stats.record_hold(now - checked_out);
         state.in_use.remove(&managed.id);
-        let reason = if !reusable {
-            Some(CloseReason::Broken)
+        let reason = if close.is_some() {
+            close
         } else if state.closed {
             Some(CloseReason::Error)
         } else if expired {
@@ -582,6 +614,7 @@ impl Shared {
             idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(fastrand::f64() * 0.1)),
             idle_since: now,
             schema: None,
+            stmt_effects: Vec::new(),
         }
     }
 
