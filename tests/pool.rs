@@ -117,6 +117,111 @@ fn returned_connection_goes_to_waiter_not_newcomer() {
 }
 
 #[test]
+fn get_returns_within_its_timeout_when_the_server_hangs() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.io_timeout = Duration::from_secs(30);
+        // Every hand-out pings, so the next get() meets the hung server.
+        o.ping_bypass = Duration::ZERO;
+    });
+    drop(pool.get().unwrap());
+    db.pause();
+    let started = Instant::now();
+    let result = pool.get_timeout(Duration::from_secs(1));
+    let waited = started.elapsed();
+    db.unpause();
+    assert!(
+        matches!(result, Err(PoolError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(1),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "blocked on the hung server for {waited:?} (io_timeout 30 s)"
+    );
+    // The ping finishes once the server runs again: the connection was not lost.
+    let mut conn = pool.get_timeout(Duration::from_secs(20)).unwrap();
+    let one: Option<i64> = conn.query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
+}
+
+#[test]
+fn waiter_keeps_its_place_when_its_connection_fails_the_ping() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.ping_bypass = Duration::ZERO;
+    });
+    let held = pool.get().unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for name in ["first", "second"] {
+        let (waiter_pool, order) = (pool.clone(), Arc::clone(&order));
+        threads.push(std::thread::spawn(move || {
+            let conn = waiter_pool.get_timeout(Duration::from_secs(30)).unwrap();
+            order.lock().unwrap().push(name);
+            drop(conn);
+        }));
+        let queued = threads.len() as u64;
+        await_condition(Duration::from_secs(10), "waiter queued", || {
+            pool.stats().waiters == queued
+        });
+    }
+    // The connection dies while held; its return costs no round trip, so only the ping
+    // before hand-out finds out, and the replacement must still go to the first waiter.
+    db.connect()
+        .query_drop(format!("KILL {}", held.connection_id()))
+        .unwrap();
+    drop(held);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec!["first", "second"]);
+    assert_eq!(pool.stats().closed_broken, 1);
+}
+
+#[test]
+fn close_during_a_hung_ping_wakes_the_waiter_and_hands_nothing_out() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.io_timeout = Duration::from_secs(30);
+        o.ping_bypass = Duration::ZERO;
+    });
+    drop(pool.get().unwrap());
+    db.pause();
+    let waiter_pool = pool.clone();
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let result = waiter_pool.get_timeout(Duration::from_secs(60));
+        (result.map(drop), started.elapsed())
+    });
+    await_condition(Duration::from_secs(10), "ping in flight", || {
+        pool.stats().validating == 1
+    });
+    pool.close();
+    let (result, waited) = waiter.join().unwrap();
+    db.unpause();
+    assert!(matches!(result, Err(PoolError::Closed)), "{result:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    await_condition(Duration::from_secs(30), "pinged connection closed", || {
+        pool.stats().validating == 0
+    });
+    let stats = pool.stats();
+    assert_eq!((stats.idle, stats.in_use, stats.checkouts), (0, 0, 1));
+}
+
+#[test]
 fn fail_fast_start_reports_connect_error_when_database_down() {
     let mut db = MariaDb::start();
     if !db.require_control() {

@@ -50,6 +50,8 @@ pub struct PoolStats {
     pub idle: u64,
     /// Connect attempts in flight now.
     pub connecting: u64,
+    /// Connections being pinged (or queued for a ping) before hand-out now.
+    pub validating: u64,
     /// Whether `get()` currently fails fast.
     pub unavailable: bool,
     /// Whether the pool is closed.

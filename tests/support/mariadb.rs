@@ -1,5 +1,5 @@
 //! A private MariaDB server for tests: its own data directory, a free loopback port,
-//! and `stop`, `kill` (SIGKILL) and `restart` on the same port and data.
+//! and `stop`, `kill` (SIGKILL), `pause` (SIGSTOP) and `restart` on the same port and data.
 //!
 //! Set `VS_TEST_MYSQL_URL` (e.g. `mysql://user:pw@127.0.0.1:3306/`) to use an existing
 //! server instead; such a server cannot be stopped or killed, so tests that need that
@@ -111,7 +111,29 @@ impl MariaDb {
         let server = self.private.as_mut().expect("stop needs a private server");
         if let Some(mut child) = server.child.take() {
             signal(&child, libc::SIGTERM);
+            // A paused server handles SIGTERM only once it runs again.
+            signal(&child, libc::SIGCONT);
             wait_or_kill(&mut child, STOP_TIMEOUT);
+        }
+    }
+
+    /// Freezes the server with SIGSTOP: connections stay open and connects are accepted by
+    /// the kernel, but nothing answers, as with a hung server. Undo with [`MariaDb::unpause`].
+    pub fn pause(&mut self) {
+        let server = self.private.as_mut().expect("pause needs a private server");
+        if let Some(child) = &server.child {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a server frozen by [`MariaDb::pause`] run again (SIGCONT).
+    pub fn unpause(&mut self) {
+        let server = self
+            .private
+            .as_mut()
+            .expect("unpause needs a private server");
+        if let Some(child) = &server.child {
+            signal(child, libc::SIGCONT);
         }
     }
 
