@@ -315,6 +315,48 @@ fn background_start_fails_fast_then_recovers_when_database_starts() {
 }
 
 #[test]
+fn connect_attempts_follow_the_backoff_schedule_while_the_database_is_down() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let base = Duration::from_millis(100);
+    let pool = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Background,
+        initial_size: 2,
+        max_connecting: 2,
+        // No jitter: every wait is exactly `base`, so the schedule allows at most one
+        // attempt per `base`, however many connector threads there are.
+        backoff: valuestor::pool::Backoff { base, cap: base },
+        max_attempts: 1_000_000,
+        ..pool_options(&db)
+    })
+    .expect("background start returns at once");
+    await_condition(Duration::from_secs(10), "first failed connect", || {
+        pool.stats().connect_failures >= 1
+    });
+    let before = pool.stats().connect_failures;
+    let started = Instant::now();
+    // The window under test: attempts happen on their own schedule, nothing to await.
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = pool.stats();
+    let window = started.elapsed();
+    let attempts = stats.connect_failures - before;
+    let allowed = (window.as_millis() / base.as_millis()) as u64 + 1;
+    assert!(
+        attempts <= allowed,
+        "{attempts} connect attempts in {window:?}: faster than one per {base:?}"
+    );
+    assert!(
+        attempts >= 5,
+        "only {attempts} attempts in {window:?}: the pool stopped retrying"
+    );
+    assert_eq!(stats.consecutive_failures, stats.connect_failures);
+    assert_eq!(stats.created, 0);
+}
+
+#[test]
 fn hot_connection_is_not_pinged_but_idle_one_is() {
     let db = MariaDb::start();
     let pool = pool(&db, |o| {

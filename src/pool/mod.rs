@@ -609,9 +609,14 @@ impl Shared {
         if state.total + state.connecting >= self.options.max_size {
             return false;
         }
+        if state.consecutive_failures > 0 && state.connecting > 0 {
+            // While connects fail, one attempt at a time: parallel connectors waking at the
+            // same backoff instant would retry faster than the schedule.
+            return false;
+        }
         if state.unavailable {
-            // One probe at a time while the database is unavailable.
-            return state.connecting == 0;
+            // One probe per backoff interval while the database is unavailable.
+            return true;
         }
         state.waiters.len() > state.connecting + state.validating
             || state.total + state.connecting < self.options.initial_size
@@ -690,15 +695,9 @@ impl Shared {
             after.closing.push(managed);
             return after;
         }
-        if state.consecutive_failures > 0 {
-            after.events.push(Event::Reachable {
-                failures: state.consecutive_failures,
-            });
+        if let Some(event) = self.note_connect_success(state) {
+            after.events.push(event);
         }
-        state.unavailable = false;
-        state.connect_requested = false;
-        state.consecutive_failures = 0;
-        state.last_error = None;
         state.total += 1;
         state.stats.created += 1;
         let managed = self.manage(conn, state);
@@ -708,12 +707,28 @@ impl Shared {
         after
     }
 
+    /// Ends a run of failures: available again, and no backoff left to wait (so the refill
+    /// to `initial_size` starts at once).
+    fn note_connect_success(&self, state: &mut State) -> Option<Event> {
+        let event = (state.consecutive_failures > 0).then_some(Event::Reachable {
+            failures: state.consecutive_failures,
+        });
+        state.unavailable = false;
+        state.connect_requested = false;
+        state.consecutive_failures = 0;
+        state.last_error = None;
+        state.next_attempt = Instant::now();
+        event
+    }
+
     fn on_connect_failed(&self, state: &mut State, message: String) -> Aftermath {
         let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         let delay = self.options.backoff.delay(state.consecutive_failures);
-        state.next_attempt = Instant::now() + delay;
+        // Never shorten a wait already scheduled (another connector's failure may have
+        // drawn a longer one).
+        state.next_attempt = state.next_attempt.max(Instant::now() + delay);
         after.events.push(Event::ConnectFailed {
             attempt: state.consecutive_failures,
             message: message.clone(),
@@ -856,5 +871,72 @@ impl Shared {
         self.connected.notify_all();
         drop(state);
         drop(closing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared::new(PoolOptions {
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(100),
+            },
+            max_size: 4,
+            initial_size: 3,
+            ..PoolOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_failure_never_shortens_a_scheduled_backoff() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let later = Instant::now() + Duration::from_secs(10);
+        state.next_attempt = later;
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert_eq!(state.next_attempt, later);
+    }
+
+    #[test]
+    fn a_failure_schedules_the_next_attempt_after_its_delay() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let before = Instant::now();
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert!(state.next_attempt >= before + Duration::from_millis(100));
+        assert_eq!(state.consecutive_failures, 1);
+        assert_eq!(state.last_error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn a_success_clears_the_backoff() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert!(state.next_attempt > Instant::now());
+        let event = shared.note_connect_success(&mut state);
+        assert!(matches!(event, Some(Event::Reachable { failures: 1 })));
+        assert!(state.next_attempt <= Instant::now());
+        assert_eq!(state.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn only_one_connect_at_a_time_while_connects_fail() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        // Two connections short of initial_size, one connect in flight.
+        state.total = 1;
+        state.connecting = 1;
+        assert!(
+            shared.wants_connect(&state),
+            "a second connect while healthy"
+        );
+        state.consecutive_failures = 1;
+        assert!(!shared.wants_connect(&state));
+        state.connecting = 0;
+        assert!(shared.wants_connect(&state));
     }
 }
