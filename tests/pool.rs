@@ -357,6 +357,38 @@ fn connect_attempts_follow_the_backoff_schedule_while_the_database_is_down() {
 }
 
 #[test]
+fn queued_waiter_fails_when_the_database_becomes_unavailable() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    db.stop();
+    let pool = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Background,
+        initial_size: 0,
+        max_attempts: 3,
+        backoff: valuestor::pool::Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(200),
+        },
+        ..pool_options(&db)
+    })
+    .expect("background start returns at once");
+    let started = Instant::now();
+    let result = pool.get_timeout(Duration::from_secs(30));
+    let waited = started.elapsed();
+    assert!(
+        matches!(result, Err(PoolError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    let stats = pool.stats();
+    assert_eq!((stats.fast_failures, stats.timeouts), (1, 0), "{stats:?}");
+    assert!(stats.connect_failures >= 3, "{stats:?}");
+    assert!(stats.wait_max >= Duration::from_millis(100), "{stats:?}");
+}
+
+#[test]
 fn hot_connection_is_not_pinged_but_idle_one_is() {
     let db = MariaDb::start();
     let pool = pool(&db, |o| {
@@ -669,6 +701,29 @@ fn close_wakes_waiters_and_refuses_new_gets() {
     drop(held);
     let stats = pool.stats();
     assert_eq!((stats.idle, stats.in_use), (0, 0));
+    // Closed because the pool closed, not because anything failed.
+    assert_eq!(
+        (
+            stats.closed_shutdown,
+            stats.closed_error,
+            stats.closed_broken
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn close_closes_idle_connections_as_shutdown() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 2);
+    let (a, b) = (pool.get().unwrap(), pool.get().unwrap());
+    drop((a, b));
+    pool.close();
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.idle, stats.closed_shutdown, stats.closed_error),
+        (0, 2, 0)
+    );
 }
 
 #[test]

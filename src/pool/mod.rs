@@ -473,7 +473,7 @@ impl Shared {
         match grant {
             Ok(managed) if state.closed => {
                 // Granted just before `close()`: a closed pool hands nothing out.
-                self.forget_locked(state, CloseReason::Error);
+                self.forget_locked(state, CloseReason::Shutdown);
                 self.settle(
                     state,
                     Aftermath {
@@ -532,7 +532,7 @@ impl Shared {
         let reason = if close.is_some() {
             close
         } else if state.closed {
-            Some(CloseReason::Error)
+            Some(CloseReason::Shutdown)
         } else if expired {
             Some(CloseReason::Lifetime)
         } else {
@@ -669,7 +669,7 @@ impl Shared {
         state.stats.pings += 1;
         let mut after = Aftermath::default();
         if state.closed {
-            self.forget_locked(state, CloseReason::Error);
+            self.forget_locked(state, CloseReason::Shutdown);
             after.closing.push(managed);
         } else if alive {
             managed.idle_since = Instant::now();
@@ -691,7 +691,7 @@ impl Shared {
             state.total += 1;
             state.stats.created += 1;
             let managed = self.manage(conn, state);
-            self.forget_locked(state, CloseReason::Error);
+            self.forget_locked(state, CloseReason::Shutdown);
             after.closing.push(managed);
             return after;
         }
@@ -864,7 +864,7 @@ impl Shared {
         closing.extend(queued);
         for _ in &closing {
             state.total -= 1;
-            state.stats.count_close(CloseReason::Error);
+            state.stats.count_close(CloseReason::Shutdown);
         }
         self.connector_wakeup.notify_all();
         self.reaper_wakeup.notify_all();
