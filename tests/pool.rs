@@ -673,7 +673,34 @@ fn oversized_result_is_an_error_and_connection_stays_usable() {
 }
 
 #[test]
-fn packet_over_max_allowed_packet_is_rejected() {
+fn plain_query_and_exec_are_bounded_too() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 1;
+        o.max_result_bytes = 4096;
+    });
+    let mut conn = pool.get().unwrap();
+    let rows: Result<Vec<String>, _> = conn.query("SELECT REPEAT('x', 1000) FROM seq_1_to_100");
+    let err = PoolError::from(rows.unwrap_err());
+    assert!(
+        matches!(err, PoolError::ResultTooLarge { limit: 4096 }),
+        "{err:?}"
+    );
+    let rows: Result<Vec<String>, _> =
+        conn.exec("SELECT REPEAT('x', ?) FROM seq_1_to_100", (1000,));
+    let err = PoolError::from(rows.unwrap_err());
+    assert!(
+        matches!(err, PoolError::ResultTooLarge { limit: 4096 }),
+        "{err:?}"
+    );
+    // The rest of the result was read: the connection is in step and not broken.
+    assert!(!conn.is_broken());
+    let small: Vec<String> = conn.query("SELECT REPEAT('x', 100)").unwrap();
+    assert_eq!(small.len(), 1);
+}
+
+#[test]
+fn packet_over_max_allowed_packet_is_rejected_with_its_limit() {
     let db = MariaDb::start();
     let pool = pool(&db, |o| {
         o.max_size = 1;
@@ -681,7 +708,31 @@ fn packet_over_max_allowed_packet_is_rejected() {
     });
     let mut conn = pool.get().unwrap();
     let result: Result<Option<String>, _> = conn.query_first("SELECT REPEAT('x', 1048576)");
-    assert!(result.is_err(), "a 1 MiB row passed a 64 KiB packet limit");
+    let err = PoolError::from(result.expect_err("a 1 MiB row passed a 64 KiB packet limit"));
+    assert!(
+        matches!(err, PoolError::ResultTooLarge { limit: 65536 }),
+        "{err:?}"
+    );
+    // The stream is out of step after a refused packet: the connection is not reused.
+    assert!(conn.is_broken());
+    drop(conn);
+    assert_eq!(pool.stats().closed_broken, 1);
+}
+
+#[test]
+fn error_of_a_later_statement_is_reported() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let mut conn = pool.get().unwrap();
+    let err = conn
+        .query_drop("SELECT 1; SELECT * FROM no_such_table")
+        .expect_err("the second statement failed");
+    assert!(
+        matches!(err, mysql::Error::MySqlError(ref e) if e.code == 1146),
+        "{err:?}"
+    );
+    let one: Option<i64> = conn.query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
 }
 
 #[test]

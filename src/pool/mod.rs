@@ -25,7 +25,7 @@ mod stats;
 pub use backoff::Backoff;
 pub use bounded::{collect_bounded, drain_checked, row_bytes};
 pub use conn::PooledConn;
-pub use error::{is_connection_error, PoolError, SqlError};
+pub use error::{is_connection_error, LimitExceeded, PoolError, SqlError};
 pub use options::{PoolOptions, StartPolicy};
 pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
 pub use stats::{CloseReason, PoolStats};
