@@ -105,13 +105,16 @@ fn returned_connection_goes_to_waiter_not_newcomer() {
         pool.stats().waiters == 1
     });
     drop(held);
+    // At once, on the releasing thread, which is running while the waiter still has to be
+    // scheduled: a pool that parked the connection and woke everyone would let this caller
+    // take it first.
+    let newcomer = pool.get_timeout(Duration::from_millis(50));
+    assert!(
+        matches!(newcomer, Err(PoolError::Timeout { .. })),
+        "the newcomer jumped the queue: {newcomer:?}"
+    );
     rx.recv_timeout(Duration::from_secs(10))
-        .expect("waiter served");
-    // The connection went to the waiter: a newcomer finds nothing.
-    assert!(matches!(
-        pool.get_timeout(Duration::from_millis(50)),
-        Err(PoolError::Timeout { .. })
-    ));
+        .expect("the waiter got the returned connection");
     waiter.thread().unpark();
     waiter.join().unwrap();
 }
@@ -788,17 +791,21 @@ fn workload_survives_database_kill_and_restart() {
             "CREATE TABLE hits (id INT AUTO_INCREMENT PRIMARY KEY, worker INT) ENGINE=InnoDB",
         )
         .unwrap();
+    const MAX_SIZE: usize = 2;
     let pool = pool(&db, |o| {
-        o.max_size = 2;
-        o.acquire_timeout = Duration::from_secs(5);
+        o.max_size = MAX_SIZE;
+        // Long enough for any restart: a caller waiting through the outage is served, so
+        // only statements in flight on the killed connections may fail.
+        o.acquire_timeout = Duration::from_secs(60);
         o.backoff.cap = Duration::from_millis(500);
         o.max_attempts = 1000;
     });
+    const THREADS: usize = 8;
     const PER_THREAD: usize = 100;
     let progress = Arc::new(AtomicUsize::new(0));
-    let errors = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(Mutex::new(Vec::new()));
     let (done_tx, done_rx) = mpsc::channel();
-    for worker in 0..8 {
+    for worker in 0..THREADS {
         let (pool, progress, errors, done) = (
             pool.clone(),
             progress.clone(),
@@ -818,9 +825,7 @@ fn workload_survives_database_kill_and_restart() {
                         completed += 1;
                         progress.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Err(e) => errors.lock().unwrap().push(e),
                 }
             }
             done.send(completed).unwrap();
@@ -831,13 +836,20 @@ fn workload_survives_database_kill_and_restart() {
     });
     db.kill();
     db.resume();
-    let mut total = 0;
-    for _ in 0..8 {
-        total += done_rx
-            .recv_timeout(Duration::from_secs(150))
-            .expect("a worker hung");
+    let mut finished = Vec::new();
+    for _ in 0..THREADS {
+        finished.push(
+            done_rx
+                .recv_timeout(Duration::from_secs(150))
+                .expect("a worker hung"),
+        );
     }
-    assert_eq!(total, 8 * PER_THREAD, "workers gave up");
+    assert_eq!(finished, vec![PER_THREAD; THREADS], "workers gave up");
+    let errors = errors.lock().unwrap();
+    assert!(
+        errors.len() <= MAX_SIZE,
+        "more failures than connections in flight at the kill: {errors:?}"
+    );
     let stats = pool.stats();
     assert!(
         stats.closed_broken >= 1,
@@ -907,34 +919,203 @@ fn random_stress_with_kills_never_deadlocks() {
 }
 
 #[test]
-fn password_never_appears_in_errors_or_debug() {
-    let mut db = MariaDb::start();
-    if !db.require_control() {
-        return;
-    }
+fn password_never_appears_in_errors_logs_or_debug() {
+    captured_log::install();
+    let db = MariaDb::start();
+    let secret = format!("wrong-secret-{:016x}", fastrand::u64(..));
     let options = PoolOptions {
-        password: "wrong-secret-password".into(),
+        password: secret.clone(),
         start_policy: StartPolicy::FailFast,
         ..pool_options(&db)
     };
-    assert!(!format!("{options:?}").contains("wrong-secret-password"));
-    let err = Pool::new(options).unwrap_err();
-    assert!(!err.to_string().contains("wrong-secret-password"), "{err}");
-    db.stop();
+    assert!(!format!("{options:?}").contains(&secret));
+    let err = Pool::new(options.clone()).unwrap_err();
+    assert!(!err.to_string().contains(&secret), "{err}");
+    assert!(!format!("{err:?}").contains(&secret), "{err:?}");
+    // A pool that keeps retrying logs its connect failures.
+    let pool = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Background,
+        max_attempts: 2,
+        ..options
+    })
+    .unwrap();
+    await_condition(Duration::from_secs(10), "unavailable", || {
+        pool.stats().unavailable
+    });
+    let err = pool.get().unwrap_err();
+    assert!(!err.to_string().contains(&secret), "{err}");
+    assert!(!format!("{pool:?}").contains(&secret));
+    let endpoint = format!("{}@{}:{}", db.user(), db.host(), db.port());
+    assert!(
+        !captured_log::containing(&endpoint).is_empty(),
+        "the connect failures were not logged, so the check below proves nothing"
+    );
+    let leaked = captured_log::containing(&secret);
+    assert!(leaked.is_empty(), "password logged: {leaked:?}");
 }
 
 #[test]
-fn stats_count_checkouts_and_hold_times() {
+fn stats_count_checkouts_waits_and_hold_times() {
     let db = MariaDb::start();
-    let pool = pool(&db, |_| {});
+    let pool = pool(&db, |o| o.max_size = 1);
     for _ in 0..3 {
         let c = pool.get().unwrap();
         assert_eq!(pool.stats().in_use, 1);
         drop(c);
     }
+    // One long hold, during which a second caller waits.
+    let held = pool.get().unwrap();
+    let waiter_pool = pool.clone();
+    let waiter = std::thread::spawn(move || {
+        drop(waiter_pool.get_timeout(Duration::from_secs(30)).unwrap());
+    });
+    await_condition(Duration::from_secs(10), "waiter queued", || {
+        pool.stats().waiters == 1
+    });
+    // The hold and the wait under test: time passing is what is measured.
+    std::thread::sleep(Duration::from_millis(50));
+    drop(held);
+    waiter.join().unwrap();
     let stats = pool.stats();
-    assert_eq!(stats.checkouts, 3);
-    assert_eq!(stats.in_use, 0);
+    assert_eq!(stats.checkouts, 5);
+    assert_eq!((stats.in_use, stats.waiters, stats.peak_waiters), (0, 0, 1));
     assert!(stats.created >= 1);
-    assert!(stats.hold_max <= stats.hold_total);
+    assert!(stats.hold_max >= Duration::from_millis(50), "{stats:?}");
+    assert!(stats.hold_total > stats.hold_max, "{stats:?}");
+    assert!(stats.wait_max >= Duration::from_millis(50), "{stats:?}");
+    assert!(stats.wait_total >= stats.wait_max, "{stats:?}");
+}
+
+#[test]
+fn connection_held_past_the_leak_threshold_is_logged_once_with_its_caller() {
+    captured_log::install();
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| {
+        o.max_size = 2;
+        o.leak_threshold = Duration::from_millis(200);
+    });
+    let (leaked, line) = (pool.get().unwrap(), line!());
+    let leaked_at = format!("taken at {}:{line}:", file!());
+    await_condition(Duration::from_secs(10), "leak logged", || {
+        !captured_log::containing(&leaked_at).is_empty()
+    });
+    // A second leak, taken after the first was reported: by the time it is reported too,
+    // the reaper has looked at the first one several more times.
+    let (second, line) = (pool.get().unwrap(), line!());
+    let second_at = format!("taken at {}:{line}:", file!());
+    await_condition(Duration::from_secs(10), "second leak logged", || {
+        !captured_log::containing(&second_at).is_empty()
+    });
+    let reports = captured_log::containing(&leaked_at);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].starts_with("WARN"), "{reports:?}");
+    assert!(
+        reports[0].contains(&format!("connection {} held", leaked.id())),
+        "{reports:?}"
+    );
+    drop((leaked, second));
+}
+
+#[test]
+fn no_more_connects_in_flight_than_max_connecting() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    // A hung server: the kernel accepts the TCP connections, the handshake never comes, so
+    // every connect stays in flight (io_timeout 30 s) and can be counted.
+    db.pause();
+    let pool = Pool::new(PoolOptions {
+        start_policy: StartPolicy::Background,
+        max_size: 6,
+        initial_size: 0,
+        max_connecting: 2,
+        io_timeout: Duration::from_secs(30),
+        ..pool_options(&db)
+    })
+    .unwrap();
+    let waiters: Vec<_> = (0..6)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.get_timeout(Duration::from_secs(3)).map(drop))
+        })
+        .collect();
+    let port = db.port();
+    await_condition(Duration::from_secs(10), "connects in flight", || {
+        pool.stats().waiters == 6 && client_sockets_to(port) >= 2
+    });
+    // Six callers want six connections; sample the sockets while they wait.
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        most = most.max(client_sockets_to(port));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let connecting = pool.stats().connecting;
+    db.unpause();
+    for w in waiters {
+        let _ = w.join().unwrap();
+    }
+    assert_eq!(most, 2, "connections opened at once to a hung server");
+    assert_eq!(connecting, 2);
+}
+
+/// Client-side TCP sockets to `port` on 127.0.0.1 that are connected or connecting, from
+/// `/proc/net/tcp` (the server's own ends have `port` as their local port instead).
+fn client_sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields
+                .get(2)
+                .and_then(|remote| remote.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            // 01 ESTABLISHED, 02 SYN_SENT.
+            remote_port == Some(port) && matches!(fields.get(3), Some(&"01") | Some(&"02"))
+        })
+        .count()
+}
+
+/// Every log record of this test binary, so tests can check what the pool logs.
+mod captured_log {
+    use std::sync::{Mutex, Once};
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+            LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// Installs the capturing logger (once per test binary), at every level.
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            log::set_logger(&Capture).expect("no other logger in this test binary");
+            log::set_max_level(log::LevelFilter::Trace);
+        });
+    }
+
+    /// The records so far that contain `needle`.
+    pub fn containing(needle: &str) -> Vec<String> {
+        let lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
 }
