@@ -119,10 +119,22 @@ impl MariaDb {
 
     /// Freezes the server with SIGSTOP: connections stay open and connects are accepted by
     /// the kernel, but nothing answers, as with a hung server. Undo with [`MariaDb::unpause`].
+    /// Returns once every thread of the server is stopped (a signal is delivered
+    /// asynchronously: a statement could still be answered just after `kill` returns).
     pub fn pause(&mut self) {
         let server = self.private.as_mut().expect("pause needs a private server");
         if let Some(child) = &server.child {
             signal(child, libc::SIGSTOP);
+            let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while !all_tasks_stopped(&tasks) {
+                assert!(
+                    Instant::now() < deadline,
+                    "mariadbd did not stop on SIGSTOP"
+                );
+                // The kernel gives no notification of another process stopping.
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
     }
 
@@ -419,6 +431,20 @@ fn create_user_and_database(port: u16, password: &str, database: &str) {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Whether every thread listed under `/proc/<pid>/task` is stopped (state `T`).
+fn all_tasks_stopped(tasks: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(tasks) else {
+        return false;
+    };
+    entries.flatten().all(|task| {
+        // The state follows the parenthesised command name, which may contain spaces.
+        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
