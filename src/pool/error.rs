@@ -1,6 +1,9 @@
 //! Errors the pool returns; messages name what failed and never carry the password.
 
+use std::io;
 use std::time::Duration;
+
+use mysql_common::proto::codec::error::PacketCodecError;
 
 /// Why a pool operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,15 +38,74 @@ pub enum PoolError {
     /// A statement failed on the server or the connection broke while running it.
     #[error("{0}")]
     Sql(#[from] SqlError),
-    /// A result set exceeded the configured byte limit.
-    #[error("result set larger than the configured limit of {limit} bytes")]
+    /// A result exceeded a configured byte limit: its rows together `max_result_bytes`, or
+    /// one packet `max_allowed_packet` (the connection is then closed on return).
+    #[error("result larger than the configured limit of {limit} bytes")]
     ResultTooLarge {
-        /// The configured limit in bytes.
+        /// The limit exceeded, in bytes.
         limit: u64,
     },
     /// Memory for a result could not be allocated.
     #[error("out of memory while reading a result")]
     OutOfMemory,
+}
+
+/// A read stopped at a configured bound.
+///
+/// [`PooledConn`](super::PooledConn)'s `Queryable` methods return it inside
+/// `mysql::Error::IoError` (the one `mysql::Error` variant that can carry it);
+/// `PoolError::from` turns it back into [`PoolError::ResultTooLarge`] or
+/// [`PoolError::OutOfMemory`], and [`LimitExceeded::find`] digs it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    /// The rows collected exceeded `max_result_bytes`; the rest were read and dropped, so
+    /// the connection stays usable.
+    #[error("result set larger than the configured limit of {limit} bytes")]
+    ResultBytes {
+        /// `max_result_bytes`.
+        limit: u64,
+    },
+    /// A packet from the server exceeded `max_allowed_packet`; the connection is out of
+    /// step and is closed on return.
+    #[error("packet larger than max_allowed_packet ({limit} bytes)")]
+    Packet {
+        /// `max_allowed_packet`.
+        limit: u64,
+    },
+    /// Memory for the rows could not be allocated.
+    #[error("out of memory while reading a result")]
+    OutOfMemory,
+}
+
+impl LimitExceeded {
+    /// Wraps the limit in a `mysql::Error`, as `Queryable` methods must return one.
+    pub fn into_mysql(self) -> mysql::Error {
+        let kind = match self {
+            LimitExceeded::OutOfMemory => io::ErrorKind::OutOfMemory,
+            _ => io::ErrorKind::Other,
+        };
+        mysql::Error::IoError(io::Error::new(kind, self))
+    }
+
+    /// The limit carried by `err`, if it is one.
+    pub fn find(err: &mysql::Error) -> Option<LimitExceeded> {
+        match err {
+            mysql::Error::IoError(e) => e.get_ref()?.downcast_ref::<LimitExceeded>().copied(),
+            _ => None,
+        }
+    }
+}
+
+/// Replaces the driver's "packet too large" (which does not say the limit) by
+/// [`LimitExceeded::Packet`] with the connection's `max_allowed_packet`.
+pub(crate) fn with_packet_limit(err: mysql::Error, limit: u64) -> mysql::Error {
+    match err {
+        mysql::Error::CodecError(PacketCodecError::PacketTooLarge)
+        | mysql::Error::DriverError(mysql::DriverError::PacketTooLarge) => {
+            LimitExceeded::Packet { limit }.into_mysql()
+        }
+        other => other,
+    }
 }
 
 /// A failed statement: the server's error code and SQLSTATE when it came from the server.
@@ -82,11 +144,14 @@ impl From<mysql::Error> for SqlError {
 
 impl From<mysql::Error> for PoolError {
     fn from(err: mysql::Error) -> PoolError {
-        match err {
-            mysql::Error::DriverError(mysql::DriverError::PacketTooLarge) => {
-                PoolError::ResultTooLarge { limit: 0 }
+        match LimitExceeded::find(&err) {
+            Some(LimitExceeded::ResultBytes { limit } | LimitExceeded::Packet { limit }) => {
+                PoolError::ResultTooLarge { limit }
             }
-            other => PoolError::Sql(other.into()),
+            Some(LimitExceeded::OutOfMemory) => PoolError::OutOfMemory,
+            // A packet error not seen by a `PooledConn` (so without its limit) stays an
+            // SQL error that says what happened and that the connection broke.
+            None => PoolError::Sql(err.into()),
         }
     }
 }
@@ -94,7 +159,11 @@ impl From<mysql::Error> for PoolError {
 /// Whether an error means the connection can no longer be used.
 pub fn is_connection_error(err: &mysql::Error) -> bool {
     match err {
-        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => true,
+        mysql::Error::IoError(_) => match LimitExceeded::find(err) {
+            Some(limit) => matches!(limit, LimitExceeded::Packet { .. }),
+            None => true,
+        },
+        mysql::Error::CodecError(_) => true,
         mysql::Error::DriverError(e) => matches!(
             e,
             mysql::DriverError::ConnectTimeout
@@ -115,5 +184,44 @@ fn last_error_suffix(last_error: &Option<String>) -> String {
     match last_error {
         Some(e) => format!("; last connect error: {e}"),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_limit_becomes_result_too_large_and_keeps_the_connection() {
+        let err = LimitExceeded::ResultBytes { limit: 4096 }.into_mysql();
+        assert!(!is_connection_error(&err));
+        assert!(matches!(
+            PoolError::from(err),
+            PoolError::ResultTooLarge { limit: 4096 }
+        ));
+    }
+
+    #[test]
+    fn packet_too_large_carries_max_allowed_packet_and_breaks_the_connection() {
+        let raw = mysql::Error::CodecError(PacketCodecError::PacketTooLarge);
+        let err = with_packet_limit(raw, 65536);
+        assert!(is_connection_error(&err));
+        assert!(matches!(
+            PoolError::from(err),
+            PoolError::ResultTooLarge { limit: 65536 }
+        ));
+    }
+
+    #[test]
+    fn out_of_memory_is_reported_as_such() {
+        let err = LimitExceeded::OutOfMemory.into_mysql();
+        assert!(matches!(PoolError::from(err), PoolError::OutOfMemory));
+    }
+
+    #[test]
+    fn other_io_errors_still_break_the_connection() {
+        let err = mysql::Error::IoError(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(is_connection_error(&err));
+        assert!(matches!(PoolError::from(err), PoolError::Sql(_)));
     }
 }

@@ -1,12 +1,16 @@
 //! A bounded, fair MySQL connection pool that never spins.
 //!
-//! - `get()` waits at most the acquire timeout; waiters are served first come, first
-//!   served, and a returned connection goes straight to the oldest waiter.
+//! - `get()` waits at most its timeout, whatever the server does: the caller only ever
+//!   waits on its own condition variable with its own deadline, never on a socket. Waiters
+//!   are served first come, first served, and a connection that becomes available goes
+//!   straight to the oldest waiter.
 //! - Connections are opened by `max_connecting` connector threads, never under the pool
 //!   lock; failures back off exponentially with jitter, and after `max_attempts` failures
 //!   in a row `get()` fails fast while one probe per backoff interval checks the server.
-//! - A connection idle longer than `ping_bypass` is pinged before hand-out; a reaper
-//!   thread closes idle and old connections without holding the lock during I/O.
+//! - A connection idle longer than `ping_bypass` is pinged before hand-out, on a connector
+//!   thread while the caller keeps its place in the queue; a reaper thread closes idle and
+//!   old connections without holding the lock during I/O.
+//! - Nothing is logged, connected, pinged or closed while the pool lock is held.
 //!
 //! The uncontended path of `get()` plus give-back is two lock/unlock pairs and no system call.
 
@@ -15,13 +19,15 @@ mod bounded;
 mod conn;
 mod error;
 mod options;
+mod session;
 mod stats;
 
 pub use backoff::Backoff;
-pub use bounded::{collect_bounded, row_bytes};
-pub use conn::{may_leave_session_state, PooledConn};
-pub use error::{is_connection_error, PoolError, SqlError};
+pub use bounded::{collect_bounded, drain_checked, row_bytes};
+pub use conn::PooledConn;
+pub use error::{is_connection_error, LimitExceeded, PoolError, SqlError};
 pub use options::{PoolOptions, StartPolicy};
+pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
 pub use stats::{CloseReason, PoolStats};
 
 use std::collections::{HashMap, VecDeque};
@@ -75,7 +81,9 @@ impl Pool {
         self.get_timeout(timeout)
     }
 
-    /// Takes a connection, waiting at most `timeout`.
+    /// Takes a connection, waiting at most `timeout` (plus scheduling delay), whatever the
+    /// server does; the connection handed out answered a ping if it had idled past
+    /// `ping_bypass`.
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConn, PoolError> {
         self.handle.shared.get(timeout, Location::caller())
@@ -117,6 +125,7 @@ impl Pool {
         stats.idle = state.idle.len() as u64;
         stats.in_use = state.in_use.len() as u64;
         stats.connecting = state.connecting as u64;
+        stats.validating = state.validating as u64;
         stats.consecutive_failures = u64::from(state.consecutive_failures);
         stats.unavailable = state.unavailable;
         stats.closed = state.closed;
@@ -129,7 +138,7 @@ impl Pool {
     }
 
     /// Closes the pool: waiters get `Closed`, new gets are refused, idle connections are
-    /// closed now and checked-out ones when they come back.
+    /// closed now and checked-out ones (and ones being pinged) when they come back.
     pub fn close(&self) {
         self.handle.shared.close();
     }
@@ -159,7 +168,7 @@ pub(crate) struct Shared {
     pub(crate) options: PoolOptions,
     mysql_opts: mysql::Opts,
     state: Mutex<State>,
-    /// Wakes connector threads: new demand, backoff over, or close.
+    /// Wakes connector threads: a connection to ping, new demand, backoff over, or close.
     connector_wakeup: Condvar,
     /// Wakes the reaper on close.
     reaper_wakeup: Condvar,
@@ -172,7 +181,11 @@ struct State {
     idle: VecDeque<Managed>,
     /// Callers waiting for a connection, oldest first.
     waiters: VecDeque<Arc<Waiter>>,
-    /// Open connections, idle or checked out.
+    /// Connections waiting for a connector thread to ping them before hand-out.
+    to_validate: VecDeque<Managed>,
+    /// Connections being validated: queued in `to_validate` or being pinged now.
+    validating: usize,
+    /// Open connections: idle, being validated, or checked out.
     total: usize,
     /// Connect attempts in flight.
     connecting: usize,
@@ -202,10 +215,35 @@ pub(crate) struct Managed {
     expires: Option<Instant>,
     /// How long it may idle before the reaper closes it (idle timeout plus jitter).
     idle_limit: Option<Duration>,
-    /// When it was last given back.
+    /// When it was last given back, or last answered a ping.
     idle_since: Instant,
-    /// The schema selected on it, when it differs from the default.
+    /// The schema selected on it, when it differs from the default (empty: unknown, after `USE`).
     pub(crate) schema: Option<String>,
+    /// Statements prepared on it whose text leaves session state, by statement id: executing
+    /// one again (in any checkout) marks the session.
+    pub(crate) stmt_effects: Vec<(u32, SessionEffect)>,
+}
+
+impl Managed {
+    /// Notes that the default schema may have changed to one the pool does not know.
+    pub(crate) fn schema_unknown(&mut self) {
+        self.schema = Some(String::new());
+    }
+
+    /// Remembers what a statement prepared on this connection may leave behind.
+    pub(crate) fn remember_statement(&mut self, id: u32, effect: SessionEffect) {
+        if effect != SessionEffect::None && self.statement_effect(id) == SessionEffect::None {
+            self.stmt_effects.push((id, effect));
+        }
+    }
+
+    /// What executing the prepared statement `id` may leave behind.
+    pub(crate) fn statement_effect(&self, id: u32) -> SessionEffect {
+        self.stmt_effects
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map_or(SessionEffect::None, |(_, effect)| *effect)
+    }
 }
 
 struct Checkout {
@@ -214,10 +252,93 @@ struct Checkout {
     reported: bool,
 }
 
-/// One caller waiting in `get()`; the pool fills `grant` and signals `ready`.
+/// One caller waiting in `get()`; the pool fills `grant` (under the pool lock) and signals
+/// `ready`, so a hand-off wakes exactly the caller it is meant for.
 struct Waiter {
     ready: Condvar,
     grant: Mutex<Option<Result<Managed, PoolError>>>,
+}
+
+impl Waiter {
+    fn give(&self, grant: Result<Managed, PoolError>) {
+        *self.grant.lock() = Some(grant);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Result<Managed, PoolError>> {
+        self.grant.lock().take()
+    }
+}
+
+/// Something to log, noted under the pool lock and written after it is released.
+enum Event {
+    PingFailed {
+        id: u64,
+    },
+    Reachable {
+        failures: u32,
+    },
+    ConnectFailed {
+        attempt: u32,
+        message: String,
+        delay: Duration,
+    },
+    Unavailable {
+        failures: u32,
+    },
+    Leak {
+        id: u64,
+        threshold: Duration,
+        location: &'static Location<'static>,
+    },
+}
+
+impl Event {
+    fn log(&self, options: &PoolOptions) {
+        match self {
+            Event::PingFailed { id } => {
+                log::info!("database connection {id} failed its ping; replacing it")
+            }
+            Event::Reachable { failures } => log::info!(
+                "database {} reachable again after {failures} failed connects",
+                options.endpoint()
+            ),
+            Event::ConnectFailed {
+                attempt: 1,
+                message,
+                ..
+            } => log::warn!(
+                "cannot connect to database {}: {message}; retrying with backoff",
+                options.endpoint()
+            ),
+            Event::ConnectFailed {
+                attempt,
+                message,
+                delay,
+            } => log::debug!(
+                "connect attempt {attempt} to {} failed: {message}; next in {delay:?}",
+                options.endpoint()
+            ),
+            Event::Unavailable { failures } => log::warn!(
+                "database {} unavailable after {failures} failed connects; failing fast until it answers",
+                options.endpoint()
+            ),
+            Event::Leak {
+                id,
+                threshold,
+                location,
+            } => log::warn!(
+                "database connection {id} held for more than {threshold:?}; taken at {location}"
+            ),
+        }
+    }
+}
+
+/// What to do once the pool lock is released: log, and close connections (I/O).
+#[derive(Default)]
+struct Aftermath {
+    events: Vec<Event>,
+    closing: Vec<Managed>,
 }
 
 impl Shared {
@@ -229,6 +350,8 @@ impl Shared {
             state: Mutex::new(State {
                 idle: VecDeque::new(),
                 waiters: VecDeque::new(),
+                to_validate: VecDeque::new(),
+                validating: 0,
                 total: 0,
                 connecting: 0,
                 in_use: HashMap::new(),
@@ -257,51 +380,44 @@ impl Shared {
             .map_err(|e| PoolError::InvalidOptions(format!("cannot start pool thread: {e}")))
     }
 
+    /// Logs and closes what `after` holds with the pool lock released.
+    fn settle(&self, state: &mut MutexGuard<'_, State>, after: Aftermath) {
+        if after.events.is_empty() && after.closing.is_empty() {
+            return;
+        }
+        MutexGuard::unlocked(state, || {
+            for event in &after.events {
+                event.log(&self.options);
+            }
+            drop(after.closing); // COM_QUIT for each: I/O
+        });
+    }
+
     fn get(
         self: &Arc<Self>,
         timeout: Duration,
         location: &'static Location<'static>,
     ) -> Result<PooledConn, PoolError> {
-        let mut state = self.state.lock();
-        // Fast path: nobody queued ahead of us and a connection is idle.
-        if state.waiters.is_empty() && !state.closed {
-            if let Some(managed) = state.idle.pop_back() {
-                if !self.needs_ping(&managed, &state) {
-                    return Ok(self.check_out(&mut state, managed, location));
-                }
-                drop(state);
-                return self.validate_then_check_out(managed, timeout, location, Instant::now());
-            }
-        }
-        drop(state);
-        self.get_slow(timeout, location, Instant::now())
-    }
-
-    /// Queues the caller and waits for a connection, the deadline, or an error.
-    fn get_slow(
-        self: &Arc<Self>,
-        timeout: Duration,
-        location: &'static Location<'static>,
-        started: Instant,
-    ) -> Result<PooledConn, PoolError> {
-        let deadline = started + timeout;
+        let started = Instant::now();
         let mut state = self.state.lock();
         if state.closed {
             return Err(PoolError::Closed);
         }
-        if state.waiters.is_empty() {
-            if let Some(managed) = state.idle.pop_back() {
-                if !self.needs_ping(&managed, &state) {
-                    state.stats.record_wait(started.elapsed());
-                    return Ok(self.check_out(&mut state, managed, location));
-                }
-                drop(state);
-                return self.validate_then_check_out(managed, timeout, location, started);
-            }
+        // Fast path: nobody queued ahead of us and a connection is idle and fresh.
+        if state.waiters.is_empty()
+            && state
+                .idle
+                .back()
+                .is_some_and(|managed| !self.needs_ping(managed, &state))
+        {
+            let managed = state.idle.pop_back().expect("idle.back() was just seen");
+            state.stats.record_wait(started.elapsed());
+            return Ok(self.check_out(&mut state, managed, location));
         }
-        // Nothing idle: waiting only makes sense while the database is reachable.
-        if state.unavailable {
+        // Waiting only makes sense while something can still come.
+        if state.unavailable && state.idle.is_empty() && state.validating == 0 {
             state.stats.fast_failures += 1;
+            state.stats.record_wait(started.elapsed());
             return Err(self.unavailable_error(&state));
         }
         let waiter = Arc::new(Waiter {
@@ -310,68 +426,71 @@ impl Shared {
         });
         state.waiters.push_back(Arc::clone(&waiter));
         state.stats.peak_waiters = state.stats.peak_waiters.max(state.waiters.len() as u64);
-        self.wake_connectors(&state);
-        let granted = loop {
-            if let Some(grant) = waiter.grant.lock().take() {
-                break Some(grant);
+        // Serves us at once if an idle connection needs no ping, else starts its ping.
+        self.balance(&mut state);
+        // Whatever happens to the connections (a ping hanging on a stopped server, a
+        // connect timing out), this thread waits only here, and never past the deadline.
+        let deadline = started.checked_add(timeout);
+        loop {
+            if let Some(grant) = waiter.take() {
+                return self.accept(&mut state, grant, started, location);
             }
-            if waiter.ready.wait_until(&mut state, deadline).timed_out() {
+            let timed_out = match deadline {
+                Some(deadline) => waiter.ready.wait_until(&mut state, deadline).timed_out(),
+                None => {
+                    waiter.ready.wait(&mut state);
+                    false
+                }
+            };
+            if timed_out {
                 // A grant may have arrived together with the timeout: prefer it.
-                let late = waiter.grant.lock().take();
-                if late.is_none() {
-                    state.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+                if let Some(grant) = waiter.take() {
+                    return self.accept(&mut state, grant, started, location);
                 }
-                break late;
-            }
-        };
-        match granted {
-            Some(Ok(managed)) => {
-                if !self.needs_ping(&managed, &state) {
-                    state.stats.record_wait(started.elapsed());
-                    return Ok(self.check_out(&mut state, managed, location));
-                }
-                drop(state);
-                self.validate_then_check_out(managed, timeout, location, started)
-            }
-            Some(Err(err)) => Err(err),
-            None => {
+                state.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+                let waited = started.elapsed();
                 state.stats.timeouts += 1;
-                state.stats.record_wait(started.elapsed());
-                Err(PoolError::Timeout {
-                    waited: started.elapsed(),
+                state.stats.record_wait(waited);
+                return Err(PoolError::Timeout {
+                    waited,
                     in_use: state.in_use.len(),
                     max_size: self.options.max_size,
                     last_error: state.last_error.clone(),
-                })
+                });
             }
         }
     }
 
-    /// Pings a connection that idled past the bypass window; a broken one is replaced.
-    fn validate_then_check_out(
+    /// Turns what a waiter was granted into the result of its `get()`.
+    fn accept(
         self: &Arc<Self>,
-        mut managed: Managed,
-        timeout: Duration,
-        location: &'static Location<'static>,
+        state: &mut MutexGuard<'_, State>,
+        grant: Result<Managed, PoolError>,
         started: Instant,
+        location: &'static Location<'static>,
     ) -> Result<PooledConn, PoolError> {
-        let alive = managed.conn.ping().is_ok();
-        let mut state = self.state.lock();
-        state.stats.pings += 1;
-        if alive {
-            state.stats.record_wait(started.elapsed());
-            return Ok(self.check_out(&mut state, managed, location));
+        state.stats.record_wait(started.elapsed());
+        match grant {
+            Ok(managed) if state.closed => {
+                // Granted just before `close()`: a closed pool hands nothing out.
+                self.forget_locked(state, CloseReason::Shutdown);
+                self.settle(
+                    state,
+                    Aftermath {
+                        closing: vec![managed],
+                        ..Aftermath::default()
+                    },
+                );
+                Err(PoolError::Closed)
+            }
+            Ok(managed) => Ok(self.check_out(state, managed, location)),
+            Err(err) => {
+                if matches!(err, PoolError::Unavailable { .. }) {
+                    state.stats.fast_failures += 1;
+                }
+                Err(err)
+            }
         }
-        log::info!(
-            "database connection {} failed its ping; replacing it",
-            managed.id
-        );
-        self.forget_locked(&mut state, CloseReason::Broken);
-        state.suspect_before = Instant::now();
-        drop(state);
-        drop(managed);
-        let remaining = timeout.saturating_sub(started.elapsed());
-        self.get_slow(remaining, location, started)
     }
 
     fn needs_ping(&self, managed: &Managed, state: &State) -> bool {
@@ -398,17 +517,22 @@ impl Shared {
         PooledConn::new(managed, Arc::clone(self), now)
     }
 
-    /// Takes back a connection from `PooledConn::drop`; `reusable` is false when it broke.
-    pub(crate) fn give_back(&self, mut managed: Managed, checked_out: Instant, reusable: bool) {
+    /// Takes back a connection from `PooledConn::drop`; `close` says why it cannot be reused.
+    pub(crate) fn give_back(
+        &self,
+        mut managed: Managed,
+        checked_out: Instant,
+        close: Option<CloseReason>,
+    ) {
         let now = Instant::now();
         let expired = managed.expires.is_some_and(|at| now >= at);
         let mut state = self.state.lock();
         state.stats.record_hold(now - checked_out);
         state.in_use.remove(&managed.id);
-        let reason = if !reusable {
-            Some(CloseReason::Broken)
+        let reason = if close.is_some() {
+            close
         } else if state.closed {
-            Some(CloseReason::Error)
+            Some(CloseReason::Shutdown)
         } else if expired {
             Some(CloseReason::Lifetime)
         } else {
@@ -424,16 +548,42 @@ impl Shared {
             return;
         }
         managed.idle_since = now;
-        self.hand_over(&mut state, managed);
+        state.idle.push_back(managed);
+        self.balance(&mut state);
     }
 
-    /// Gives an available connection to the oldest waiter, or parks it as idle.
-    fn hand_over(&self, state: &mut State, managed: Managed) {
-        match state.waiters.pop_front() {
-            Some(waiter) => {
-                *waiter.grant.lock() = Some(Ok(managed));
-                waiter.ready.notify_one();
+    /// Matches supply to demand: idle connections go to the oldest waiters (through a
+    /// ping on a connector thread when they idled too long), waiters nothing can serve
+    /// fail while the database is unavailable, and connectors start what is missing.
+    fn balance(&self, state: &mut State) {
+        while state.waiters.len() > state.validating {
+            let Some(managed) = state.idle.pop_back() else {
+                break;
+            };
+            if self.needs_ping(&managed, state) {
+                state.validating += 1;
+                state.to_validate.push_back(managed);
+                self.connector_wakeup.notify_one();
+            } else {
+                self.grant(state, managed);
             }
+        }
+        if state.unavailable && state.idle.is_empty() {
+            let error = self.unavailable_error(state);
+            while state.waiters.len() > state.validating {
+                // The newest give up first; the oldest keep their places for the pings.
+                if let Some(waiter) = state.waiters.pop_back() {
+                    waiter.give(Err(error.clone()));
+                }
+            }
+        }
+        self.wake_connectors(state);
+    }
+
+    /// Gives a usable connection to the oldest waiter, or parks it as idle.
+    fn grant(&self, state: &mut State, managed: Managed) {
+        match state.waiters.pop_front() {
+            Some(waiter) => waiter.give(Ok(managed)),
             None => state.idle.push_back(managed),
         }
     }
@@ -459,11 +609,16 @@ impl Shared {
         if state.total + state.connecting >= self.options.max_size {
             return false;
         }
-        if state.unavailable {
-            // One probe at a time while the database is unavailable.
-            return state.connecting == 0;
+        if state.consecutive_failures > 0 && state.connecting > 0 {
+            // While connects fail, one attempt at a time: parallel connectors waking at the
+            // same backoff instant would retry faster than the schedule.
+            return false;
         }
-        state.waiters.len() > state.connecting
+        if state.unavailable {
+            // One probe per backoff interval while the database is unavailable.
+            return true;
+        }
+        state.waiters.len() > state.connecting + state.validating
             || state.total + state.connecting < self.options.initial_size
             || (state.connect_requested && state.total + state.connecting == 0)
     }
@@ -472,12 +627,17 @@ impl Shared {
         mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| PoolError::Connect(e.to_string()))
     }
 
-    /// Body of a connector thread: open connections on demand, backing off on failure.
+    /// Body of a connector thread: ping connections before hand-out, and open connections
+    /// on demand, backing off on failure.
     fn connector_loop(&self) {
         let mut state = self.state.lock();
         loop {
             if state.closed {
                 return;
+            }
+            if let Some(managed) = state.to_validate.pop_front() {
+                self.validate(&mut state, managed);
+                continue;
             }
             if !self.wants_connect(&state) {
                 self.connector_wakeup.wait(&mut state);
@@ -489,73 +649,100 @@ impl Shared {
                 continue;
             }
             state.connecting += 1;
-            drop(state);
-            let result = mysql::Conn::new(self.mysql_opts.clone());
-            state = self.state.lock();
+            let result = MutexGuard::unlocked(&mut state, || {
+                mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| e.to_string())
+            });
             state.connecting -= 1;
-            match result {
+            let after = match result {
                 Ok(conn) => self.on_connected(&mut state, conn),
-                Err(err) => self.on_connect_failed(&mut state, &err),
-            }
+                Err(message) => self.on_connect_failed(&mut state, message),
+            };
+            self.settle(&mut state, after);
         }
     }
 
-    fn on_connected(&self, state: &mut MutexGuard<'_, State>, conn: mysql::Conn) {
+    /// Pings a connection that idled too long (lock released meanwhile) and hands it to
+    /// the oldest waiter, or replaces it when it does not answer.
+    fn validate(&self, state: &mut MutexGuard<'_, State>, mut managed: Managed) {
+        let alive = MutexGuard::unlocked(state, || managed.conn.ping().is_ok());
+        state.validating -= 1;
+        state.stats.pings += 1;
+        let mut after = Aftermath::default();
         if state.closed {
-            MutexGuard::unlocked(state, || drop(conn));
-            return;
+            self.forget_locked(state, CloseReason::Shutdown);
+            after.closing.push(managed);
+        } else if alive {
+            managed.idle_since = Instant::now();
+            self.grant(state, managed);
+        } else {
+            self.forget_locked(state, CloseReason::Broken);
+            state.suspect_before = Instant::now();
+            after.events.push(Event::PingFailed { id: managed.id });
+            after.closing.push(managed);
         }
-        if state.unavailable || state.consecutive_failures > 0 {
-            log::info!(
-                "database {} reachable again after {} failed connects",
-                self.options.endpoint(),
-                state.consecutive_failures
-            );
+        self.balance(state);
+        self.settle(state, after);
+    }
+
+    fn on_connected(&self, state: &mut State, conn: mysql::Conn) -> Aftermath {
+        let mut after = Aftermath::default();
+        if state.closed {
+            // Counted as created and closed at once, so the totals stay consistent.
+            state.total += 1;
+            state.stats.created += 1;
+            let managed = self.manage(conn, state);
+            self.forget_locked(state, CloseReason::Shutdown);
+            after.closing.push(managed);
+            return after;
         }
+        if let Some(event) = self.note_connect_success(state) {
+            after.events.push(event);
+        }
+        state.total += 1;
+        state.stats.created += 1;
+        let managed = self.manage(conn, state);
+        self.grant(state, managed);
+        self.connected.notify_all();
+        self.balance(state);
+        after
+    }
+
+    /// Ends a run of failures: available again, and no backoff left to wait (so the refill
+    /// to `initial_size` starts at once).
+    fn note_connect_success(&self, state: &mut State) -> Option<Event> {
+        let event = (state.consecutive_failures > 0).then_some(Event::Reachable {
+            failures: state.consecutive_failures,
+        });
         state.unavailable = false;
         state.connect_requested = false;
         state.consecutive_failures = 0;
         state.last_error = None;
-        state.total += 1;
-        state.stats.created += 1;
-        let managed = self.manage(conn, state);
-        self.hand_over(state, managed);
-        self.connected.notify_all();
-        self.wake_connectors(state);
+        state.next_attempt = Instant::now();
+        event
     }
 
-    fn on_connect_failed(&self, state: &mut State, err: &mysql::Error) {
-        let message = err.to_string();
+    fn on_connect_failed(&self, state: &mut State, message: String) -> Aftermath {
+        let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         let delay = self.options.backoff.delay(state.consecutive_failures);
-        state.next_attempt = Instant::now() + delay;
-        if state.consecutive_failures == 1 {
-            log::warn!(
-                "cannot connect to database {}: {message}; retrying with backoff",
-                self.options.endpoint()
-            );
-        } else {
-            log::debug!(
-                "connect attempt {} to {} failed: {message}; next in {delay:?}",
-                state.consecutive_failures,
-                self.options.endpoint()
-            );
-        }
+        // Never shorten a wait already scheduled (another connector's failure may have
+        // drawn a longer one).
+        state.next_attempt = state.next_attempt.max(Instant::now() + delay);
+        after.events.push(Event::ConnectFailed {
+            attempt: state.consecutive_failures,
+            message: message.clone(),
+            delay,
+        });
         state.last_error = Some(message);
         if !state.unavailable && state.consecutive_failures >= self.options.max_attempts {
             state.unavailable = true;
-            log::warn!(
-                "database {} unavailable after {} failed connects; failing fast until it answers",
-                self.options.endpoint(),
-                state.consecutive_failures
-            );
-            let error = self.unavailable_error(state);
-            for waiter in state.waiters.drain(..) {
-                *waiter.grant.lock() = Some(Err(error.clone()));
-                waiter.ready.notify_one();
-            }
+            after.events.push(Event::Unavailable {
+                failures: state.consecutive_failures,
+            });
         }
+        self.balance(state);
+        after
     }
 
     fn unavailable_error(&self, state: &State) -> PoolError {
@@ -582,6 +769,7 @@ impl Shared {
             idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(fastrand::f64() * 0.1)),
             idle_since: now,
             schema: None,
+            stmt_effects: Vec::new(),
         }
     }
 
@@ -598,11 +786,11 @@ impl Shared {
             if state.closed {
                 return;
             }
-            let expired = self.take_expired(&mut state);
-            self.report_leaks(&mut state);
-            if !expired.is_empty() {
-                MutexGuard::unlocked(&mut state, || drop(expired));
-            }
+            let after = Aftermath {
+                closing: self.take_expired(&mut state),
+                events: self.find_leaks(&mut state),
+            };
+            self.settle(&mut state, after);
         }
     }
 
@@ -644,17 +832,21 @@ impl Shared {
         expired
     }
 
-    fn report_leaks(&self, state: &mut State) {
+    /// Connections held past the leak threshold and not reported yet (each once).
+    fn find_leaks(&self, state: &mut State) -> Vec<Event> {
         let threshold = self.options.leak_threshold;
+        let mut leaks = Vec::new();
         for (id, checkout) in state.in_use.iter_mut() {
             if !checkout.reported && checkout.since.elapsed() > threshold {
                 checkout.reported = true;
-                log::warn!(
-                    "database connection {id} held for more than {threshold:?}; taken at {}",
-                    checkout.location
-                );
+                leaks.push(Event::Leak {
+                    id: *id,
+                    threshold,
+                    location: checkout.location,
+                });
             }
         }
+        leaks
     }
 
     fn close(&self) {
@@ -664,18 +856,87 @@ impl Shared {
         }
         state.closed = true;
         for waiter in state.waiters.drain(..) {
-            *waiter.grant.lock() = Some(Err(PoolError::Closed));
-            waiter.ready.notify_one();
+            waiter.give(Err(PoolError::Closed));
         }
-        let idle: Vec<Managed> = state.idle.drain(..).collect();
-        for _ in &idle {
+        let mut closing: Vec<Managed> = state.idle.drain(..).collect();
+        let queued: Vec<Managed> = state.to_validate.drain(..).collect();
+        state.validating -= queued.len();
+        closing.extend(queued);
+        for _ in &closing {
             state.total -= 1;
-            state.stats.count_close(CloseReason::Error);
+            state.stats.count_close(CloseReason::Shutdown);
         }
         self.connector_wakeup.notify_all();
         self.reaper_wakeup.notify_all();
         self.connected.notify_all();
         drop(state);
-        drop(idle);
+        drop(closing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared::new(PoolOptions {
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(100),
+            },
+            max_size: 4,
+            initial_size: 3,
+            ..PoolOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_failure_never_shortens_a_scheduled_backoff() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let later = Instant::now() + Duration::from_secs(10);
+        state.next_attempt = later;
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert_eq!(state.next_attempt, later);
+    }
+
+    #[test]
+    fn a_failure_schedules_the_next_attempt_after_its_delay() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let before = Instant::now();
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert!(state.next_attempt >= before + Duration::from_millis(100));
+        assert_eq!(state.consecutive_failures, 1);
+        assert_eq!(state.last_error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn a_success_clears_the_backoff() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        assert!(state.next_attempt > Instant::now());
+        let event = shared.note_connect_success(&mut state);
+        assert!(matches!(event, Some(Event::Reachable { failures: 1 })));
+        assert!(state.next_attempt <= Instant::now());
+        assert_eq!(state.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn only_one_connect_at_a_time_while_connects_fail() {
+        let shared = shared();
+        let mut state = shared.state.lock();
+        // Two connections short of initial_size, one connect in flight.
+        state.total = 1;
+        state.connecting = 1;
+        assert!(
+            shared.wants_connect(&state),
+            "a second connect while healthy"
+        );
+        state.consecutive_failures = 1;
+        assert!(!shared.wants_connect(&state));
+        state.connecting = 0;
+        assert!(shared.wants_connect(&state));
     }
 }

@@ -43,7 +43,10 @@ pub struct PoolOptions {
     pub max_connecting: usize,
     /// TCP connect timeout. Default 5 s.
     pub connect_timeout: Duration,
-    /// Socket read and write timeout, so a dead peer cannot block a caller forever. Default 60 s.
+    /// Socket read and write timeout, so a dead or hung server cannot block a statement
+    /// (or a ping, or a connect's handshake) forever. Default 60 s; `from_config` sets it to
+    /// DatabaseTimeout, so a hung server fails a statement within that time (the file
+    /// system answers `EIO` then).
     pub io_timeout: Duration,
     /// Delay between failed connects. Default 100 ms doubling to 30 s, with jitter.
     pub backoff: Backoff,
@@ -101,6 +104,9 @@ impl Default for PoolOptions {
 
 impl PoolOptions {
     /// Options from the `Database*` keys of `vs_conf.xml`; the rest keep their defaults.
+    ///
+    /// DatabaseTimeout bounds both the wait for a connection (`acquire_timeout`) and each
+    /// socket read or write (`io_timeout`).
     pub fn from_config(db: &DatabaseConfig) -> PoolOptions {
         PoolOptions {
             host: db.host.clone(),
@@ -112,6 +118,9 @@ impl PoolOptions {
             max_size: db.max_pool_size,
             initial_size: db.initial_pool_size,
             acquire_timeout: db.timeout,
+            // No key of its own: a statement may block on a hung server as long as a caller
+            // may wait for a connection, and no longer.
+            io_timeout: db.timeout,
             connect_timeout: db.connect_timeout,
             idle_timeout: db.idle_timeout,
             max_lifetime: db.max_lifetime,
@@ -191,5 +200,24 @@ impl fmt::Debug for PoolOptions {
             .field("backoff", &self.backoff)
             .field("max_attempts", &self.max_attempts)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_timeout_bounds_waiting_and_socket_io() {
+        let db = DatabaseConfig {
+            timeout: Duration::from_secs(7),
+            ..DatabaseConfig::default()
+        };
+        let options = PoolOptions::from_config(&db);
+        assert_eq!(options.acquire_timeout, Duration::from_secs(7));
+        assert_eq!(options.io_timeout, Duration::from_secs(7));
+        let opts = options.mysql_opts();
+        assert_eq!(opts.get_read_timeout(), Some(&Duration::from_secs(7)));
+        assert_eq!(opts.get_write_timeout(), Some(&Duration::from_secs(7)));
     }
 }

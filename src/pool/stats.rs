@@ -5,14 +5,17 @@ use std::time::Duration;
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// A ping or a statement found it broken.
+    /// A ping, a statement or the clean-up on return failed with a connection error.
     Broken,
     /// It sat idle longer than the idle timeout.
     Idle,
     /// It reached its maximum lifetime.
     Lifetime,
-    /// Cleaning it on return failed, or the pool was closed.
+    /// The clean-up on return failed on the server's side, or the session held state the
+    /// clean-up cannot undo (XA, backup locks, a changed schema with no default to restore).
     Error,
+    /// The pool was closed.
+    Shutdown,
 }
 
 /// A snapshot of the pool's counters (since start) and gauges (now).
@@ -20,14 +23,16 @@ pub enum CloseReason {
 pub struct PoolStats {
     /// Connections opened.
     pub created: u64,
-    /// Connections closed because they were broken.
+    /// Connections closed because they were broken (see [`CloseReason::Broken`]).
     pub closed_broken: u64,
     /// Connections closed after idling too long.
     pub closed_idle: u64,
     /// Connections closed at their maximum lifetime.
     pub closed_lifetime: u64,
-    /// Connections closed because cleaning failed or the pool closed.
+    /// Connections closed because their session could not be cleaned (see [`CloseReason::Error`]).
     pub closed_error: u64,
+    /// Connections closed because the pool was closed.
+    pub closed_shutdown: u64,
     /// Failed connect attempts.
     pub connect_failures: u64,
     /// Connect failures since the last success.
@@ -36,7 +41,8 @@ pub struct PoolStats {
     pub checkouts: u64,
     /// `get()` calls that timed out.
     pub timeouts: u64,
-    /// `get()` calls refused at once because the database was unavailable.
+    /// `get()` calls that failed because the database was unavailable: refused at once, or
+    /// waiting when the pool became unavailable.
     pub fast_failures: u64,
     /// Pings sent before hand-out.
     pub pings: u64,
@@ -50,13 +56,16 @@ pub struct PoolStats {
     pub idle: u64,
     /// Connect attempts in flight now.
     pub connecting: u64,
+    /// Connections being pinged (or queued for a ping) before hand-out now.
+    pub validating: u64,
     /// Whether `get()` currently fails fast.
     pub unavailable: bool,
     /// Whether the pool is closed.
     pub closed: bool,
-    /// Total time callers waited in `get()`.
+    /// Total time callers spent in `get()`, whatever the outcome (checkouts without a wait
+    /// add their few nanoseconds too).
     pub wait_total: Duration,
-    /// Longest single wait in `get()`.
+    /// Longest single `get()`.
     pub wait_max: Duration,
     /// Total time connections were held by callers.
     pub hold_total: Duration,
@@ -72,6 +81,7 @@ impl PoolStats {
             CloseReason::Idle => self.closed_idle += 1,
             CloseReason::Lifetime => self.closed_lifetime += 1,
             CloseReason::Error => self.closed_error += 1,
+            CloseReason::Shutdown => self.closed_shutdown += 1,
         }
     }
 

@@ -1,5 +1,5 @@
 //! A private MariaDB server for tests: its own data directory, a free loopback port,
-//! and `stop`, `kill` (SIGKILL) and `restart` on the same port and data.
+//! and `stop`, `kill` (SIGKILL), `pause` (SIGSTOP) and `restart` on the same port and data.
 //!
 //! Set `VS_TEST_MYSQL_URL` (e.g. `mysql://user:pw@127.0.0.1:3306/`) to use an existing
 //! server instead; such a server cannot be stopped or killed, so tests that need that
@@ -111,7 +111,41 @@ impl MariaDb {
         let server = self.private.as_mut().expect("stop needs a private server");
         if let Some(mut child) = server.child.take() {
             signal(&child, libc::SIGTERM);
+            // A paused server handles SIGTERM only once it runs again.
+            signal(&child, libc::SIGCONT);
             wait_or_kill(&mut child, STOP_TIMEOUT);
+        }
+    }
+
+    /// Freezes the server with SIGSTOP: connections stay open and connects are accepted by
+    /// the kernel, but nothing answers, as with a hung server. Undo with [`MariaDb::unpause`].
+    /// Returns once every thread of the server is stopped (a signal is delivered
+    /// asynchronously: a statement could still be answered just after `kill` returns).
+    pub fn pause(&mut self) {
+        let server = self.private.as_mut().expect("pause needs a private server");
+        if let Some(child) = &server.child {
+            signal(child, libc::SIGSTOP);
+            let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while !all_tasks_stopped(&tasks) {
+                assert!(
+                    Instant::now() < deadline,
+                    "mariadbd did not stop on SIGSTOP"
+                );
+                // The kernel gives no notification of another process stopping.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Lets a server frozen by [`MariaDb::pause`] run again (SIGCONT).
+    pub fn unpause(&mut self) {
+        let server = self
+            .private
+            .as_mut()
+            .expect("unpause needs a private server");
+        if let Some(child) = &server.child {
+            signal(child, libc::SIGCONT);
         }
     }
 
@@ -397,6 +431,20 @@ fn create_user_and_database(port: u16, password: &str, database: &str) {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Whether every thread listed under `/proc/<pid>/task` is stopped (state `T`).
+fn all_tasks_stopped(tasks: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(tasks) else {
+        return false;
+    };
+    entries.flatten().all(|task| {
+        // The state follows the parenthesised command name, which may contain spaces.
+        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
