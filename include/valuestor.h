@@ -349,20 +349,21 @@ void vs_conn_release(struct VsConn *conn);
 /**
  * The calling thread's last error message ("" after a success).
  *
- * The string is owned by the library and stays valid until this thread's next call into
- * the library (other than `vs_last_*`). Never NULL.
+ * The string is owned by the library and stays valid until this thread's next call to a
+ * function that returns `VsStatus`; other calls (`vs_last_*`, getters returning a plain
+ * value, `vs_*_free`, `vs_conn_release`, `vs_pool_close`) leave it alone. Never NULL.
  */
 const char *vs_last_error(void);
 
 /**
  * The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
- * a server error.
+ * a server error or the last call succeeded.
  */
 int vs_last_sql_error_code(void);
 
 /**
  * The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
- * error. Valid until this thread's next call into the library. Never NULL.
+ * error. Valid as long as the `vs_last_error` string. Never NULL.
  */
 const char *vs_last_sqlstate(void);
 
