@@ -257,10 +257,14 @@ enum VsStatus vs_config_load(const char *path, struct VsConfig **out);
 void vs_config_free(struct VsConfig *config);
 
 /**
- * Runs `sql` (one or more statements, no result needed) and reports affected rows.
+ * Runs `sql` (one statement, or several separated by `;`) when no rows are needed.
  *
- * `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
- * when the server rejects the statement.
+ * Every statement's response is read. The first statement the server rejects ends the
+ * call with `VS_ERR_SQL` (its code and SQLSTATE in `vs_last_sql_error_code` and
+ * `vs_last_sqlstate`); the server runs no statement after it, and those before it have
+ * taken effect (committed, unless a transaction is open). On success `*affected_rows`
+ * receives the affected rows summed over all statements (`affected_rows` may be NULL);
+ * rows of statements that return some are read and discarded.
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
@@ -272,7 +276,10 @@ enum VsStatus vs_conn_execute(struct VsConn *conn, const char *sql, uint64_t *af
  * Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
  *
  * On success `*out` receives a result the caller frees with `vs_result_free`; it stays
- * valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+ * valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit. When
+ * `sql` holds several statements, the result is the first one's; the others' responses
+ * are read and discarded, and an error in any of them fails the call with `VS_ERR_SQL`
+ * (no result is returned).
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -580,7 +587,10 @@ enum VsStatus vs_stmt_bind_bytes(struct VsStmt *stmt,
  * Executes a statement that returns no rows (INSERT, UPDATE, DELETE, DDL).
  *
  * `affected_rows` and `last_insert_id` may be NULL. Every parameter must be bound
- * (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution.
+ * (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution. Every
+ * result set of the response is read (a `CALL` may produce several): an error in any of
+ * them gives `VS_ERR_SQL`; on success `*affected_rows` is the sum over them and
+ * `*last_insert_id` the last non-zero AUTO_INCREMENT id reported (0 if none).
  *
  * # Safety
  * `stmt` is NULL or a live `VsStmt`; the outputs are NULL or writable.
@@ -592,7 +602,9 @@ enum VsStatus vs_stmt_execute_update(struct VsStmt *stmt,
 /**
  * Executes a query and reads its whole result (bounded by DatabaseMaxResultSize).
  *
- * On success `*out` receives a result the caller frees with `vs_result_free`.
+ * On success `*out` receives a result the caller frees with `vs_result_free`. Result
+ * sets after the first (from a `CALL`) are read and discarded; an error in any of them
+ * gives `VS_ERR_SQL` and no result.
  *
  * # Safety
  * `stmt` is NULL or a live `VsStmt`; `out` is NULL or writable.

@@ -110,3 +110,13 @@ fn c_threads_share_one_pool() {
     let program = build("threads", dir.path());
     native::run(&program, &[&config]);
 }
+
+#[test]
+fn c_errors_in_later_statements_are_reported() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("multi_statement", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("multi_statement ok"));
+}

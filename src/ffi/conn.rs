@@ -7,10 +7,10 @@ use mysql::prelude::Queryable;
 use parking_lot::Mutex;
 
 use super::guard::{arg_mut, arg_out, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::VsResult;
+use super::result::{finish, Totals, VsResult};
 use super::stmt::VsStmt;
 use super::VsStatus;
-use crate::pool::{Pool, PooledConn};
+use crate::pool::{Pool, PoolError, PooledConn};
 
 /// The connection a `VsConn` and its statements share; empty once released.
 pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
@@ -47,10 +47,14 @@ pub(crate) fn with_conn<T>(
     f(conn)
 }
 
-/// Runs `sql` (one or more statements, no result needed) and reports affected rows.
+/// Runs `sql` (one statement, or several separated by `;`) when no rows are needed.
 ///
-/// `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
-/// when the server rejects the statement.
+/// Every statement's response is read. The first statement the server rejects ends the
+/// call with `VS_ERR_SQL` (its code and SQLSTATE in `vs_last_sql_error_code` and
+/// `vs_last_sqlstate`); the server runs no statement after it, and those before it have
+/// taken effect (committed, unless a transaction is open). On success `*affected_rows`
+/// receives the affected rows summed over all statements (`affected_rows` may be NULL);
+/// rows of statements that return some are read and discarded.
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
@@ -64,14 +68,12 @@ pub unsafe extern "C" fn vs_conn_execute(
     ffi_guard(|| {
         let conn = arg_mut(conn, "conn")?;
         let sql = arg_str(sql, "sql")?;
-        let affected = with_conn(&conn.slot, |c| {
-            let result = c.query_iter(sql)?;
-            let affected = result.affected_rows();
-            drop(result);
-            Ok(affected)
+        let totals = with_conn(&conn.slot, |c| {
+            let outcome = execute_all(c, sql);
+            note_breakage(c, outcome)
         })?;
         if let Some(out) = affected_rows.as_mut() {
-            *out = affected;
+            *out = totals.affected_rows;
         }
         Ok(())
     })
@@ -80,7 +82,10 @@ pub unsafe extern "C" fn vs_conn_execute(
 /// Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
 ///
 /// On success `*out` receives a result the caller frees with `vs_result_free`; it stays
-/// valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+/// valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit. When
+/// `sql` holds several statements, the result is the first one's; the others' responses
+/// are read and discarded, and an error in any of them fails the call with `VS_ERR_SQL`
+/// (no result is returned).
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -97,7 +102,11 @@ pub unsafe extern "C" fn vs_conn_query(
         let sql = arg_str(sql, "sql")?;
         let result = with_conn(&conn.slot, |c| {
             let limit = c.max_result_bytes();
-            VsResult::collect(c.query_iter(sql)?, limit)
+            let outcome = c
+                .query_iter(sql)
+                .map_err(PoolError::from)
+                .and_then(|result| VsResult::collect(result, limit));
+            note_breakage(c, outcome)
         })?;
         *out = Box::into_raw(Box::new(result));
         Ok(())
@@ -199,6 +208,27 @@ pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
             drop(taken);
         }
     })
+}
+
+/// Runs `sql` and reads every result set it produces.
+fn execute_all(conn: &mut PooledConn, sql: &str) -> Result<Totals, PoolError> {
+    let mut result = conn.query_iter(sql)?;
+    Ok(finish(&mut result)?)
+}
+
+/// Converts `outcome` for C; when it failed because the connection broke (also in a later
+/// result set, which the pool's own checks do not see), the connection is marked broken
+/// so the pool discards it on release.
+pub(crate) fn note_breakage<T>(
+    conn: &mut PooledConn,
+    outcome: Result<T, PoolError>,
+) -> Result<T, FfiError> {
+    if let Err(PoolError::Sql(sql)) = &outcome {
+        if sql.connection_broken {
+            conn.mark_broken();
+        }
+    }
+    outcome.map_err(FfiError::from)
 }
 
 unsafe fn run_simple(conn: *mut VsConn, sql: &str) -> FfiResult {

@@ -27,11 +27,12 @@ pub struct VsResult {
 }
 
 impl VsResult {
-    /// Reads the first result set of `result`, failing past `limit` bytes.
+    /// Reads the first result set of `result` (failing past `limit` bytes), then every
+    /// remaining one, so that an error from a later statement is reported, not dropped.
     pub(crate) fn collect<P: Protocol>(
         mut result: QueryResult<'_, '_, '_, P>,
         limit: u64,
-    ) -> Result<VsResult, FfiError> {
+    ) -> Result<VsResult, PoolError> {
         let columns: Vec<String> = result
             .columns()
             .as_ref()
@@ -45,13 +46,13 @@ impl VsResult {
                 let row = row?;
                 total = total.saturating_add(row_bytes(&row));
                 if total > limit {
-                    return Err(PoolError::ResultTooLarge { limit }.into());
+                    return Err(PoolError::ResultTooLarge { limit });
                 }
-                rows.try_reserve(1)
-                    .map_err(|_| FfiError::from(PoolError::OutOfMemory))?;
+                rows.try_reserve(1).map_err(|_| PoolError::OutOfMemory)?;
                 rows.push(row.unwrap());
             }
         }
+        finish(&mut result)?;
         Ok(VsResult {
             texts: RefCell::new(vec![None; columns.len()]),
             columns,
@@ -282,6 +283,36 @@ pub unsafe extern "C" fn vs_result_free(result: *mut VsResult) {
             drop(Box::from_raw(result));
         }
     })
+}
+
+/// What the statements of one request reported, over all their result sets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Affected rows summed over every statement.
+    pub affected_rows: u64,
+    /// The last non-zero AUTO_INCREMENT id any statement reported (0 if none did).
+    pub last_insert_id: u64,
+}
+
+/// Reads every remaining result set of `result`, discarding rows, and returns the totals,
+/// or the first error a statement reported.
+///
+/// The `mysql` crate's `Drop` for a result drains the remaining sets too, but drops their
+/// errors: a failing second statement of `"INSERT ...; INSERT ..."` would look like success.
+pub(crate) fn finish<P: Protocol>(
+    result: &mut QueryResult<'_, '_, '_, P>,
+) -> Result<Totals, mysql::Error> {
+    let mut totals = Totals::default();
+    while let Some(mut set) = result.iter() {
+        totals.affected_rows = totals.affected_rows.saturating_add(set.affected_rows());
+        if let Some(id) = set.last_insert_id().filter(|&id| id != 0) {
+            totals.last_insert_id = id;
+        }
+        for row in set.by_ref() {
+            row?;
+        }
+    }
+    Ok(totals)
 }
 
 fn convert<T: mysql::prelude::FromValue>(
