@@ -120,3 +120,13 @@ fn c_errors_in_later_statements_are_reported() {
     let output = native::run(&program, &[&config]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("multi_statement ok"));
 }
+
+#[test]
+fn c_dates_read_the_same_through_prepared_statements_and_queries() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("temporal", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("temporal ok"));
+}
