@@ -333,7 +333,7 @@ enum VsStatus vs_conn_rollback(struct VsConn *conn);
  *
  * On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
  * outliving `vs_conn_release` is safe: executing it then fails with
- * `VS_ERR_INVALID_ARGUMENT`.
+ * `VS_ERR_INVALID_ARGUMENT` and SQLSTATE 08003.
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or

@@ -41,9 +41,7 @@ pub(crate) fn with_conn<T>(
     f: impl FnOnce(&mut PooledConn) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
     let mut guard = slot.lock();
-    let conn = guard
-        .as_mut()
-        .ok_or_else(|| FfiError::invalid("the connection was released"))?;
+    let conn = guard.as_mut().ok_or_else(released)?;
     f(conn)
 }
 
@@ -170,7 +168,7 @@ pub unsafe extern "C" fn vs_conn_rollback(conn: *mut VsConn) -> VsStatus {
 ///
 /// On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
 /// outliving `vs_conn_release` is safe: executing it then fails with
-/// `VS_ERR_INVALID_ARGUMENT`.
+/// `VS_ERR_INVALID_ARGUMENT` and SQLSTATE 08003.
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -208,6 +206,16 @@ pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
             drop(taken);
         }
     })
+}
+
+/// The error for a statement whose connection was released: `VS_ERR_INVALID_ARGUMENT` with
+/// SQLSTATE 08003 (the SQL standard's "connection does not exist"), which the C++ shim
+/// also uses for a closed `vs::Connection`.
+fn released() -> FfiError {
+    FfiError {
+        sqlstate: "08003".into(),
+        ..FfiError::invalid("the connection was released")
+    }
 }
 
 /// Runs `sql` and reads every result set it produces.

@@ -153,6 +153,10 @@ int main(int argc, char **argv) {
     CHECK(!has_row);
     vs_result_free(result);
     CHECK_STATUS(vs_stmt_execute_query(select, &result), VS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vs_last_error(), "released") != NULL);
+    CHECK(strcmp(vs_last_sqlstate(), "08003") == 0 && vs_last_sql_error_code() == 0);
+    CHECK_STATUS(vs_stmt_execute_update(select, NULL, NULL), VS_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(vs_last_sqlstate(), "08003") == 0);
     vs_stmt_free(select);
 
     VsPoolStats stats;

@@ -77,10 +77,19 @@ int main(int argc, char **argv) {
 
     // Legacy API: GetConnection / ReleaseConnection, and a statement outliving its
     // connection throws instead of crashing.
+    // Both kinds of statement report a closed connection the same way (SQLSTATE 08003).
     vs::Connection *conn = pool.GetConnection();
     vs::Statement *late = conn->createStatement();
+    std::unique_ptr<vs::PreparedStatement> latePrepared(conn->prepareStatement("SELECT ?"));
+    latePrepared->setInt(1, 1);
     pool.ReleaseConnection(conn);
-    EXPECT_THROW(late->execute("SELECT 1"), e, CHECK(e.getSQLState() == "08003"));
+    EXPECT_THROW(late->execute("SELECT 1"), e,
+                 CHECK(e.getSQLState() == "08003" && e.status() == VS_ERR_INVALID_ARGUMENT &&
+                       e.getErrorCode() == 0));
+    EXPECT_THROW(latePrepared->executeQuery(), e,
+                 CHECK(e.getSQLState() == "08003" && e.status() == VS_ERR_INVALID_ARGUMENT &&
+                       e.getErrorCode() == 0));
+    EXPECT_THROW(latePrepared->executeUpdate(), e, CHECK(e.getSQLState() == "08003"));
     delete late;
     CHECK(pool.stats().in_use == 0);
     std::printf("cpp roundtrip ok\n");
