@@ -96,8 +96,8 @@ typedef struct VsConfig VsConfig;
  * A connection checked out of a pool (opaque). Usable from any thread, one at a time.
  *
  * Methods: `vs_conn_execute`, `vs_conn_query`, `vs_conn_ping`, `vs_conn_set_schema`,
- * `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`, `vs_conn_prepare`,
- * `vs_conn_release`.
+ * `vs_conn_set_autocommit`, `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`,
+ * `vs_conn_prepare`, `vs_conn_release`.
  */
 typedef struct VsConn VsConn;
 
@@ -303,6 +303,21 @@ enum VsStatus vs_conn_ping(struct VsConn *conn);
  * `conn` is NULL or a live `VsConn`; `schema` is NULL or NUL-terminated.
  */
 enum VsStatus vs_conn_set_schema(struct VsConn *conn, const char *schema);
+
+/**
+ * Turns autocommit on (`enabled` true) or off for this connection: `SET autocommit = 1/0`.
+ *
+ * With autocommit off, statements join a transaction that lasts until `vs_conn_commit` or
+ * `vs_conn_rollback`; the next statement then starts a new one. Turning it on commits
+ * what is open. Table locks behave as in MySQL: `LOCK TABLES` commits the open
+ * transaction, and COMMIT or ROLLBACK do not release table locks (`UNLOCK TABLES` does).
+ * A connection released with autocommit off is rolled back, unlocked and set back to
+ * autocommit before anyone else gets it.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_set_autocommit(struct VsConn *conn, bool enabled);
 
 /**
  * Starts a transaction. A connection released inside one is rolled back.

@@ -91,3 +91,17 @@ fn cpp_shim_throws_on_bad_config_and_unreachable_database() {
     let program = build("errors", &["errors.cpp"], dir.path());
     native::run(&program, &[&bad, &down]);
 }
+
+#[test]
+fn cpp_shim_autocommit_off_is_server_side_and_restored_on_release() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "vs_conf.xml",
+        &db.conf_xml("<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>"),
+    );
+    let program = build("autocommit", &["autocommit.cpp"], dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp autocommit ok"));
+}

@@ -18,8 +18,8 @@ pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
 /// A connection checked out of a pool (opaque). Usable from any thread, one at a time.
 ///
 /// Methods: `vs_conn_execute`, `vs_conn_query`, `vs_conn_ping`, `vs_conn_set_schema`,
-/// `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`, `vs_conn_prepare`,
-/// `vs_conn_release`.
+/// `vs_conn_set_autocommit`, `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`,
+/// `vs_conn_prepare`, `vs_conn_release`.
 pub struct VsConn {
     slot: ConnSlot,
     /// Keeps the pool open while this connection is out, even after `vs_pool_free`.
@@ -134,6 +134,30 @@ pub unsafe extern "C" fn vs_conn_set_schema(conn: *mut VsConn, schema: *const c_
         let conn = arg_mut(conn, "conn")?;
         let schema = arg_str(schema, "schema")?;
         with_conn(&conn.slot, |c| Ok(c.set_schema(schema)?))
+    })
+}
+
+/// Turns autocommit on (`enabled` true) or off for this connection: `SET autocommit = 1/0`.
+///
+/// With autocommit off, statements join a transaction that lasts until `vs_conn_commit` or
+/// `vs_conn_rollback`; the next statement then starts a new one. Turning it on commits
+/// what is open. Table locks behave as in MySQL: `LOCK TABLES` commits the open
+/// transaction, and COMMIT or ROLLBACK do not release table locks (`UNLOCK TABLES` does).
+/// A connection released with autocommit off is rolled back, unlocked and set back to
+/// autocommit before anyone else gets it.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_set_autocommit(conn: *mut VsConn, enabled: bool) -> VsStatus {
+    ffi_guard(|| {
+        // The pool sees `SET autocommit` and restores the session when the connection returns.
+        let sql = if enabled {
+            "SET autocommit = 1"
+        } else {
+            "SET autocommit = 0"
+        };
+        run_simple(conn, sql)
     })
 }
 

@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
     INVALID(vs_conn_ping(NULL));
     INVALID(vs_conn_set_schema(NULL, "x"));
     INVALID(vs_conn_set_schema(conn, NULL));
+    INVALID(vs_conn_set_autocommit(NULL, false));
     INVALID(vs_conn_begin(NULL));
     INVALID(vs_conn_commit(NULL));
     INVALID(vs_conn_rollback(NULL));
