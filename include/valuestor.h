@@ -88,7 +88,8 @@ typedef enum VsStatus {
 /**
  * A loaded, validated configuration (opaque). Thread-safe and immutable.
  *
- * Methods: `vs_config_load`, `vs_config_free`; used by `vs_pool_open`.
+ * Methods: `vs_config_load`, `vs_config_load_default`, `vs_config_with_max_pool_size`,
+ * `vs_config_free`; used by `vs_pool_open`.
  */
 typedef struct VsConfig VsConfig;
 
@@ -249,10 +250,41 @@ const char *vs_version(void);
 enum VsStatus vs_config_load(const char *path, struct VsConfig **out);
 
 /**
- * Frees a config from `vs_config_load`; NULL is a no-op.
+ * Loads the configuration the legacy way, without a path: from the file named by the
+ * environment variable `VS_CONF`, or `/etc/vs/vs_conf.xml` when it is unset or empty.
+ *
+ * Otherwise like `vs_config_load`: on success the caller owns `*out` and frees it with
+ * `vs_config_free`; `VS_ERR_CONFIG` (the message names the path) when the file is
+ * missing or invalid. The environment is read as `getenv` does, so do not change it from
+ * another thread during the call.
  *
  * # Safety
- * `config` is NULL or a config from `vs_config_load` not yet freed.
+ * `out` is NULL or writable.
+ */
+enum VsStatus vs_config_load_default(struct VsConfig **out);
+
+/**
+ * Makes a copy of `config` whose pool opens at most `max_size` connections.
+ *
+ * `max_size` caps DatabaseMaxPoolSize, never raises it: the copy's maximum is the smaller
+ * of the two, and DatabaseInitialPoolSize is lowered to fit under it. This is what the
+ * legacy `ConnectionPool(int maxSize)` constructor of the C++ shim uses. `config` is not
+ * changed. On success the caller owns `*out` and frees it with `vs_config_free`;
+ * `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a `max_size` of 0.
+ *
+ * # Safety
+ * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+ */
+enum VsStatus vs_config_with_max_pool_size(const struct VsConfig *config,
+                                           uint32_t max_size,
+                                           struct VsConfig **out);
+
+/**
+ * Frees a config from `vs_config_load`, `vs_config_load_default` or
+ * `vs_config_with_max_pool_size`; NULL is a no-op.
+ *
+ * # Safety
+ * `config` is NULL or a config from those functions not yet freed.
  */
 void vs_config_free(struct VsConfig *config);
 

@@ -130,3 +130,18 @@ fn c_dates_read_the_same_through_prepared_statements_and_queries() {
     let output = native::run(&program, &[&config]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("temporal ok"));
 }
+
+#[test]
+fn c_default_config_comes_from_vs_conf_and_its_pool_size_can_be_capped() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "vs_conf.xml",
+        &db,
+        "<DatabaseMaxPoolSize>3</DatabaseMaxPoolSize>",
+    );
+    let program = build("config_default", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("config_default ok"));
+}

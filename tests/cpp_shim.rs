@@ -105,3 +105,17 @@ fn cpp_shim_autocommit_off_is_server_side_and_restored_on_release() {
     let output = native::run(&program, &[&config]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("cpp autocommit ok"));
 }
+
+#[test]
+fn cpp_shim_legacy_constructor_reads_vs_conf_and_caps_the_pool() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "vs_conf.xml",
+        &db.conf_xml("<DatabaseMaxPoolSize>3</DatabaseMaxPoolSize>"),
+    );
+    let program = build("legacy_pool", &["legacy_pool.cpp"], dir.path());
+    let output = native::run_with_env(&program, &[&config], &[("VS_CONF", &config)]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp legacy pool ok"));
+}

@@ -83,6 +83,11 @@ pub fn valgrind_available() -> bool {
 /// Runs `program` with `args`, under valgrind (definite leaks and invalid accesses fail)
 /// when available; panics with the output unless it exits 0.
 pub fn run(program: &Path, args: &[&str]) -> Output {
+    run_with_env(program, args, &[])
+}
+
+/// Like [`run`], with extra environment variables for the program.
+pub fn run_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = if valgrind_available() {
         let mut c = Command::new("valgrind");
         c.args([
@@ -97,7 +102,11 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
     } else {
         Command::new(program)
     };
-    let output = command.args(args).output().expect("run test program");
+    let output = command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run test program");
     assert!(
         output.status.success(),
         "{} {:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
