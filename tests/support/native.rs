@@ -80,8 +80,9 @@ pub fn valgrind_available() -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-/// Runs `program` with `args`, under valgrind (definite leaks and invalid accesses fail)
-/// when available; panics with the output unless it exits 0.
+/// Runs `program` with `args`, under valgrind when available (invalid accesses and
+/// definite or possible leaks fail, except the known non-leaks listed with their reasons
+/// in `tests/support/valgrind.supp`); panics with the output unless it exits 0.
 pub fn run(program: &Path, args: &[&str]) -> Output {
     run_with_env(program, args, &[])
 }
@@ -94,9 +95,16 @@ pub fn run_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Outp
             "--quiet",
             "--error-exitcode=99",
             "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite,possible",
+            "--show-leak-kinds=definite,possible",
+            "--num-callers=50",
         ])
+        .arg(format!(
+            "--suppressions={}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/support/valgrind.supp")
+                .display()
+        ))
         .arg(program);
         c
     } else {
