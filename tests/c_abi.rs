@@ -145,3 +145,13 @@ fn c_default_config_comes_from_vs_conf_and_its_pool_size_can_be_capped() {
     let output = native::run(&program, &[&config]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("config_default ok"));
 }
+
+#[test]
+fn c_buffer_edges_keep_exact_bytes() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("buffers", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("buffers ok"));
+}
