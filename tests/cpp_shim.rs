@@ -1,6 +1,7 @@
-//! The C++ shim: programs in `tests/cpp/` built with `c++ -std=c++17 -Wall -Wextra -Werror`
-//! from the shim's sources, the committed header and the static library, run against a
-//! private MariaDB (under valgrind when installed).
+//! The C++ shim: programs in `tests/cpp/` built with `c++ -std=c++17 -Wall -Wextra
+//! -Wpedantic -Werror` from the shim's sources, the committed header and the static library,
+//! run against a private MariaDB (under valgrind when installed); and the shim's own builds
+//! (Makefile, CMake, pkg-config after `make install`).
 
 mod support;
 
@@ -9,7 +10,14 @@ use std::process::Command;
 
 use support::{native, MariaDb};
 
-const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-g"];
+const CXX_FLAGS: &[&str] = &[
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-g",
+];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -325,4 +333,18 @@ fn make_install_refuses_without_the_rust_library() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cargo build --release"), "{stderr}");
     assert!(!dir.path().join("prefix/lib").exists());
+}
+
+#[test]
+fn cpp_shim_pool_is_shared_by_threads() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "vs_conf.xml",
+        &db.conf_xml("<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>"),
+    );
+    let program = build("threads", &["threads.cpp"], dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp threads ok"));
 }
