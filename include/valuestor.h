@@ -88,7 +88,8 @@ typedef enum VsStatus {
 /**
  * A loaded, validated configuration (opaque). Thread-safe and immutable.
  *
- * Methods: `vs_config_load`, `vs_config_free`; used by `vs_pool_open`.
+ * Methods: `vs_config_load`, `vs_config_load_default`, `vs_config_with_max_pool_size`,
+ * `vs_config_free`; used by `vs_pool_open`.
  */
 typedef struct VsConfig VsConfig;
 
@@ -96,8 +97,8 @@ typedef struct VsConfig VsConfig;
  * A connection checked out of a pool (opaque). Usable from any thread, one at a time.
  *
  * Methods: `vs_conn_execute`, `vs_conn_query`, `vs_conn_ping`, `vs_conn_set_schema`,
- * `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`, `vs_conn_prepare`,
- * `vs_conn_release`.
+ * `vs_conn_set_autocommit`, `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`,
+ * `vs_conn_prepare`, `vs_conn_release`.
  */
 typedef struct VsConn VsConn;
 
@@ -249,18 +250,53 @@ const char *vs_version(void);
 enum VsStatus vs_config_load(const char *path, struct VsConfig **out);
 
 /**
- * Frees a config from `vs_config_load`; NULL is a no-op.
+ * Loads the configuration the legacy way, without a path: from the file named by the
+ * environment variable `VS_CONF`, or `/etc/vs/vs_conf.xml` when it is unset or empty.
+ *
+ * Otherwise like `vs_config_load`: on success the caller owns `*out` and frees it with
+ * `vs_config_free`; `VS_ERR_CONFIG` (the message names the path) when the file is
+ * missing or invalid. The environment is read as `getenv` does, so do not change it from
+ * another thread during the call.
  *
  * # Safety
- * `config` is NULL or a config from `vs_config_load` not yet freed.
+ * `out` is NULL or writable.
+ */
+enum VsStatus vs_config_load_default(struct VsConfig **out);
+
+/**
+ * Makes a copy of `config` whose pool opens at most `max_size` connections.
+ *
+ * `max_size` caps DatabaseMaxPoolSize, never raises it: the copy's maximum is the smaller
+ * of the two, and DatabaseInitialPoolSize is lowered to fit under it. This is what the
+ * legacy `ConnectionPool(int maxSize)` constructor of the C++ shim uses. `config` is not
+ * changed. On success the caller owns `*out` and frees it with `vs_config_free`;
+ * `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a `max_size` of 0.
+ *
+ * # Safety
+ * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+ */
+enum VsStatus vs_config_with_max_pool_size(const struct VsConfig *config,
+                                           uint32_t max_size,
+                                           struct VsConfig **out);
+
+/**
+ * Frees a config from `vs_config_load`, `vs_config_load_default` or
+ * `vs_config_with_max_pool_size`; NULL is a no-op.
+ *
+ * # Safety
+ * `config` is NULL or a config from those functions not yet freed.
  */
 void vs_config_free(struct VsConfig *config);
 
 /**
- * Runs `sql` (one or more statements, no result needed) and reports affected rows.
+ * Runs `sql` (one statement, or several separated by `;`) when no rows are needed.
  *
- * `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
- * when the server rejects the statement.
+ * Every statement's response is read. The first statement the server rejects ends the
+ * call with `VS_ERR_SQL` (its code and SQLSTATE in `vs_last_sql_error_code` and
+ * `vs_last_sqlstate`); the server runs no statement after it, and those before it have
+ * taken effect (committed, unless a transaction is open). On success `*affected_rows`
+ * receives the affected rows summed over all statements (`affected_rows` may be NULL);
+ * rows of statements that return some are read and discarded.
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
@@ -272,7 +308,10 @@ enum VsStatus vs_conn_execute(struct VsConn *conn, const char *sql, uint64_t *af
  * Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
  *
  * On success `*out` receives a result the caller frees with `vs_result_free`; it stays
- * valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+ * valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit. When
+ * `sql` holds several statements, the result is the first one's; the others' responses
+ * are read and discarded, and an error in any of them fails the call with `VS_ERR_SQL`
+ * (no result is returned).
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -296,6 +335,21 @@ enum VsStatus vs_conn_ping(struct VsConn *conn);
  * `conn` is NULL or a live `VsConn`; `schema` is NULL or NUL-terminated.
  */
 enum VsStatus vs_conn_set_schema(struct VsConn *conn, const char *schema);
+
+/**
+ * Turns autocommit on (`enabled` true) or off for this connection: `SET autocommit = 1/0`.
+ *
+ * With autocommit off, statements join a transaction that lasts until `vs_conn_commit` or
+ * `vs_conn_rollback`; the next statement then starts a new one. Turning it on commits
+ * what is open. Table locks behave as in MySQL: `LOCK TABLES` commits the open
+ * transaction, and COMMIT or ROLLBACK do not release table locks (`UNLOCK TABLES` does).
+ * A connection released with autocommit off is rolled back, unlocked and set back to
+ * autocommit before anyone else gets it.
+ *
+ * # Safety
+ * `conn` is NULL or a live `VsConn`.
+ */
+enum VsStatus vs_conn_set_autocommit(struct VsConn *conn, bool enabled);
 
 /**
  * Starts a transaction. A connection released inside one is rolled back.
@@ -326,7 +380,7 @@ enum VsStatus vs_conn_rollback(struct VsConn *conn);
  *
  * On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
  * outliving `vs_conn_release` is safe: executing it then fails with
- * `VS_ERR_INVALID_ARGUMENT`.
+ * `VS_ERR_INVALID_ARGUMENT` and SQLSTATE 08003.
  *
  * # Safety
  * `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -349,20 +403,21 @@ void vs_conn_release(struct VsConn *conn);
 /**
  * The calling thread's last error message ("" after a success).
  *
- * The string is owned by the library and stays valid until this thread's next call into
- * the library (other than `vs_last_*`). Never NULL.
+ * The string is owned by the library and stays valid until this thread's next call to a
+ * function that returns `VsStatus`; other calls (`vs_last_*`, getters returning a plain
+ * value, `vs_*_free`, `vs_conn_release`, `vs_pool_close`) leave it alone. Never NULL.
  */
 const char *vs_last_error(void);
 
 /**
  * The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
- * a server error.
+ * a server error or the last call succeeded.
  */
 int vs_last_sql_error_code(void);
 
 /**
  * The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
- * error. Valid until this thread's next call into the library. Never NULL.
+ * error. Valid as long as the `vs_last_error` string. Never NULL.
  */
 const char *vs_last_sqlstate(void);
 
@@ -579,7 +634,10 @@ enum VsStatus vs_stmt_bind_bytes(struct VsStmt *stmt,
  * Executes a statement that returns no rows (INSERT, UPDATE, DELETE, DDL).
  *
  * `affected_rows` and `last_insert_id` may be NULL. Every parameter must be bound
- * (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution.
+ * (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution. Every
+ * result set of the response is read (a `CALL` may produce several): an error in any of
+ * them gives `VS_ERR_SQL`; on success `*affected_rows` is the sum over them and
+ * `*last_insert_id` the last non-zero AUTO_INCREMENT id reported (0 if none).
  *
  * # Safety
  * `stmt` is NULL or a live `VsStmt`; the outputs are NULL or writable.
@@ -591,7 +649,9 @@ enum VsStatus vs_stmt_execute_update(struct VsStmt *stmt,
 /**
  * Executes a query and reads its whole result (bounded by DatabaseMaxResultSize).
  *
- * On success `*out` receives a result the caller frees with `vs_result_free`.
+ * On success `*out` receives a result the caller frees with `vs_result_free`. Result
+ * sets after the first (from a `CALL`) are read and discarded; an error in any of them
+ * gives `VS_ERR_SQL` and no result.
  *
  * # Safety
  * `stmt` is NULL or a live `VsStmt`; `out` is NULL or writable.

@@ -110,3 +110,48 @@ fn c_threads_share_one_pool() {
     let program = build("threads", dir.path());
     native::run(&program, &[&config]);
 }
+
+#[test]
+fn c_errors_in_later_statements_are_reported() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("multi_statement", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("multi_statement ok"));
+}
+
+#[test]
+fn c_dates_read_the_same_through_prepared_statements_and_queries() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("temporal", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("temporal ok"));
+}
+
+#[test]
+fn c_default_config_comes_from_vs_conf_and_its_pool_size_can_be_capped() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "vs_conf.xml",
+        &db,
+        "<DatabaseMaxPoolSize>3</DatabaseMaxPoolSize>",
+    );
+    let program = build("config_default", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("config_default ok"));
+}
+
+#[test]
+fn c_buffer_edges_keep_exact_bytes() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
+    let program = build("buffers", dir.path());
+    let output = native::run(&program, &[&config]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("buffers ok"));
+}

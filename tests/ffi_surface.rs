@@ -166,3 +166,23 @@ fn every_export_is_declared_exactly_once() {
         assert_eq!(declarations, 1, "{name} is declared {declarations} times");
     }
 }
+
+#[test]
+fn pkg_config_versions_match_cargo_toml() {
+    for file in ["packaging/valuestor.pc", "packaging/valuestor-cpp.pc"] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(
+            text.contains(&format!("\nVersion: {}\n", env!("CARGO_PKG_VERSION"))),
+            "{file}: Version is not {}",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    let cpp = std::fs::read_to_string(root().join("packaging/valuestor-cpp.pc")).unwrap();
+    assert!(
+        cpp.contains(&format!(
+            "Requires: valuestor = {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "valuestor-cpp.pc must require the same valuestor version"
+    );
+}

@@ -31,9 +31,9 @@ void Connection::close() noexcept {
 }
 
 void Connection::setAutoCommit(bool autoCommit) {
-    if (autoCommit == state_->autoCommit) return;
-    // Turning autocommit on commits what is open, as in MySQL.
-    detail::check(autoCommit ? vs_conn_commit(state_->get()) : vs_conn_begin(state_->get()));
+    // SET autocommit = 0/1 on the server, as Connector/C++ does (turning it on commits what
+    // is open); the pool turns it back on when the connection is released.
+    detail::check(vs_conn_set_autocommit(state_->get(), autoCommit));
     state_->autoCommit = autoCommit;
 }
 
@@ -42,15 +42,9 @@ bool Connection::getAutoCommit() const {
     return state_->autoCommit;
 }
 
-void Connection::commit() {
-    detail::check(vs_conn_commit(state_->get()));
-    if (!state_->autoCommit) detail::check(vs_conn_begin(state_->get()));
-}
+void Connection::commit() { detail::check(vs_conn_commit(state_->get())); }
 
-void Connection::rollback() {
-    detail::check(vs_conn_rollback(state_->get()));
-    if (!state_->autoCommit) detail::check(vs_conn_begin(state_->get()));
-}
+void Connection::rollback() { detail::check(vs_conn_rollback(state_->get())); }
 
 VsConn *Connection::handle() const { return state_->get(); }
 

@@ -11,6 +11,20 @@ PooledConnection &PooledConnection::operator=(PooledConnection &&other) noexcept
     return *this;
 }
 
+ConnectionPool::ConnectionPool(int maxSize) {
+    VsConfig *config = nullptr;
+    detail::check(vs_config_load_default(&config));
+    VsConfig *capped = nullptr;
+    // Non-positive sizes map to 0, which the C ABI rejects with VS_ERR_INVALID_ARGUMENT.
+    VsStatus status =
+        vs_config_with_max_pool_size(config, maxSize < 1 ? 0u : static_cast<uint32_t>(maxSize), &capped);
+    vs_config_free(config);
+    detail::check(status);
+    status = vs_pool_open(capped, &pool_);
+    vs_config_free(capped);
+    detail::check(status);
+}
+
 ConnectionPool::ConnectionPool(const std::string &configPath) {
     VsConfig *config = nullptr;
     detail::check(vs_config_load(configPath.c_str(), &config));

@@ -1,15 +1,21 @@
 //! `VsConfig`: a loaded `vs_conf.xml`, shared and immutable.
 
 use std::ffi::c_char;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::guard::{arg_out, arg_str, ffi_guard, ffi_guard_value};
+use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
 use super::VsStatus;
-use crate::Config;
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::{Config, DatabaseConfig};
+
+/// The environment variable `vs_config_load_default` reads the file's path from.
+const CONFIG_PATH_ENV: &str = "VS_CONF";
 
 /// A loaded, validated configuration (opaque). Thread-safe and immutable.
 ///
-/// Methods: `vs_config_load`, `vs_config_free`; used by `vs_pool_open`.
+/// Methods: `vs_config_load`, `vs_config_load_default`, `vs_config_with_max_pool_size`,
+/// `vs_config_free`; used by `vs_pool_open`.
 pub struct VsConfig {
     pub(crate) config: Config,
 }
@@ -28,19 +34,70 @@ pub unsafe extern "C" fn vs_config_load(path: *const c_char, out: *mut *mut VsCo
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
         let path = arg_str(path, "path")?;
-        let config = Config::load(path)?;
-        for warning in &config.warnings {
-            log::warn!("{path}: {warning}");
+        load_into(PathBuf::from(path), out)
+    })
+}
+
+/// Loads the configuration the legacy way, without a path: from the file named by the
+/// environment variable `VS_CONF`, or `/etc/vs/vs_conf.xml` when it is unset or empty.
+///
+/// Otherwise like `vs_config_load`: on success the caller owns `*out` and frees it with
+/// `vs_config_free`; `VS_ERR_CONFIG` (the message names the path) when the file is
+/// missing or invalid. The environment is read as `getenv` does, so do not change it from
+/// another thread during the call.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_config_load_default(out: *mut *mut VsConfig) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let path = match std::env::var_os(CONFIG_PATH_ENV) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+        };
+        load_into(path, out)
+    })
+}
+
+/// Makes a copy of `config` whose pool opens at most `max_size` connections.
+///
+/// `max_size` caps DatabaseMaxPoolSize, never raises it: the copy's maximum is the smaller
+/// of the two, and DatabaseInitialPoolSize is lowered to fit under it. This is what the
+/// legacy `ConnectionPool(int maxSize)` constructor of the C++ shim uses. `config` is not
+/// changed. On success the caller owns `*out` and frees it with `vs_config_free`;
+/// `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a `max_size` of 0.
+///
+/// # Safety
+/// `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_config_with_max_pool_size(
+    config: *const VsConfig,
+    max_size: u32,
+    out: *mut *mut VsConfig,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let config = arg_ref(config, "config")?;
+        if max_size == 0 {
+            return Err(FfiError::invalid("max_size must be at least 1"));
         }
-        *out = Arc::into_raw(Arc::new(VsConfig { config })).cast_mut();
+        let mut copy = config.config.clone();
+        cap_pool_size(
+            &mut copy.database,
+            usize::try_from(max_size).unwrap_or(usize::MAX),
+        );
+        copy.validate()?;
+        *out = into_raw(copy);
         Ok(())
     })
 }
 
-/// Frees a config from `vs_config_load`; NULL is a no-op.
+/// Frees a config from `vs_config_load`, `vs_config_load_default` or
+/// `vs_config_with_max_pool_size`; NULL is a no-op.
 ///
 /// # Safety
-/// `config` is NULL or a config from `vs_config_load` not yet freed.
+/// `config` is NULL or a config from those functions not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn vs_config_free(config: *mut VsConfig) {
     ffi_guard_value((), || {
@@ -48,4 +105,53 @@ pub unsafe extern "C" fn vs_config_free(config: *mut VsConfig) {
             drop(Arc::from_raw(config.cast_const()));
         }
     })
+}
+
+/// Loads the file at `path` and hands it to C through `out`.
+///
+/// # Safety
+/// `out` is writable.
+unsafe fn load_into(path: PathBuf, out: *mut *mut VsConfig) -> FfiResult {
+    let config = Config::load(&path)?;
+    for warning in &config.warnings {
+        log::warn!("{}: {warning}", path.display());
+    }
+    *out = into_raw(config);
+    Ok(())
+}
+
+fn into_raw(config: Config) -> *mut VsConfig {
+    Arc::into_raw(Arc::new(VsConfig { config })).cast_mut()
+}
+
+/// Lowers the pool's maximum to `max_size` if it is higher, and the initial size with it.
+fn cap_pool_size(db: &mut DatabaseConfig, max_size: usize) {
+    db.max_pool_size = db.max_pool_size.min(max_size);
+    db.initial_pool_size = db.initial_pool_size.min(db.max_pool_size);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(max: usize, initial: usize, cap: usize) -> (usize, usize) {
+        let mut db = Config::default().database;
+        db.max_pool_size = max;
+        db.initial_pool_size = initial;
+        cap_pool_size(&mut db, cap);
+        (db.max_pool_size, db.initial_pool_size)
+    }
+
+    #[test]
+    fn the_cap_lowers_but_never_raises_the_maximum() {
+        assert_eq!(sizes(4, 1, 40), (4, 1));
+        assert_eq!(sizes(4, 1, 2), (2, 1));
+        assert_eq!(sizes(4, 1, 4), (4, 1));
+    }
+
+    #[test]
+    fn the_initial_size_follows_a_lower_maximum() {
+        assert_eq!(sizes(8, 6, 3), (3, 3));
+        assert_eq!(sizes(8, 0, 1), (1, 0));
+    }
 }

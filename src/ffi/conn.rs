@@ -7,10 +7,10 @@ use mysql::prelude::Queryable;
 use parking_lot::Mutex;
 
 use super::guard::{arg_mut, arg_out, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::VsResult;
+use super::result::{finish, Totals, VsResult};
 use super::stmt::VsStmt;
 use super::VsStatus;
-use crate::pool::{Pool, PooledConn};
+use crate::pool::{Pool, PoolError, PooledConn};
 
 /// The connection a `VsConn` and its statements share; empty once released.
 pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
@@ -18,8 +18,8 @@ pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
 /// A connection checked out of a pool (opaque). Usable from any thread, one at a time.
 ///
 /// Methods: `vs_conn_execute`, `vs_conn_query`, `vs_conn_ping`, `vs_conn_set_schema`,
-/// `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`, `vs_conn_prepare`,
-/// `vs_conn_release`.
+/// `vs_conn_set_autocommit`, `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`,
+/// `vs_conn_prepare`, `vs_conn_release`.
 pub struct VsConn {
     slot: ConnSlot,
     /// Keeps the pool open while this connection is out, even after `vs_pool_free`.
@@ -41,16 +41,18 @@ pub(crate) fn with_conn<T>(
     f: impl FnOnce(&mut PooledConn) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
     let mut guard = slot.lock();
-    let conn = guard
-        .as_mut()
-        .ok_or_else(|| FfiError::invalid("the connection was released"))?;
+    let conn = guard.as_mut().ok_or_else(released)?;
     f(conn)
 }
 
-/// Runs `sql` (one or more statements, no result needed) and reports affected rows.
+/// Runs `sql` (one statement, or several separated by `;`) when no rows are needed.
 ///
-/// `affected_rows` may be NULL. Returns `VS_ERR_SQL` with the server's code and SQLSTATE
-/// when the server rejects the statement.
+/// Every statement's response is read. The first statement the server rejects ends the
+/// call with `VS_ERR_SQL` (its code and SQLSTATE in `vs_last_sql_error_code` and
+/// `vs_last_sqlstate`); the server runs no statement after it, and those before it have
+/// taken effect (committed, unless a transaction is open). On success `*affected_rows`
+/// receives the affected rows summed over all statements (`affected_rows` may be NULL);
+/// rows of statements that return some are read and discarded.
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `affected_rows` is
@@ -64,14 +66,12 @@ pub unsafe extern "C" fn vs_conn_execute(
     ffi_guard(|| {
         let conn = arg_mut(conn, "conn")?;
         let sql = arg_str(sql, "sql")?;
-        let affected = with_conn(&conn.slot, |c| {
-            let result = c.query_iter(sql)?;
-            let affected = result.affected_rows();
-            drop(result);
-            Ok(affected)
+        let totals = with_conn(&conn.slot, |c| {
+            let outcome = execute_all(c, sql);
+            note_breakage(c, outcome)
         })?;
         if let Some(out) = affected_rows.as_mut() {
-            *out = affected;
+            *out = totals.affected_rows;
         }
         Ok(())
     })
@@ -80,7 +80,10 @@ pub unsafe extern "C" fn vs_conn_execute(
 /// Runs a query and reads its whole first result set (bounded by DatabaseMaxResultSize).
 ///
 /// On success `*out` receives a result the caller frees with `vs_result_free`; it stays
-/// valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit.
+/// valid after the connection is released. `VS_ERR_RESULT_TOO_LARGE` past the limit. When
+/// `sql` holds several statements, the result is the first one's; the others' responses
+/// are read and discarded, and an error in any of them fails the call with `VS_ERR_SQL`
+/// (no result is returned).
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -97,7 +100,11 @@ pub unsafe extern "C" fn vs_conn_query(
         let sql = arg_str(sql, "sql")?;
         let result = with_conn(&conn.slot, |c| {
             let limit = c.max_result_bytes();
-            VsResult::collect(c.query_iter(sql)?, limit)
+            let outcome = c
+                .query_iter(sql)
+                .map_err(PoolError::from)
+                .and_then(|result| VsResult::collect(result, limit));
+            note_breakage(c, outcome)
         })?;
         *out = Box::into_raw(Box::new(result));
         Ok(())
@@ -127,6 +134,30 @@ pub unsafe extern "C" fn vs_conn_set_schema(conn: *mut VsConn, schema: *const c_
         let conn = arg_mut(conn, "conn")?;
         let schema = arg_str(schema, "schema")?;
         with_conn(&conn.slot, |c| Ok(c.set_schema(schema)?))
+    })
+}
+
+/// Turns autocommit on (`enabled` true) or off for this connection: `SET autocommit = 1/0`.
+///
+/// With autocommit off, statements join a transaction that lasts until `vs_conn_commit` or
+/// `vs_conn_rollback`; the next statement then starts a new one. Turning it on commits
+/// what is open. Table locks behave as in MySQL: `LOCK TABLES` commits the open
+/// transaction, and COMMIT or ROLLBACK do not release table locks (`UNLOCK TABLES` does).
+/// A connection released with autocommit off is rolled back, unlocked and set back to
+/// autocommit before anyone else gets it.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_conn_set_autocommit(conn: *mut VsConn, enabled: bool) -> VsStatus {
+    ffi_guard(|| {
+        // The pool sees `SET autocommit` and restores the session when the connection returns.
+        let sql = if enabled {
+            "SET autocommit = 1"
+        } else {
+            "SET autocommit = 0"
+        };
+        run_simple(conn, sql)
     })
 }
 
@@ -161,7 +192,7 @@ pub unsafe extern "C" fn vs_conn_rollback(conn: *mut VsConn) -> VsStatus {
 ///
 /// On success `*out` receives a statement the caller frees with `vs_stmt_free`. A statement
 /// outliving `vs_conn_release` is safe: executing it then fails with
-/// `VS_ERR_INVALID_ARGUMENT`.
+/// `VS_ERR_INVALID_ARGUMENT` and SQLSTATE 08003.
 ///
 /// # Safety
 /// `conn` is NULL or a live `VsConn`; `sql` is NULL or NUL-terminated; `out` is NULL or
@@ -199,6 +230,37 @@ pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
             drop(taken);
         }
     })
+}
+
+/// The error for a statement whose connection was released: `VS_ERR_INVALID_ARGUMENT` with
+/// SQLSTATE 08003 (the SQL standard's "connection does not exist"), which the C++ shim
+/// also uses for a closed `vs::Connection`.
+fn released() -> FfiError {
+    FfiError {
+        sqlstate: "08003".into(),
+        ..FfiError::invalid("the connection was released")
+    }
+}
+
+/// Runs `sql` and reads every result set it produces.
+fn execute_all(conn: &mut PooledConn, sql: &str) -> Result<Totals, PoolError> {
+    let mut result = conn.query_iter(sql)?;
+    Ok(finish(&mut result)?)
+}
+
+/// Converts `outcome` for C; when it failed because the connection broke (also in a later
+/// result set, which the pool's own checks do not see), the connection is marked broken
+/// so the pool discards it on release.
+pub(crate) fn note_breakage<T>(
+    conn: &mut PooledConn,
+    outcome: Result<T, PoolError>,
+) -> Result<T, FfiError> {
+    if let Err(PoolError::Sql(sql)) = &outcome {
+        if sql.connection_broken {
+            conn.mark_broken();
+        }
+    }
+    outcome.map_err(FfiError::from)
 }
 
 unsafe fn run_simple(conn: *mut VsConn, sql: &str) -> FfiResult {

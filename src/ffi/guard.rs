@@ -39,6 +39,11 @@ thread_local! {
 }
 
 /// Runs `body`, turning errors and panics into a status and the thread's last error.
+///
+/// Nothing here may panic outside `catch_unwind`: since Rust 1.81 a panic leaving an
+/// `extern "C"` function aborts the process. The thread-local is reached with `try_with`,
+/// so a call made while the thread's locals are being destroyed (from another library's
+/// thread-exit handler) still returns a status instead of panicking.
 pub fn ffi_guard(body: impl FnOnce() -> FfiResult) -> VsStatus {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
         let what = panic
@@ -46,6 +51,10 @@ pub fn ffi_guard(body: impl FnOnce() -> FfiResult) -> VsStatus {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
+        // A payload whose destructor panics must not unwind out of here either.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(panic))) {
+            std::mem::forget(again);
+        }
         Err(FfiError::new(
             VsStatus::VS_ERR_INTERNAL,
             format!("internal error (panic): {what}"),
@@ -64,18 +73,30 @@ pub fn ffi_guard(body: impl FnOnce() -> FfiResult) -> VsStatus {
 }
 
 /// Runs a body that cannot fail in a way C must hear about (destructors, getters with a
-/// plain return value); a panic is swallowed and `fallback` returned.
+/// plain return value); a panic is swallowed and `fallback` returned. The thread's last
+/// error is left as it is.
 pub fn ffi_guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
+/// Records the outcome of a fallible call for `vs_last_*`. Never panics: if the thread's
+/// locals are already destroyed (or borrowed, which cannot happen) the record is skipped.
 fn set_last_error(message: &str, sql_code: i32, sqlstate: &str) {
-    LAST_ERROR.with(|last| {
-        let mut last = last.borrow_mut();
-        last.message = c_string_lossy(message);
-        last.sql_code = sql_code;
-        last.sqlstate = c_string_lossy(sqlstate);
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            last.message = c_string_lossy(message);
+            last.sql_code = sql_code;
+            last.sqlstate = c_string_lossy(sqlstate);
+        }
     });
+}
+
+/// Reads the thread's last error; `None` once the thread's locals are destroyed.
+fn read_last_error<T>(read: impl FnOnce(&LastError) -> T) -> Option<T> {
+    LAST_ERROR
+        .try_with(|last| last.try_borrow().ok().map(|last| read(&last)))
+        .ok()
+        .flatten()
 }
 
 /// A C string from Rust text; interior NULs become spaces.
@@ -178,27 +199,131 @@ pub fn arg_out<T>(ptr: *mut T, name: &str) -> Result<*mut T, FfiError> {
 
 /// The calling thread's last error message ("" after a success).
 ///
-/// The string is owned by the library and stays valid until this thread's next call into
-/// the library (other than `vs_last_*`). Never NULL.
+/// The string is owned by the library and stays valid until this thread's next call to a
+/// function that returns `VsStatus`; other calls (`vs_last_*`, getters returning a plain
+/// value, `vs_*_free`, `vs_conn_release`, `vs_pool_close`) leave it alone. Never NULL.
 #[no_mangle]
 pub extern "C" fn vs_last_error() -> *const c_char {
     ffi_guard_value(c"".as_ptr(), || {
-        LAST_ERROR.with(|last| last.borrow().message.as_ptr())
+        read_last_error(|last| last.message.as_ptr()).unwrap_or(c"".as_ptr())
     })
 }
 
 /// The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
-/// a server error.
+/// a server error or the last call succeeded.
 #[no_mangle]
 pub extern "C" fn vs_last_sql_error_code() -> c_int {
-    ffi_guard_value(0, || LAST_ERROR.with(|last| last.borrow().sql_code))
+    ffi_guard_value(0, || read_last_error(|last| last.sql_code).unwrap_or(0))
 }
 
 /// The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
-/// error. Valid until this thread's next call into the library. Never NULL.
+/// error. Valid as long as the `vs_last_error` string. Never NULL.
 #[no_mangle]
 pub extern "C" fn vs_last_sqlstate() -> *const c_char {
     ffi_guard_value(c"".as_ptr(), || {
-        LAST_ERROR.with(|last| last.borrow().sqlstate.as_ptr())
+        read_last_error(|last| last.sqlstate.as_ptr()).unwrap_or(c"".as_ptr())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_message() -> String {
+        // SAFETY: vs_last_error returns a NUL-terminated string that lives until the next
+        // fallible call on this thread; it is copied at once.
+        unsafe { CStr::from_ptr(vs_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panicking_body_returns_internal_and_sets_the_message() {
+        let status = ffi_guard(|| panic!("boom {}", 42));
+        assert_eq!(status, VsStatus::VS_ERR_INTERNAL);
+        let message = last_message();
+        assert!(message.contains("panic"), "{message}");
+        assert!(message.contains("boom 42"), "{message}");
+        assert_eq!(vs_last_sql_error_code(), 0);
+    }
+
+    #[test]
+    fn a_panic_with_a_static_message_is_reported_too() {
+        assert_eq!(
+            ffi_guard(|| panic!("static text")),
+            VsStatus::VS_ERR_INTERNAL
+        );
+        assert!(last_message().contains("static text"));
+    }
+
+    #[test]
+    fn a_value_guard_returns_the_fallback_on_panic() {
+        assert_eq!(
+            ffi_guard_value(7, || -> i32 { panic!("inside a getter") }),
+            7
+        );
+    }
+
+    #[test]
+    fn errors_set_and_success_clears_the_last_error() {
+        let status = ffi_guard(|| {
+            Err(FfiError {
+                status: VsStatus::VS_ERR_SQL,
+                message: "bad\0message".into(),
+                sql_code: 1146,
+                sqlstate: "42S02".into(),
+            })
+        });
+        assert_eq!(status, VsStatus::VS_ERR_SQL);
+        assert_eq!(
+            last_message(),
+            "bad message",
+            "an interior NUL becomes a space"
+        );
+        assert_eq!(vs_last_sql_error_code(), 1146);
+        // SAFETY: as in last_message.
+        let state = unsafe { CStr::from_ptr(vs_last_sqlstate()) };
+        assert_eq!(state.to_str().unwrap(), "42S02");
+        assert_eq!(ffi_guard(|| Ok(())), VsStatus::VS_OK);
+        assert_eq!(last_message(), "");
+        assert_eq!(vs_last_sql_error_code(), 0);
+    }
+
+    /// Calls the guard from a thread-local destructor that runs after `LAST_ERROR` is gone.
+    struct CallsGuardOnDrop(std::sync::mpsc::Sender<(VsStatus, VsStatus, bool)>);
+
+    impl Drop for CallsGuardOnDrop {
+        fn drop(&mut self) {
+            let failed = ffi_guard(|| Err(FfiError::invalid("late")));
+            let succeeded = ffi_guard(|| Ok(()));
+            // SAFETY: vs_last_error never returns NULL.
+            let empty = unsafe { CStr::from_ptr(vs_last_error()) }.is_empty();
+            let _ = self.0.send((failed, succeeded, empty));
+        }
+    }
+
+    thread_local! {
+        static LATE: RefCell<Option<CallsGuardOnDrop>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn the_guard_works_after_the_threads_last_error_is_destroyed() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Thread-local destructors run in reverse order of first use: touching LATE
+            // first and LAST_ERROR second makes LAST_ERROR go first at thread exit.
+            LATE.with(|late| *late.borrow_mut() = Some(CallsGuardOnDrop(tx)));
+            assert_eq!(
+                ffi_guard(|| Err(FfiError::invalid("x"))),
+                VsStatus::VS_ERR_INVALID_ARGUMENT
+            );
+            assert!(LAST_ERROR.try_with(|_| ()).is_ok());
+        })
+        .join()
+        .expect("the thread exits without panicking");
+        let (failed, succeeded, empty) = rx.recv().expect("the destructor ran");
+        assert_eq!(failed, VsStatus::VS_ERR_INVALID_ARGUMENT);
+        assert_eq!(succeeded, VsStatus::VS_OK);
+        assert!(empty);
+    }
 }

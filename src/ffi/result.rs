@@ -3,12 +3,22 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+use mysql::consts::ColumnType;
 use mysql::prelude::Protocol;
 use mysql::{QueryResult, Value};
 
 use super::guard::{arg_mut, arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError};
 use super::VsStatus;
 use crate::pool::{row_bytes, PoolError};
+
+/// What a result keeps of a column: its label, and the type and fractional digits that
+/// decide how a temporal value is written as text.
+#[derive(Debug, Clone)]
+struct ColumnInfo {
+    name: String,
+    kind: ColumnType,
+    decimals: u8,
+}
 
 /// A result set (opaque), read completely when the query ran, so it stays valid after its
 /// connection is released. One thread at a time.
@@ -17,7 +27,7 @@ use crate::pool::{row_bytes, PoolError};
 /// `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
 /// `vs_result_get_text`, `vs_result_free`.
 pub struct VsResult {
-    columns: Vec<String>,
+    columns: Vec<ColumnInfo>,
     rows: Vec<Vec<Value>>,
     /// Index of the current row; `None` before the first `vs_result_next`.
     cursor: Option<usize>,
@@ -27,16 +37,21 @@ pub struct VsResult {
 }
 
 impl VsResult {
-    /// Reads the first result set of `result`, failing past `limit` bytes.
+    /// Reads the first result set of `result` (failing past `limit` bytes), then every
+    /// remaining one, so that an error from a later statement is reported, not dropped.
     pub(crate) fn collect<P: Protocol>(
         mut result: QueryResult<'_, '_, '_, P>,
         limit: u64,
-    ) -> Result<VsResult, FfiError> {
-        let columns: Vec<String> = result
+    ) -> Result<VsResult, PoolError> {
+        let columns: Vec<ColumnInfo> = result
             .columns()
             .as_ref()
             .iter()
-            .map(|c| c.name_str().into_owned())
+            .map(|c| ColumnInfo {
+                name: c.name_str().into_owned(),
+                kind: c.column_type(),
+                decimals: c.decimals(),
+            })
             .collect();
         let mut rows: Vec<Vec<Value>> = Vec::new();
         let mut total = 0u64;
@@ -45,13 +60,13 @@ impl VsResult {
                 let row = row?;
                 total = total.saturating_add(row_bytes(&row));
                 if total > limit {
-                    return Err(PoolError::ResultTooLarge { limit }.into());
+                    return Err(PoolError::ResultTooLarge { limit });
                 }
-                rows.try_reserve(1)
-                    .map_err(|_| FfiError::from(PoolError::OutOfMemory))?;
+                rows.try_reserve(1).map_err(|_| PoolError::OutOfMemory)?;
                 rows.push(row.unwrap());
             }
         }
+        finish(&mut result)?;
         Ok(VsResult {
             texts: RefCell::new(vec![None; columns.len()]),
             columns,
@@ -145,7 +160,7 @@ pub unsafe extern "C" fn vs_result_column_index(
         let found = result
             .columns
             .iter()
-            .position(|c| c.eq_ignore_ascii_case(name))
+            .position(|c| c.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| FfiError::invalid(format!("no column named {name:?}")))?;
         *index = u32::try_from(found).map_err(|_| FfiError::invalid("column index too large"))?;
         Ok(())
@@ -257,7 +272,7 @@ pub unsafe extern "C" fn vs_result_get_text(
         let mut texts = result.texts.borrow_mut();
         let slot = &mut texts[column as usize];
         if slot.is_none() {
-            let mut text = text_of(value);
+            let mut text = text_of(value, &result.columns[column as usize]);
             text.try_reserve_exact(1)
                 .map_err(|_| FfiError::from(PoolError::OutOfMemory))?;
             text.push(0);
@@ -284,6 +299,36 @@ pub unsafe extern "C" fn vs_result_free(result: *mut VsResult) {
     })
 }
 
+/// What the statements of one request reported, over all their result sets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Affected rows summed over every statement.
+    pub affected_rows: u64,
+    /// The last non-zero AUTO_INCREMENT id any statement reported (0 if none did).
+    pub last_insert_id: u64,
+}
+
+/// Reads every remaining result set of `result`, discarding rows, and returns the totals,
+/// or the first error a statement reported.
+///
+/// The `mysql` crate's `Drop` for a result drains the remaining sets too, but drops their
+/// errors: a failing second statement of `"INSERT ...; INSERT ..."` would look like success.
+pub(crate) fn finish<P: Protocol>(
+    result: &mut QueryResult<'_, '_, '_, P>,
+) -> Result<Totals, mysql::Error> {
+    let mut totals = Totals::default();
+    while let Some(mut set) = result.iter() {
+        totals.affected_rows = totals.affected_rows.saturating_add(set.affected_rows());
+        if let Some(id) = set.last_insert_id().filter(|&id| id != 0) {
+            totals.last_insert_id = id;
+        }
+        for row in set.by_ref() {
+            row?;
+        }
+    }
+    Ok(totals)
+}
+
 fn convert<T: mysql::prelude::FromValue>(
     value: &Value,
     column: u32,
@@ -298,7 +343,12 @@ fn convert<T: mysql::prelude::FromValue>(
 }
 
 /// The text form of a non-NULL value, as the text protocol would send it.
-fn text_of(value: &Value) -> Vec<u8> {
+///
+/// Text-protocol results arrive as bytes already; this matters for prepared statements,
+/// whose binary protocol sends dates and times as numbers: a DATE is written `YYYY-MM-DD`,
+/// a DATETIME or TIMESTAMP `YYYY-MM-DD HH:MM:SS`, a TIME `[-]HH:MM:SS`, each followed by as
+/// many fractional digits as the column declares (`DATETIME(3)`: `.123`), as MySQL does.
+fn text_of(value: &Value, column: &ColumnInfo) -> Vec<u8> {
     match value {
         Value::Bytes(bytes) => bytes.clone(),
         Value::Int(i) => i.to_string().into_bytes(),
@@ -306,9 +356,13 @@ fn text_of(value: &Value) -> Vec<u8> {
         Value::Float(f) => f.to_string().into_bytes(),
         Value::Double(d) => d.to_string().into_bytes(),
         Value::Date(y, mo, d, h, mi, s, us) => {
-            let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-            if *us > 0 {
-                text.push_str(&format!(".{us:06}"));
+            let mut text = format!("{y:04}-{mo:02}-{d:02}");
+            if !matches!(
+                column.kind,
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE
+            ) {
+                text.push_str(&format!(" {h:02}:{mi:02}:{s:02}"));
+                push_fraction(&mut text, *us, column.decimals);
             }
             text.into_bytes()
         }
@@ -316,11 +370,85 @@ fn text_of(value: &Value) -> Vec<u8> {
             let hours = u64::from(*days) * 24 + u64::from(*h);
             let sign = if *negative { "-" } else { "" };
             let mut text = format!("{sign}{hours:02}:{mi:02}:{s:02}");
-            if *us > 0 {
-                text.push_str(&format!(".{us:06}"));
-            }
+            push_fraction(&mut text, *us, column.decimals);
             text.into_bytes()
         }
         Value::NULL => Vec::new(),
+    }
+}
+
+/// Appends `.` and the first `decimals` digits of `micros` (zero-padded to six), as MySQL
+/// writes a temporal column with that many fractional digits; none for 0 digits. A column
+/// that declares no fixed precision (MySQL's 31) shows the microseconds only when non-zero.
+fn push_fraction(text: &mut String, micros: u32, decimals: u8) {
+    let digits = format!("{micros:06}");
+    let shown = match usize::from(decimals) {
+        0 => 0,
+        n @ 1..=6 => n,
+        _ if micros != 0 => 6,
+        _ => 0,
+    };
+    if shown > 0 {
+        text.push('.');
+        text.push_str(&digits[..shown]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(kind: ColumnType, decimals: u8) -> ColumnInfo {
+        ColumnInfo {
+            name: "c".into(),
+            kind,
+            decimals,
+        }
+    }
+
+    fn text(value: Value, kind: ColumnType, decimals: u8) -> String {
+        String::from_utf8(text_of(&value, &column(kind, decimals))).unwrap()
+    }
+
+    #[test]
+    fn a_date_column_has_no_time_part() {
+        let date = Value::Date(2024, 3, 4, 0, 0, 0, 0);
+        assert_eq!(
+            text(date.clone(), ColumnType::MYSQL_TYPE_DATE, 0),
+            "2024-03-04"
+        );
+        assert_eq!(text(date, ColumnType::MYSQL_TYPE_NEWDATE, 0), "2024-03-04");
+        let zero = Value::Date(0, 0, 0, 0, 0, 0, 0);
+        assert_eq!(text(zero, ColumnType::MYSQL_TYPE_DATE, 0), "0000-00-00");
+    }
+
+    #[test]
+    fn datetime_fractions_follow_the_column_precision() {
+        let at = |us| Value::Date(2024, 3, 4, 5, 6, 7, us);
+        let datetime = ColumnType::MYSQL_TYPE_DATETIME;
+        assert_eq!(text(at(0), datetime, 0), "2024-03-04 05:06:07");
+        assert_eq!(text(at(0), datetime, 6), "2024-03-04 05:06:07.000000");
+        assert_eq!(text(at(120_000), datetime, 3), "2024-03-04 05:06:07.120");
+        assert_eq!(text(at(5), datetime, 6), "2024-03-04 05:06:07.000005");
+        assert_eq!(
+            text(at(0), ColumnType::MYSQL_TYPE_TIMESTAMP, 0),
+            "2024-03-04 05:06:07"
+        );
+        assert_eq!(text(at(5), datetime, 31), "2024-03-04 05:06:07.000005");
+        assert_eq!(text(at(0), datetime, 31), "2024-03-04 05:06:07");
+    }
+
+    #[test]
+    fn times_show_hours_past_a_day_and_their_sign() {
+        let time = ColumnType::MYSQL_TYPE_TIME;
+        assert_eq!(text(Value::Time(false, 0, 1, 2, 3, 0), time, 0), "01:02:03");
+        assert_eq!(
+            text(Value::Time(true, 34, 22, 59, 59, 0), time, 0),
+            "-838:59:59"
+        );
+        assert_eq!(
+            text(Value::Time(false, 0, 0, 0, 1, 250_000), time, 2),
+            "00:00:01.25"
+        );
     }
 }

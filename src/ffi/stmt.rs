@@ -5,10 +5,11 @@ use std::ffi::c_char;
 use mysql::prelude::Queryable;
 use mysql::{Params, Statement, Value};
 
-use super::conn::{with_conn, ConnSlot};
+use super::conn::{note_breakage, with_conn, ConnSlot};
 use super::guard::{arg_mut, arg_out, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::VsResult;
+use super::result::{finish, VsResult};
 use super::VsStatus;
+use crate::pool::PoolError;
 
 /// A prepared statement (opaque) on one connection. One thread at a time.
 ///
@@ -139,7 +140,10 @@ pub unsafe extern "C" fn vs_stmt_bind_bytes(
 /// Executes a statement that returns no rows (INSERT, UPDATE, DELETE, DDL).
 ///
 /// `affected_rows` and `last_insert_id` may be NULL. Every parameter must be bound
-/// (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution.
+/// (`VS_ERR_INVALID_ARGUMENT` otherwise). Binds stay set for the next execution. Every
+/// result set of the response is read (a `CALL` may produce several): an error in any of
+/// them gives `VS_ERR_SQL`; on success `*affected_rows` is the sum over them and
+/// `*last_insert_id` the last non-zero AUTO_INCREMENT id reported (0 if none).
 ///
 /// # Safety
 /// `stmt` is NULL or a live `VsStmt`; the outputs are NULL or writable.
@@ -152,17 +156,18 @@ pub unsafe extern "C" fn vs_stmt_execute_update(
     ffi_guard(|| {
         let stmt = arg_mut(stmt, "stmt")?;
         let params = stmt.bound_params()?;
-        let (affected, last_id) = with_conn(&stmt.slot, |c| {
-            let result = c.exec_iter(&stmt.statement, params)?;
-            let counts = (result.affected_rows(), result.last_insert_id().unwrap_or(0));
-            drop(result);
-            Ok(counts)
+        let totals = with_conn(&stmt.slot, |c| {
+            let outcome = c
+                .exec_iter(&stmt.statement, params)
+                .and_then(|mut result| finish(&mut result))
+                .map_err(PoolError::from);
+            note_breakage(c, outcome)
         })?;
         if let Some(out) = affected_rows.as_mut() {
-            *out = affected;
+            *out = totals.affected_rows;
         }
         if let Some(out) = last_insert_id.as_mut() {
-            *out = last_id;
+            *out = totals.last_insert_id;
         }
         Ok(())
     })
@@ -170,7 +175,9 @@ pub unsafe extern "C" fn vs_stmt_execute_update(
 
 /// Executes a query and reads its whole result (bounded by DatabaseMaxResultSize).
 ///
-/// On success `*out` receives a result the caller frees with `vs_result_free`.
+/// On success `*out` receives a result the caller frees with `vs_result_free`. Result
+/// sets after the first (from a `CALL`) are read and discarded; an error in any of them
+/// gives `VS_ERR_SQL` and no result.
 ///
 /// # Safety
 /// `stmt` is NULL or a live `VsStmt`; `out` is NULL or writable.
@@ -185,7 +192,11 @@ pub unsafe extern "C" fn vs_stmt_execute_query(
         let params = stmt.bound_params()?;
         let result = with_conn(&stmt.slot, |c| {
             let limit = c.max_result_bytes();
-            VsResult::collect(c.exec_iter(&stmt.statement, params)?, limit)
+            let outcome = c
+                .exec_iter(&stmt.statement, params)
+                .map_err(PoolError::from)
+                .and_then(|result| VsResult::collect(result, limit));
+            note_breakage(c, outcome)
         })?;
         *out = Box::into_raw(Box::new(result));
         Ok(())

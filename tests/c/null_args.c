@@ -34,7 +34,11 @@ int main(int argc, char **argv) {
 
     INVALID(vs_config_load(NULL, &config));
     INVALID(vs_config_load(argv[1], NULL));
+    INVALID(vs_config_load_default(NULL));
     CHECK_OK(vs_config_load(argv[1], &config));
+    VsConfig *capped = NULL;
+    INVALID(vs_config_with_max_pool_size(NULL, 1, &capped));
+    INVALID(vs_config_with_max_pool_size(config, 1, NULL));
     INVALID(vs_pool_open(NULL, &pool));
     INVALID(vs_pool_open(config, NULL));
     CHECK_OK(vs_pool_open(config, &pool));
@@ -52,6 +56,7 @@ int main(int argc, char **argv) {
     INVALID(vs_conn_ping(NULL));
     INVALID(vs_conn_set_schema(NULL, "x"));
     INVALID(vs_conn_set_schema(conn, NULL));
+    INVALID(vs_conn_set_autocommit(NULL, false));
     INVALID(vs_conn_begin(NULL));
     INVALID(vs_conn_commit(NULL));
     INVALID(vs_conn_rollback(NULL));

@@ -138,13 +138,26 @@ int main(int argc, char **argv) {
     CHECK_OK(vs_conn_begin(conn));
     CHECK_OK(vs_conn_execute(conn, "INSERT INTO c_roundtrip (i) VALUES (8)", &affected));
     CHECK_OK(vs_conn_commit(conn));
+    /* Autocommit off: work waits for commit or rollback; on again: back to autocommit. */
+    CHECK_OK(vs_conn_set_autocommit(conn, false));
+    CHECK_OK(vs_conn_execute(conn, "INSERT INTO c_roundtrip (i) VALUES (7)", &affected));
+    CHECK_OK(vs_conn_rollback(conn));
+    CHECK_OK(vs_conn_execute(conn, "INSERT INTO c_roundtrip (i) VALUES (8)", &affected));
+    CHECK_OK(vs_conn_commit(conn));
+    CHECK_OK(vs_conn_set_autocommit(conn, true));
     VsResult *count = NULL;
+    CHECK_OK(vs_conn_query(conn, "SELECT @@autocommit", &count));
+    CHECK_OK(vs_result_next(count, &has_row));
+    int64_t autocommit = -1;
+    CHECK_OK(vs_result_get_i64(count, 0, &autocommit));
+    CHECK(autocommit == 1);
+    vs_result_free(count);
     CHECK_OK(vs_conn_query(conn, "SELECT SUM(i = 7), SUM(i = 8) FROM c_roundtrip", &count));
     CHECK_OK(vs_result_next(count, &has_row));
     int64_t sevens = -1, eights = -1;
     CHECK_OK(vs_result_get_i64(count, 0, &sevens));
     CHECK_OK(vs_result_get_i64(count, 1, &eights));
-    CHECK(sevens == 0 && eights == 1);
+    CHECK(sevens == 0 && eights == 2);
     vs_result_free(count);
 
     /* A statement and a result may outlive the release of their connection. */
@@ -153,6 +166,10 @@ int main(int argc, char **argv) {
     CHECK(!has_row);
     vs_result_free(result);
     CHECK_STATUS(vs_stmt_execute_query(select, &result), VS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vs_last_error(), "released") != NULL);
+    CHECK(strcmp(vs_last_sqlstate(), "08003") == 0 && vs_last_sql_error_code() == 0);
+    CHECK_STATUS(vs_stmt_execute_update(select, NULL, NULL), VS_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(vs_last_sqlstate(), "08003") == 0);
     vs_stmt_free(select);
 
     VsPoolStats stats;

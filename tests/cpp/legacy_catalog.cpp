@@ -1,7 +1,8 @@
-// Written the way the legacy catalog code uses Connector/C++: schema switch,
-// CREATE TABLE IF NOT EXISTS, LOCK TABLES ... WRITE / UNLOCK TABLES, prepared statements with
-// setString/setInt64, executeQuery + getInt64("id"), scoped pointers. Only the includes and
-// the namespace differ from the Connector/C++ version.
+// Written the way the legacy catalog code uses Connector/C++: a switch to the catalog schema
+// (not the connection's default one), CREATE TABLE IF NOT EXISTS, LOCK TABLES ... WRITE /
+// UNLOCK TABLES, prepared statements with setString/setInt64, executeQuery +
+// getInt64("id"), scoped pointers. Only the includes and the namespace differ from the
+// Connector/C++ version.
 #include <vs/ConnectionPool.h>
 
 #include <memory>
@@ -16,6 +17,8 @@ int64_t insertFile(vs::ConnectionPool &pool, const std::string &schema, const st
     vs::Connection *con = pool.GetConnection();
     std::unique_ptr<vs::Statement> stmt(con->createStatement());
     con->setSchema(schema);
+    std::unique_ptr<vs::ResultSet> current(stmt->executeQuery("SELECT DATABASE() AS db"));
+    CHECK(current->next() && current->getString("db") == schema);
     stmt->execute(
         "CREATE TABLE IF NOT EXISTS VS_FILE (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
         " name VARCHAR(255) NOT NULL, size BIGINT NOT NULL) ENGINE=InnoDB");
@@ -36,15 +39,52 @@ int64_t insertFile(vs::ConnectionPool &pool, const std::string &schema, const st
     return id;
 }
 
+std::string currentSchema(vs::Connection &con) {
+    std::unique_ptr<vs::Statement> stmt(con.createStatement());
+    std::unique_ptr<vs::ResultSet> rs(stmt->executeQuery("SELECT DATABASE()"));
+    CHECK(rs->next());
+    return rs->getString(1);
+}
+
+int64_t sessionId(vs::Connection &con) {
+    std::unique_ptr<vs::Statement> stmt(con.createStatement());
+    std::unique_ptr<vs::ResultSet> rs(stmt->executeQuery("SELECT CONNECTION_ID()"));
+    CHECK(rs->next());
+    return rs->getInt64(1);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
     CHECK(argc == 3);
-    const std::string schema = argv[2];
+    // argv[2] is the config's DatabaseName; the catalog lives in a schema of its own that
+    // each caller switches to, like the legacy CatalogDb.
+    const std::string defaultSchema = argv[2];
+    const std::string schema = defaultSchema + "_catalog";
     vs::ConnectionPool pool(argv[1]);
+    int64_t session = 0;
+    {
+        vs::Connection *con = pool.GetConnection();
+        CHECK(currentSchema(*con) == defaultSchema);
+        session = sessionId(*con);
+        std::unique_ptr<vs::Statement> stmt(con->createStatement());
+        stmt->execute("CREATE DATABASE IF NOT EXISTS `" + schema + "`");
+        pool.ReleaseConnection(con);
+    }
     int64_t first = insertFile(pool, schema, "/objects/a/b/c/one.data", 10);
     int64_t second = insertFile(pool, schema, "it's \"two\".data", 20);
     CHECK(first == 1 && second == 2);
+
+    // The pool (of one) hands out the same session, back on the default schema.
+    {
+        vs::Connection *con = pool.GetConnection();
+        CHECK(sessionId(*con) == session);
+        CHECK(currentSchema(*con) == defaultSchema);
+        std::unique_ptr<vs::Statement> stmt(con->createStatement());
+        EXPECT_THROW(stmt->executeQuery("SELECT COUNT(*) FROM VS_FILE"), e,
+                     CHECK(e.getErrorCode() == 1146));  // the table is in the catalog schema
+        pool.ReleaseConnection(con);
+    }
 
     // A caller that forgets UNLOCK TABLES: the pool releases the lock on return, so another
     // connection can write.

@@ -80,24 +80,41 @@ pub fn valgrind_available() -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-/// Runs `program` with `args`, under valgrind (definite leaks and invalid accesses fail)
-/// when available; panics with the output unless it exits 0.
+/// Runs `program` with `args`, under valgrind when available (invalid accesses and
+/// definite or possible leaks fail, except the known non-leaks listed with their reasons
+/// in `tests/support/valgrind.supp`); panics with the output unless it exits 0.
 pub fn run(program: &Path, args: &[&str]) -> Output {
+    run_with_env(program, args, &[])
+}
+
+/// Like [`run`], with extra environment variables for the program.
+pub fn run_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = if valgrind_available() {
         let mut c = Command::new("valgrind");
         c.args([
             "--quiet",
             "--error-exitcode=99",
             "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite,possible",
+            "--show-leak-kinds=definite,possible",
+            "--num-callers=50",
         ])
+        .arg(format!(
+            "--suppressions={}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/support/valgrind.supp")
+                .display()
+        ))
         .arg(program);
         c
     } else {
         Command::new(program)
     };
-    let output = command.args(args).output().expect("run test program");
+    let output = command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run test program");
     assert!(
         output.status.success(),
         "{} {:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",

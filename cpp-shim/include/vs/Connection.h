@@ -31,10 +31,17 @@ public:
     bool isClosed() const noexcept;
     /// Gives the connection back to the pool now; later calls throw.
     void close() noexcept;
-    /// false: start a transaction that lasts until commit()/rollback(); true: autocommit.
+    /// Sends SET autocommit = 0 (false) or 1 (true), like Connector/C++. With autocommit off,
+    /// statements join a transaction until commit()/rollback(), and the next statement starts
+    /// a new one; turning it on commits what is open. LOCK TABLES commits the open
+    /// transaction and COMMIT/ROLLBACK keep table locks, as in MySQL. The pool turns
+    /// autocommit back on (after a rollback) when the connection is released.
     void setAutoCommit(bool autoCommit);
+    /// The mode last set with setAutoCommit (true for a fresh connection).
     bool getAutoCommit() const;
+    /// COMMIT: ends the current transaction (table locks stay).
     void commit();
+    /// ROLLBACK: undoes the current transaction (table locks stay).
     void rollback();
     /// The C handle, for calls the shim does not wrap (still owned by this Connection).
     VsConn *handle() const;

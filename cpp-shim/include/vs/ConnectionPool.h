@@ -3,6 +3,7 @@
 #ifndef VS_CONNECTIONPOOL_H
 #define VS_CONNECTIONPOOL_H
 
+#include <cstdint>
 #include <string>
 
 #include "valuestor.h"
@@ -37,6 +38,12 @@ private:
 /// The pool, with the methods legacy callers use. Thread-safe.
 class ConnectionPool {
 public:
+    /// The legacy constructor: opens a pool of at most `maxSize` connections (fewer when the
+    /// config's DatabaseMaxPoolSize is lower) with the config from the file named by the
+    /// environment variable VS_CONF, or /etc/vs/vs_conf.xml. Throws SQLException:
+    /// VS_ERR_CONFIG if the file is missing or invalid, VS_ERR_INVALID_ARGUMENT if
+    /// `maxSize` < 1. Unlike the legacy pool it never connects eagerly in a loop.
+    explicit ConnectionPool(int maxSize = 40);
     /// Opens a pool from a vs_conf.xml file; throws SQLException (VS_ERR_CONFIG) if invalid.
     explicit ConnectionPool(const std::string &configPath);
     /// Opens a pool from a loaded config (which the caller still owns).
