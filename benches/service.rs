@@ -22,7 +22,7 @@ fn main() {
     let mut db = MariaDb::start();
     let dir = ServerDir::new(&db, "");
     db.stop();
-    let server = Server::start(&dir, &[], &[]);
+    let mut server = Server::start(&dir, &[], &[]);
     server
         .await_notify("STATUS=waiting", Duration::from_secs(10))
         .expect("server waits for the database");
