@@ -954,6 +954,33 @@ mod tests {
         assert!(matches!(root, MountState::Live(_)), "{root:?}");
     }
 
+    /// A file system that answers nothing but the kernel's defaults.
+    struct Empty;
+
+    impl fuser::Filesystem for Empty {}
+
+    #[test]
+    fn aborted_mount_is_stale_however_its_path_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let real = root.join("mnt");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("link")).unwrap();
+        let session = fuser::spawn_mount(Empty, &real, &fuser::Config::default())
+            .expect("mount (needs root)");
+        let entry = mount_entry(&real).expect("the mount is in mountinfo");
+        abort_connection(entry.connection_id()).expect("abort the FUSE connection");
+        assert_eq!(mount_state(&real), MountState::Stale);
+        // mountinfo knows no such path, yet the mount behind it is stale.
+        let spelled = root.join("link/mnt/");
+        assert_eq!(mount_entry(&spelled), None);
+        assert_eq!(mount_state(&spelled), MountState::Stale);
+        lazy_unmount(&real);
+        // Already detached: fuser's own unmount has nothing left to do.
+        let _ = session.umount_and_join();
+        assert_eq!(mount_state(&real), MountState::NotMounted);
+    }
+
     /// A file system whose `statfs` blocks until the test lets it answer.
     struct SlowStatfs {
         release: parking_lot::Mutex<mpsc::Receiver<()>>,

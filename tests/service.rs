@@ -387,7 +387,9 @@ fn second_server_refuses_to_mount_over_a_live_one() {
     let dir = ServerDir::new(&db, "");
     let first = start_mounted(&dir);
     fs::write(dir.mountpoint().join("first"), b"still served").unwrap();
-    let spelled_differently = format!("{}/", dir.mountpoint().display());
+    // Through a symlinked parent and with a trailing slash: the same directory.
+    std::os::unix::fs::symlink(dir.root.path(), dir.root.path().join("link")).unwrap();
+    let spelled_differently = format!("{}/link/mnt/", dir.root.path().display());
     let (status, output) =
         Server::start(&dir, &[], &["--mountpoint", &spelled_differently]).wait(EXIT_LIMIT);
     assert!(!status.success(), "second server ran:\n{output}");
