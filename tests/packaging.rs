@@ -180,15 +180,63 @@ fn alive(pid: i32) -> bool {
 }
 
 /// A running run-private.sh; if a test fails half-way, it is stopped the way a user would
-/// (SIGTERM), so neither vfsserver nor mariadbd outlives the test.
-struct Script(Server);
+/// (SIGTERM), and whatever it left running in its state directory (vfsserver, mariadbd) is
+/// stopped too, so no process outlives the test.
+struct Script {
+    process: Server,
+    state: PathBuf,
+}
 
 impl Drop for Script {
     fn drop(&mut self) {
-        if self.0.try_wait_for(Duration::ZERO).is_none() {
-            self.0.signal(libc::SIGTERM);
-            let _ = self.0.try_wait_for(Duration::from_secs(60));
+        if self.process.try_wait_for(Duration::ZERO).is_none() {
+            self.process.signal(libc::SIGTERM);
+            let _ = self.process.try_wait_for(Duration::from_secs(60));
         }
+        for pid in processes_mentioning(&self.state) {
+            stop_process(pid);
+        }
+    }
+}
+
+/// Processes whose command line mentions `path`.
+fn processes_mentioning(path: &Path) -> Vec<i32> {
+    let needle = path.as_os_str().as_encoded_bytes();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
+/// Sends SIGTERM to `pid` and waits up to 30 s for it to exit (its pidfd becomes readable).
+fn stop_process(pid: i32) {
+    // SAFETY: pidfd_open and pidfd_send_signal on a pid; a pidfd pins the process, so the
+    // signal cannot reach a recycled pid.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as libc::c_int;
+        if fd < 0 {
+            return;
+        }
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd,
+            libc::SIGTERM,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        libc::poll(&mut poll, 1, 30_000);
+        libc::close(fd);
     }
 }
 
@@ -215,8 +263,11 @@ fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl F
         .env("VS_VFSSERVER", vfsserver_binary());
     let mountpoint = cwd.join("mnt");
     let _detach = DetachOnDrop(mountpoint.clone());
-    let mut script = Script(Server::spawn(command));
-    let script = &mut script.0;
+    let mut script = Script {
+        process: Server::spawn(command),
+        state: state.to_path_buf(),
+    };
+    let script = &mut script.process;
     assert!(
         script
             .await_notify("READY=1", Duration::from_secs(180))

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -209,7 +209,9 @@ pub struct Server {
     pidfd: OwnedFd,
     reaped: Option<ExitStatus>,
     output: Arc<Inbox>,
-    readers: Vec<JoinHandle<()>>,
+    /// One message per output pipe that reached its end.
+    readers_done: mpsc::Receiver<()>,
+    readers_left: usize,
     notify: Arc<Inbox>,
     notify_socket: PathBuf,
     notify_thread: Option<JoinHandle<()>>,
@@ -276,27 +278,30 @@ impl Server {
             .expect("start the process");
         let pidfd = pidfd_open(child.id());
         let output = Arc::new(Inbox::default());
-        let mut readers = Vec::new();
+        let (done, readers_done) = mpsc::channel();
         let pipes: [Box<dyn Read + Send>; 2] = [
             Box::new(child.stdout.take().unwrap()),
             Box::new(child.stderr.take().unwrap()),
         ];
+        let readers_left = pipes.len();
         for pipe in pipes {
-            let output = Arc::clone(&output);
-            readers.push(std::thread::spawn(move || {
+            let (output, done) = (Arc::clone(&output), done.clone());
+            std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     eprintln!("  | {line}");
                     output.push(line);
                 }
-            }));
+                let _ = done.send(());
+            });
         }
         Server {
             child,
             pidfd,
             reaped: None,
             output,
-            readers,
+            readers_done,
+            readers_left,
             notify,
             notify_socket,
             notify_thread: Some(notify_thread),
@@ -374,8 +379,17 @@ impl Server {
                 self.output()
             )
         });
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
+        // The pipes end when the last process holding them exits; a child left running by
+        // the process (a bug a test should report, not hang on) may still hold them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.readers_left > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.readers_done.recv_timeout(left).is_err() {
+                self.output
+                    .push("(test harness: output still held open by a leftover process)".into());
+                break;
+            }
+            self.readers_left -= 1;
         }
         self.stop_notify_collector();
         (status, self.output())
