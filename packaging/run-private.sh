@@ -10,9 +10,10 @@
 # unmounts, then MariaDB shuts down, and the script exits with the server's status (0).
 # Data stays in the state directory for the next run.
 #
-# State directory: $VS_PRIVATE_DIR, default target/vs-private in this repository; it must be
-# owned by the user running the script and is made private (mode 700): it holds the
-# database password. VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
+# State directory: $VS_PRIVATE_DIR, default target/vs-private in this repository. It holds
+# the database password: created with mode 700 if missing; an existing one must be owned by
+# the user running the script and have mode 700 (it is never changed).
+# VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
 set -euo pipefail
 
 die() {
@@ -28,10 +29,16 @@ state=$(realpath -m -- "${VS_PRIVATE_DIR:-$repo/target/vs-private}")
 mountpoint=${mountpoint:-$state/mnt}
 cd "$repo"
 
-[ ! -L "$state" ] || die "$state is a symlink; use a real directory (VS_PRIVATE_DIR)"
-mkdir -p "$state"
+# Created private; an existing directory is never changed, only checked.
+if [ ! -e "$state" ] && [ ! -L "$state" ]; then
+  mkdir -p "$(dirname "$state")"
+  mkdir -m 700 "$state"
+fi
+[ -d "$state" ] && [ ! -L "$state" ] || die "$state is not a directory; choose another VS_PRIVATE_DIR"
 [ -O "$state" ] || die "$state is not owned by $(id -un); choose another VS_PRIVATE_DIR"
-chmod 700 "$state"
+mode=$(stat -c %a "$state")
+[ "$mode" = 700 ] ||
+  die "$state has mode $mode; it will hold the database password: chmod 700 it or choose another VS_PRIVATE_DIR"
 
 bash .ci/install
 

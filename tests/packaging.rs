@@ -335,3 +335,24 @@ fn run_private_script_serves_a_mount_and_stops_cleanly() {
         );
     });
 }
+
+#[test]
+fn run_private_script_refuses_a_state_directory_others_can_read_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("bash")
+        .arg(repo().join("packaging/run-private.sh"))
+        .env("VS_PRIVATE_DIR", dir.path())
+        .env("VS_VFSSERVER", vfsserver_binary())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("has mode 755"), "{stderr}");
+    assert_eq!(
+        fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "the script changed the mode of a directory it did not create"
+    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
