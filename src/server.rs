@@ -604,8 +604,8 @@ fn wait_for_database(
                 }
                 return Ok(Waited::Connected);
             }
-            Err(PoolError::Connect(message)) => message,
-            Err(other) => other.to_string(),
+            Err(PoolError::Connect(message)) => readable_error(&message),
+            Err(other) => readable_error(&other.to_string()),
         };
         // Until the first attempt has failed there is nothing to report.
         if pool.stats().connect_failures == 0 {
@@ -628,12 +628,22 @@ fn wait_for_database(
     }
 }
 
+/// The mysql crate's message without its `DriverError { ... }` wrapper, for the log and
+/// `systemctl status`.
+fn readable_error(message: &str) -> String {
+    message
+        .strip_prefix("DriverError { ")
+        .and_then(|m| m.strip_suffix(" }"))
+        .unwrap_or(message)
+        .to_string()
+}
+
 /// `path` made absolute, without a trailing slash, with symlinks resolved (in its parents,
 /// and the last component too if it is a symlink), as /proc/self/mountinfo names it.
 ///
 /// The mount point itself is never `stat`ed through a stale mount: its parent is resolved,
 /// and the last component only read with `lstat`.
-pub fn normalise_mountpoint(path: &Path) -> Result<PathBuf, String> {
+fn normalise_mountpoint(path: &Path) -> Result<PathBuf, String> {
     let absolute =
         std::path::absolute(path).map_err(|e| format!("mount point {}: {e}", path.display()))?;
     // Collecting the components drops a trailing slash and `.` components.
@@ -893,6 +903,20 @@ fn spawn_signal_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_errors_lose_the_driver_wrapper() {
+        assert_eq!(
+            readable_error(
+                "DriverError { Could not connect to address `h:1': Connection refused }"
+            ),
+            "Could not connect to address `h:1': Connection refused"
+        );
+        assert_eq!(
+            readable_error("Access denied for user 'x'"),
+            "Access denied for user 'x'"
+        );
+    }
 
     #[test]
     fn mountinfo_escapes_are_undone() {
