@@ -1,50 +1,130 @@
 #!/usr/bin/env bash
 # Brings up the whole service on this machine against a private MariaDB, in the foreground:
-#   bash packaging/run-private.sh [MOUNTPOINT]      (default MOUNTPOINT: /tmp/vs-private/mnt)
-# Installs what is missing (same as CI), starts mariadbd on a free port with its data in
-# $VS_PRIVATE_DIR (default /tmp/vs-private), writes a vs_conf.xml there, builds and runs
-# vfsserver. `cd` into the mount point from another shell. Stop with Ctrl-C (or SIGTERM):
-# the server unmounts and the private MariaDB is shut down; data stays for the next run.
+#   bash packaging/run-private.sh [MOUNTPOINT]
+# Installs what is missing (.ci/install, as CI does), builds vfsserver, starts mariadbd on a
+# free loopback port with its data in the state directory, writes vs_conf.xml there and runs
+# vfsserver, which mounts at MOUNTPOINT (default: <state>/mnt; relative to the current
+# directory). `cd` into it from another shell.
+#
+# Stop with Ctrl-C or `kill -TERM <pid of this script>`: the server saves open files and
+# unmounts, then MariaDB shuts down, and the script exits with the server's status (0).
+# Data stays in the state directory for the next run.
+#
+# State directory: $VS_PRIVATE_DIR, default target/vs-private in this repository. It holds
+# the database password: created with mode 700 if missing; an existing one must be owned by
+# the user running the script and have mode 700 (it is never changed).
+# VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root="${VS_PRIVATE_DIR:-/tmp/vs-private}"
-mountpoint="${1:-$root/mnt}"
+
+die() {
+  echo "run-private.sh: $*" >&2
+  exit 1
+}
+
+# Resolve paths against the caller's directory before changing it.
+mountpoint=
+[ -z "${1:-}" ] || mountpoint=$(realpath -m -- "$1")
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state=$(realpath -m -- "${VS_PRIVATE_DIR:-$repo/target/vs-private}")
+mountpoint=${mountpoint:-$state/mnt}
+cd "$repo"
+
+# Created private; an existing directory is never changed, only checked.
+if [ ! -e "$state" ] && [ ! -L "$state" ]; then
+  mkdir -p "$(dirname "$state")"
+  mkdir -m 700 "$state"
+fi
+[ -d "$state" ] && [ ! -L "$state" ] || die "$state is not a directory; choose another VS_PRIVATE_DIR"
+[ -O "$state" ] || die "$state is not owned by $(id -un); choose another VS_PRIVATE_DIR"
+mode=$(stat -c %a "$state")
+[ "$mode" = 700 ] ||
+  die "$state has mode $mode; it will hold the database password: chmod 700 it or choose another VS_PRIVATE_DIR"
+
 bash .ci/install
-mkdir -p "$root" "$root/cache" "$mountpoint"
+
+vfsserver=${VS_VFSSERVER:-}
+if [ -z "$vfsserver" ]; then
+  # rustup puts cargo in ~/.cargo/bin, which a non-login shell or sudo may not have on PATH.
+  if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust with rustup (https://rustup.rs), open a new shell, run this again"
+  cargo build --release --example vfsserver
+  vfsserver=$repo/target/release/examples/vfsserver
+fi
+[ -x "$vfsserver" ] || die "$vfsserver is not an executable"
+mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+[ -x "$mariadbd" ] || die "mariadbd not found (package mariadb-server; .ci/install installs it)"
 
 free_port() {
   local p
   while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    p=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
+      echo "$p"
+      return
+    }
   done
 }
 port=$(free_port)
 user_args=()
 [ "$(id -u)" -ne 0 ] || user_args=(--user=root)
-if [ ! -d "$root/data/mysql" ]; then
-  mariadb-install-db --no-defaults --datadir="$root/data" --auth-root-authentication-method=normal \
-    --skip-test-db "${user_args[@]}" >"$root/install.log" 2>&1
+mkdir -p "$state/cache"
+if [ ! -d "$state/data/mysql" ]; then
+  mariadb-install-db --no-defaults --datadir="$state/data" --auth-root-authentication-method=normal \
+    --skip-test-db "${user_args[@]}" >"$state/install.log" 2>&1 ||
+    die "mariadb-install-db failed; see $state/install.log"
 fi
-/usr/sbin/mariadbd --no-defaults --datadir="$root/data" --port="$port" --bind-address=127.0.0.1 \
-  --socket="$root/mysqld.sock" --pid-file="$root/mysqld.pid" --skip-log-bin --skip-name-resolve \
-  --innodb-buffer-pool-size=64M --tmpdir="$root" "${user_args[@]}" 2>"$root/mariadb.log" &
+
+db_pid=
+vs_pid=
+stop_all() {
+  # Server first (it saves open files through the database), then the database.
+  if [ -n "$vs_pid" ] && kill -0 "$vs_pid" 2>/dev/null; then
+    kill -TERM "$vs_pid" 2>/dev/null || true
+    wait "$vs_pid" 2>/dev/null || true
+  fi
+  if [ -n "$db_pid" ] && kill -0 "$db_pid" 2>/dev/null; then
+    echo "stopping the private MariaDB"
+    kill -TERM "$db_pid" 2>/dev/null || true
+    wait "$db_pid" 2>/dev/null || true
+  fi
+}
+trap stop_all EXIT
+
+# Job control gives both background processes their own process groups, so Ctrl-C reaches
+# only this script, which then stops them in order.
+set -m
+# Not a systemd service of its own: readiness messages belong to vfsserver alone.
+env -u NOTIFY_SOCKET "$mariadbd" --no-defaults --datadir="$state/data" --port="$port" \
+  --bind-address=127.0.0.1 --socket="$state/mysqld.sock" --pid-file="$state/mysqld.pid" \
+  --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=64M --tmpdir="$state" \
+  "${user_args[@]}" 2>"$state/mariadb.log" &
 db_pid=$!
-stop_db() { kill "$db_pid" 2>/dev/null && wait "$db_pid" 2>/dev/null || true; }
-trap stop_db EXIT
-for _ in $(seq 1 100); do
-  mariadb --no-defaults -uroot -h127.0.0.1 -P"$port" -e 'SELECT 1' >/dev/null 2>&1 && break
-  sleep 0.1
+set +m
+
+ready_by=$((SECONDS + 60))
+until mariadb --no-defaults -uroot -h127.0.0.1 -P"$port" -e 'SELECT 1' >/dev/null 2>&1; do
+  kill -0 "$db_pid" 2>/dev/null || die "mariadbd exited during start-up; see $state/mariadb.log"
+  [ "$SECONDS" -lt "$ready_by" ] ||
+    die "mariadbd did not accept connections within 60 s; see $state/mariadb.log"
+  sleep 0.2
 done
 
-password_file="$root/db.password"
-[ -s "$password_file" ] || (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$password_file")
+password_file="$state/db.password"
+[ -s "$password_file" ] ||
+  (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$password_file")
+# ALTER USER sets the password even when the user exists from an earlier run.
 mariadb --no-defaults -uroot -h127.0.0.1 -P"$port" <<SQL
 CREATE DATABASE IF NOT EXISTS CatalogDb;
-CREATE USER IF NOT EXISTS 'vsadmin'@'127.0.0.1' IDENTIFIED BY '$(cat "$password_file")';
+CREATE USER IF NOT EXISTS 'vsadmin'@'127.0.0.1';
+ALTER USER 'vsadmin'@'127.0.0.1' IDENTIFIED BY '$(cat "$password_file")';
 GRANT ALL ON CatalogDb.* TO 'vsadmin'@'127.0.0.1';
 SQL
-cat >"$root/vs_conf.xml" <<XML
+(
+  umask 077
+  cat >"$state/vs_conf.xml" <<XML
 <VSConf>
   <DatabaseHost>127.0.0.1</DatabaseHost>
   <DatabasePort>$port</DatabasePort>
@@ -55,9 +135,35 @@ cat >"$root/vs_conf.xml" <<XML
   <DatabaseInitialPoolSize>1</DatabaseInitialPoolSize>
   <DatabaseTimeout>10</DatabaseTimeout>
   <MountPoint>$mountpoint</MountPoint>
-  <CacheFolder>$root/cache</CacheFolder>
+  <CacheFolder>$state/cache</CacheFolder>
 </VSConf>
 XML
-cargo build --release --example vfsserver
-echo "mounting at $mountpoint (database on 127.0.0.1:$port); Ctrl-C to stop"
-RUST_LOG="${RUST_LOG:-info}" ./target/release/examples/vfsserver --config "$root/vs_conf.xml"
+)
+
+echo "mounting at $mountpoint (database on 127.0.0.1:$port); stop with Ctrl-C or kill -TERM $$"
+interrupted=
+trap 'interrupted=1; kill -TERM "$vs_pid" 2>/dev/null || true' INT TERM
+set -m
+RUST_LOG="${RUST_LOG:-info}" "$vfsserver" --config "$state/vs_conf.xml" &
+vs_pid=$!
+set +m
+while :; do
+  interrupted=
+  status=0
+  wait "$vs_pid" || status=$?
+  # A trapped signal makes `wait` return early (status above 128) while the server may
+  # still be stopping: wait again for its real exit status.
+  if [ -n "$interrupted" ] && [ "$status" -gt 128 ]; then
+    if kill -0 "$vs_pid" 2>/dev/null; then
+      continue
+    fi
+    again=0
+    wait "$vs_pid" 2>/dev/null || again=$?
+    [ "$again" -eq 127 ] || status=$again
+  fi
+  break
+done
+vs_pid=
+trap - INT TERM
+echo "vfsserver exited with status $status"
+exit "$status"

@@ -3,17 +3,27 @@
 //! A datagram to the socket named by `$NOTIFY_SOCKET` (a path, or `@name` for an abstract
 //! socket). Without that variable every call is a no-op, so the server runs the same way
 //! outside systemd.
+//!
+//! `STATUS=` is sent only when the text changes and `STOPPING=1` only once, so callers can
+//! report their state from a loop without flooding the service manager.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 /// Sends state changes to the service manager, if there is one.
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<Target>,
     watchdog: Option<Duration>,
+    /// The last `STATUS=` text sent.
+    last_status: Mutex<Option<String>>,
+    /// Whether `STOPPING=1` was sent.
+    stopping_sent: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -42,22 +52,25 @@ impl Notifier {
             .and_then(|usec| usec.parse::<u64>().ok())
             .filter(|&usec| usec > 0 && watchdog_for_us)
             .map(Duration::from_micros);
-        Notifier { target, watchdog }
+        Notifier::new(target, watchdog)
     }
 
     /// A notifier that sends to the socket at `path` (tests and tools).
     pub fn to_path(path: impl Into<PathBuf>) -> Notifier {
-        Notifier {
-            target: Some(Target::Path(path.into())),
-            watchdog: None,
-        }
+        Notifier::new(Some(Target::Path(path.into())), None)
     }
 
     /// A notifier that sends nothing.
     pub fn disabled() -> Notifier {
+        Notifier::new(None, None)
+    }
+
+    fn new(target: Option<Target>, watchdog: Option<Duration>) -> Notifier {
         Notifier {
-            target: None,
-            watchdog: None,
+            target,
+            watchdog,
+            last_status: Mutex::new(None),
+            stopping_sent: AtomicBool::new(false),
         }
     }
 
@@ -76,14 +89,24 @@ impl Notifier {
         self.send("READY=1")
     }
 
-    /// A one-line status shown by `systemctl status`.
+    /// A one-line status shown by `systemctl status`; sent only when it differs from the
+    /// last one (newlines are dropped).
     pub fn status(&self, status: &str) -> io::Result<()> {
         let line: String = status.chars().filter(|&c| c != '\n').collect();
-        self.send(&format!("STATUS={line}"))
+        let mut last = self.last_status.lock();
+        if last.as_deref() == Some(line.as_str()) {
+            return Ok(());
+        }
+        self.send(&format!("STATUS={line}"))?;
+        *last = Some(line);
+        Ok(())
     }
 
-    /// The service is shutting down.
+    /// The service is shutting down; sent once, later calls do nothing.
     pub fn stopping(&self) -> io::Result<()> {
+        if self.stopping_sent.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
         self.send("STOPPING=1")
     }
 
@@ -131,6 +154,36 @@ mod tests {
         assert_eq!(next(), "STATUS=waiting forthe database");
         assert_eq!(next(), "READY=1");
         assert_eq!(next(), "STOPPING=1");
+    }
+
+    #[test]
+    fn status_is_sent_only_when_it_changes_and_stopping_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let notifier = Notifier::to_path(&path);
+        notifier.status("waiting").unwrap();
+        notifier.status("waiting").unwrap();
+        notifier.status("mounted").unwrap();
+        notifier.status("waiting").unwrap();
+        notifier.stopping().unwrap();
+        notifier.stopping().unwrap();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 256];
+        // Datagrams to a bound socket are queued at once: all sent ones are there now.
+        while let Ok(n) = listener.recv(&mut buf) {
+            received.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        assert_eq!(
+            received,
+            [
+                "STATUS=waiting",
+                "STATUS=mounted",
+                "STATUS=waiting",
+                "STOPPING=1"
+            ]
+        );
     }
 
     #[test]

@@ -1,29 +1,48 @@
-//! `vfsserver`: loads the config, waits for the database (backing off, using no CPU),
-//! migrates the catalog, mounts, tells systemd it is ready, and unmounts cleanly on
-//! SIGTERM/SIGINT. `examples/vfsserver.rs` is a thin wrapper around [`run`].
+//! `vfsserver`: loads the config, cleans a stale mount, waits for the database (backing off,
+//! using no CPU), migrates the catalog, mounts, tells systemd it is ready, and on
+//! SIGTERM/SIGINT saves open files, unmounts and exits 0. `examples/vfsserver.rs` is a thin
+//! wrapper around [`run`].
+//!
+//! Shutdown, in order: `STOPPING=1`; unsaved sizes and times of open files are written to
+//! the catalog; the mount is unmounted (retried while busy for [`UNMOUNT_RETRY`], then
+//! detached so new path lookups no longer reach it while open files keep working for up to
+//! [`SHUTDOWN_GRACE`]); files still open then are cut off (the FUSE connection is aborted),
+//! after which nothing can change any more and the last sizes and times are saved; the pool
+//! closes. A second SIGTERM/SIGINT exits at once (status 1) after detaching the mount.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::fs::{lazy_unmount, mount_config, VsFs};
+use crate::fs::{lazy_unmount, mount_config, FsStatsHandle, VsFs};
 use crate::notify::Notifier;
-use crate::pool::{Backoff, Pool, PoolOptions, StartPolicy};
+use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
 /// Longest pause between connect attempts while waiting for the database, so the mount
 /// appears within a few seconds of the database becoming reachable.
 const STARTUP_BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// How often a still-unreachable database is reported in the log.
 const REPORT_EVERY: Duration = Duration::from_secs(30);
+/// How often the wait for the database looks for signals.
+const WAIT_SLICE: Duration = Duration::from_millis(250);
 /// How long a busy mount is retried before it is detached lazily on shutdown.
-const UNMOUNT_RETRY: Duration = Duration::from_secs(3);
-/// How long files still open after a lazy detach may keep the session alive.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const UNMOUNT_RETRY: Duration = Duration::from_secs(3);
+/// How long files still open after the mount was detached may keep working on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the session may take to end after its connection was aborted.
+const ABORT_WAIT: Duration = Duration::from_secs(5);
+/// Longest time the watchdog's health check waits for `statfs` of the mount.
+const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+/// The source (FSName) our mounts show in /proc/self/mountinfo.
+const OUR_SOURCE: &str = "valuestor";
 
 /// Command-line options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +51,7 @@ pub struct Args {
     pub config: PathBuf,
     /// `--mountpoint DIR` overrides MountPoint.
     pub mountpoint: Option<PathBuf>,
-    /// `--wait-db SECONDS`: give up if the database is not reachable by then.
+    /// `--wait-db SECONDS`: give up if the database is not reachable by then (0: try once).
     pub wait_db: Option<Duration>,
     /// `--check`: validate the config, connect once, exit.
     pub check: bool,
@@ -45,14 +64,15 @@ const USAGE: &str =
   --config PATH        configuration file (default /etc/vs/vs_conf.xml)
   --mountpoint DIR     mount here instead of MountPoint
   --wait-db SECONDS    exit with an error if the database is not reachable in time
-                       (default: wait forever, retrying with backoff)
+                       (0: try once; default: wait forever, retrying with backoff)
   --check              validate the configuration, connect to the database once, exit
-Signals: SIGTERM/SIGINT unmount and exit (a second one exits at once); SIGUSR1 logs statistics.";
+Signals: SIGTERM/SIGINT save open files, unmount and exit 0 (a second one exits at once);
+SIGUSR1 logs pool and file system statistics.";
 
 enum Event {
-    Stop,
+    Stop(&'static str),
     Report,
-    SessionEnded(std::io::Result<()>),
+    SessionEnded(io::Result<()>),
 }
 
 /// Parses the arguments (without the program name); `Err` holds what to print and the exit code.
@@ -112,8 +132,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match serve(&args, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
-            eprintln!("vfsserver: {message}");
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("{message}");
+            } else {
+                eprintln!("vfsserver: {message}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -131,134 +154,397 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         base: Duration::from_millis(100),
         cap: STARTUP_BACKOFF_CAP,
     };
+    let endpoint = describe_endpoint(&options);
     if args.check {
-        return check(options, &args.config);
+        return check(options, &endpoint, &args.config);
     }
-    options.start_policy = StartPolicy::Background;
-    let endpoint = format!("{} as {}", options.endpoint(), options.user);
-    let pool = Pool::new(options).map_err(|e| format!("cannot start the connection pool: {e}"))?;
 
     let (events, inbox) = mpsc::channel();
-    spawn_signal_thread(signals, events.clone())?;
-    wait_for_database(&pool, &endpoint, args.wait_db, &notifier, &inbox)?;
+    let mounted_at = Arc::new(OnceLock::new());
+    spawn_signal_thread(signals, events.clone(), Arc::clone(&mounted_at))?;
 
-    let mountpoint = args
+    // Before waiting for the database: a stale mount left by a killed server is detached
+    // (and a live one refused) at once, not only once the database answers.
+    let configured = args
         .mountpoint
         .clone()
         .unwrap_or_else(|| config.mount_point.clone());
+    let mountpoint = normalise_mountpoint(&configured)?;
     prepare_mountpoint(&mountpoint)?;
+
+    options.start_policy = StartPolicy::Background;
+    let pool = Pool::new(options).map_err(|e| format!("cannot start the connection pool: {e}"))?;
+    if let Waited::Stopped(signal) =
+        wait_for_database(&pool, &endpoint, args.wait_db, &notifier, &inbox)?
+    {
+        let _ = notifier.stopping();
+        log::info!(
+            "{signal} while waiting for the database at {endpoint}: stopped, nothing was mounted"
+        );
+        pool.close();
+        return Ok(());
+    }
+
     let cache = Cache::open(&config.cache_folder)
         .map_err(|e| format!("cache folder {}: {e}", config.cache_folder.display()))?;
     let fs = VsFs::new(Catalog::new(pool.clone()), cache)
         .map_err(|e| format!("cannot open the catalog: {e}"))?;
     let stats = fs.stats_handle();
-    let session = fuser::Session::new(fs, &mountpoint, &mount_config())
+    // Again: another server may have mounted here while this one waited.
+    prepare_mountpoint(&mountpoint)?;
+    let mut session = fuser::Session::new(fs, &mountpoint, &mount_config())
         .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))?;
-    {
+    let _ = mounted_at.set(mountpoint.clone());
+    let unmounter = session.unmount_callable();
+    let connection = mount_entry(&mountpoint).map(|entry| entry.connection_id());
+    let session = {
         let events = events.clone();
         std::thread::Builder::new()
             .name("vs-fuse-session".into())
             .spawn(move || {
                 let _ = events.send(Event::SessionEnded(session.run()));
             })
-            .map_err(|e| format!("cannot start the session thread: {e}"))?;
-    }
-    log::info!("mounted {} (catalog on {endpoint})", mountpoint.display());
+            .map_err(|e| format!("cannot start the session thread: {e}"))?
+    };
+    log::info!("mounted {}; catalog at {endpoint}", mountpoint.display());
     let _ = notifier.ready();
-    let _ = notifier.status(&format!("mounted {}", mountpoint.display()));
+    let _ = notifier.status(&format!(
+        "serving {}; catalog at {endpoint}",
+        mountpoint.display()
+    ));
 
-    let watchdog = notifier.watchdog_interval().map(|d| d / 2);
-    let mut shutdown_deadline: Option<Instant> = None;
-    loop {
-        let wait = [
-            watchdog,
-            shutdown_deadline.map(|d| d.saturating_duration_since(Instant::now())),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let event = match wait {
-            Some(wait) => match inbox.recv_timeout(wait) {
-                Ok(event) => Some(event),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Event::Stop),
-            },
-            None => Some(inbox.recv().unwrap_or(Event::Stop)),
-        };
-        match event {
-            None => {
-                if shutdown_deadline.is_some_and(|d| Instant::now() >= d) {
+    let mut server = Server {
+        mountpoint,
+        pool,
+        stats,
+        notifier,
+        unmounter: Some(unmounter),
+        connection,
+        session,
+        prober: Prober::default(),
+    };
+    server.serve_until_stopped(&inbox)
+}
+
+/// A mounted file system being served.
+struct Server {
+    mountpoint: PathBuf,
+    pool: Pool,
+    stats: FsStatsHandle,
+    notifier: Notifier,
+    /// fuser's own unmount, used for the first attempt so fuser does not unmount again.
+    unmounter: Option<fuser::SessionUnmounter>,
+    /// The FUSE connection's number under /sys/fs/fuse/connections.
+    connection: Option<u64>,
+    session: JoinHandle<()>,
+    prober: Prober,
+}
+
+/// Where the shutdown is.
+#[derive(Clone, Copy)]
+enum Phase {
+    Serving,
+    /// Unmounted or detached; open files may finish until the deadline.
+    Draining(Instant),
+    /// The connection was aborted; the session ends by the deadline.
+    CutOff(Instant),
+}
+
+impl Server {
+    fn serve_until_stopped(&mut self, inbox: &mpsc::Receiver<Event>) -> Result<(), String> {
+        let watchdog = self.notifier.watchdog_interval().map(|d| d / 2);
+        let mut phase = Phase::Serving;
+        loop {
+            let timeout = match phase {
+                Phase::Serving => watchdog,
+                Phase::Draining(deadline) | Phase::CutOff(deadline) => {
+                    Some(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            let event = match timeout {
+                Some(timeout) => match inbox.recv_timeout(timeout) {
+                    Ok(event) => Some(event),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Some(Event::Stop("end of events")),
+                },
+                None => Some(inbox.recv().unwrap_or(Event::Stop("end of events"))),
+            };
+            phase = match (event, phase) {
+                (None, Phase::Serving) => {
+                    self.feed_watchdog(watchdog.unwrap_or(PROBE_TIMEOUT_MAX));
+                    phase
+                }
+                (None, Phase::Draining(_)) => self.cut_off(),
+                (None, Phase::CutOff(_)) => {
                     log::warn!(
-                        "files on {} still open after {:?}; saving state and exiting",
-                        mountpoint.display(),
-                        SHUTDOWN_GRACE
+                        "the file system session did not end within {ABORT_WAIT:?}; saving and exiting"
                     );
-                    stats.flush();
-                    pool.close();
+                    self.stats.flush();
+                    self.pool.close();
                     return Ok(());
                 }
-                let _ = notifier.watchdog();
-            }
-            Some(Event::Report) => log::info!(
-                "statistics: mount {} {:?}; pool {:?}",
-                mountpoint.display(),
-                stats.snapshot(),
-                pool.stats()
-            ),
-            Some(Event::Stop) => {
-                if shutdown_deadline.is_some() {
-                    continue;
+                (Some(Event::Report), phase) => {
+                    self.report();
+                    phase
                 }
-                log::info!("stopping: flushing and unmounting {}", mountpoint.display());
-                let _ = notifier.stopping();
-                stats.flush();
-                unmount_gracefully(&mountpoint);
-                shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+                (Some(Event::Stop(signal)), Phase::Serving) => self.begin_stop(signal),
+                // A second signal is handled by the signal thread itself.
+                (Some(Event::Stop(_)), phase) => phase,
+                (Some(Event::SessionEnded(result)), phase) => {
+                    let _ = self.notifier.stopping();
+                    self.pool.close();
+                    return match (result, phase) {
+                        (Ok(()), Phase::Serving) => Err(format!(
+                            "the mount at {} went away without a stop signal (unmounted from outside?)",
+                            self.mountpoint.display()
+                        )),
+                        (Err(err), Phase::Serving) => {
+                            Err(format!("file system session failed: {err}"))
+                        }
+                        (result, _) => {
+                            if let Err(err) = result {
+                                log::warn!("file system session ended with: {err}");
+                            }
+                            log::info!("unmounted {}; bye", self.mountpoint.display());
+                            Ok(())
+                        }
+                    };
+                }
+            };
+        }
+    }
+
+    /// First stop signal: save, unmount (or detach), and let open files finish.
+    fn begin_stop(&mut self, signal: &str) -> Phase {
+        let _ = self.notifier.stopping();
+        let _ = self.notifier.status(&format!(
+            "stopping: unmounting {}",
+            self.mountpoint.display()
+        ));
+        log::info!(
+            "{signal}: stopping; saving open files and unmounting {}",
+            self.mountpoint.display()
+        );
+        // Sizes and times of files still open reach the catalog before the unmount.
+        self.stats.flush();
+        if !unmount_gracefully(&mut self.unmounter, &self.mountpoint) {
+            let open = self.stats.snapshot().open_handles;
+            log::warn!(
+                "{} is busy ({open} open files): detached it; open files may finish for up to {SHUTDOWN_GRACE:?}",
+                self.mountpoint.display()
+            );
+            let _ = self.notifier.status(&format!(
+                "stopping: {open} files still open on the detached {}; waiting up to {} s",
+                self.mountpoint.display(),
+                SHUTDOWN_GRACE.as_secs()
+            ));
+        }
+        Phase::Draining(Instant::now() + SHUTDOWN_GRACE)
+    }
+
+    /// Files still open after the grace period: abort the FUSE connection so no request can
+    /// change anything any more; the session then ends and saves what is left.
+    fn cut_off(&mut self) -> Phase {
+        let open = self.stats.snapshot().open_handles;
+        log::warn!(
+            "{open} files on {} still open after {SHUTDOWN_GRACE:?}; cutting them off",
+            self.mountpoint.display()
+        );
+        let aborted = match self.connection {
+            Some(id) => abort_connection(id),
+            None => Err("the FUSE connection number is unknown".to_string()),
+        };
+        match aborted {
+            Ok(()) => Phase::CutOff(Instant::now() + ABORT_WAIT),
+            Err(err) => {
+                // Exiting closes the FUSE device, which aborts the connection too; a write
+                // answered between this save and the exit keeps its data but not its size.
+                log::warn!("cannot abort the FUSE connection ({err}); saving and exiting");
+                self.stats.flush();
+                Phase::CutOff(Instant::now())
             }
-            Some(Event::SessionEnded(result)) => {
-                let _ = notifier.stopping();
-                pool.close();
-                return match result {
-                    Ok(()) => {
-                        log::info!("unmounted {}; bye", mountpoint.display());
-                        Ok(())
-                    }
-                    Err(err) => Err(format!("file system session failed: {err}")),
-                };
+        }
+    }
+
+    /// Feeds the watchdog only while the session runs and the mount answers `statfs`.
+    fn feed_watchdog(&self, period: Duration) {
+        if self.session.is_finished() {
+            log::warn!("watchdog not fed: the file system session has ended");
+            return;
+        }
+        let timeout = (period / 2).min(PROBE_TIMEOUT_MAX);
+        match self.prober.probe(&self.mountpoint, timeout) {
+            Ok(()) => {
+                let _ = self.notifier.watchdog();
+            }
+            Err(err) => log::warn!("watchdog not fed: {err}"),
+        }
+    }
+
+    fn report(&self) {
+        let fs = self.stats.snapshot();
+        log::info!(
+            "statistics: serving {}: {} open files, {} inodes with unsaved sizes or times; pool: {}",
+            self.mountpoint.display(),
+            fs.open_handles,
+            fs.unsaved_inodes,
+            pool_summary(&self.pool.stats())
+        );
+    }
+}
+
+/// `host:port as user U` or `SOCKET as user U`: where the catalog lives, without the
+/// password.
+fn describe_endpoint(options: &PoolOptions) -> String {
+    match &options.socket {
+        Some(socket) => format!("{} as user {}", socket.display(), options.user),
+        None => format!("{}:{} as user {}", options.host, options.port, options.user),
+    }
+}
+
+fn pool_summary(stats: &PoolStats) -> String {
+    format!(
+        "{} connections ({} in use, {} idle), {} opened, {} connect failures, {} checkouts, \
+         {} timeouts, {} callers waiting",
+        stats.in_use + stats.idle,
+        stats.in_use,
+        stats.idle,
+        stats.created,
+        stats.connect_failures,
+        stats.checkouts,
+        stats.timeouts,
+        stats.waiters
+    )
+}
+
+/// Unmounts: first through fuser (so its session does not unmount a second time when it
+/// ends), then retrying while the mount is busy, then detaching it lazily (open files keep
+/// working until closed; new path lookups no longer reach it). Returns whether it was
+/// unmounted rather than detached.
+fn unmount_gracefully(unmounter: &mut Option<fuser::SessionUnmounter>, mountpoint: &Path) -> bool {
+    let mut last = match unmounter.take().map(|mut u| u.unmount()) {
+        Some(Ok(())) => return true,
+        Some(Err(err)) => err,
+        None => io::Error::from_raw_os_error(libc::EINVAL),
+    };
+    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let started = Instant::now();
+    while last.raw_os_error() == Some(libc::EBUSY) && started.elapsed() < UNMOUNT_RETRY {
+        // Busy: an operation or open file is in flight. The kernel gives no notice when
+        // the last one goes, so look again shortly.
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: a NUL-terminated path.
+        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
+            return true;
+        }
+        last = io::Error::last_os_error();
+    }
+    if last.raw_os_error() != Some(libc::EBUSY) {
+        log::warn!("unmount {}: {last}", mountpoint.display());
+    }
+    lazy_unmount(mountpoint);
+    false
+}
+
+/// Aborts FUSE connection `id` through the fusectl file system, mounting it privately for a
+/// moment if it is not mounted at /sys/fs/fuse/connections.
+fn abort_connection(id: u64) -> Result<(), String> {
+    let abort = |dir: &Path| std::fs::write(dir.join(id.to_string()).join("abort"), "1");
+    let standard = Path::new("/sys/fs/fuse/connections");
+    if standard.join(id.to_string()).exists() {
+        return abort(standard).map_err(|e| format!("{}: {e}", standard.display()));
+    }
+    let dir = std::env::temp_dir().join(format!("vs-fusectl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let target = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: NUL-terminated strings; fusectl takes no mount data.
+    let mounted = unsafe {
+        libc::mount(
+            c"fusectl".as_ptr(),
+            target.as_ptr(),
+            c"fusectl".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    let result = if mounted == 0 {
+        let written = abort(&dir).map_err(|e| format!("fusectl: {e}"));
+        // SAFETY: a NUL-terminated path we just mounted.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        written
+    } else {
+        Err(format!(
+            "cannot mount fusectl: {}",
+            io::Error::last_os_error()
+        ))
+    };
+    let _ = std::fs::remove_dir(&dir);
+    result
+}
+
+/// Checks that a mount answers `statfs` in time, on a helper thread so a hung mount cannot
+/// hang the caller. At most one check is in flight: while an earlier one has not returned,
+/// a new call waits for that one instead of starting another (a hung mount costs one thread).
+#[derive(Default)]
+struct Prober {
+    pending: parking_lot::Mutex<Option<mpsc::Receiver<io::Result<()>>>>,
+}
+
+impl Prober {
+    fn probe(&self, path: &Path, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending.lock();
+        if let Some(earlier) = pending.as_ref() {
+            if earlier.recv_timeout(timeout).is_err() {
+                return Err(format!(
+                    "statfs {} has still not answered an earlier check",
+                    path.display()
+                ));
+            }
+            *pending = None;
+        }
+        let (sender, receiver) = mpsc::channel();
+        let target = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("vs-health".into())
+            .spawn(move || {
+                let _ = sender.send(statfs(&target));
+            })
+            .map_err(|e| format!("cannot start the health check: {e}"))?;
+        match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(format!("statfs {}: {err}", path.display())),
+            Err(_) => {
+                *pending = Some(receiver);
+                Err(format!(
+                    "statfs {} did not answer within {timeout:?}",
+                    path.display()
+                ))
             }
         }
     }
 }
 
-/// Unmounts, retrying while the mount is busy, then detaches it lazily (open files keep
-/// working until closed; new path lookups no longer reach it). The session then ends.
-fn unmount_gracefully(mountpoint: &Path) {
-    let Ok(path) = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()) else {
-        return;
+fn statfs(path: &Path) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path and a zeroed out-structure of the right type.
+    let rc = unsafe {
+        let mut buf: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(path.as_ptr(), &mut buf)
     };
-    let started = Instant::now();
-    loop {
-        // SAFETY: a NUL-terminated path.
-        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-            return;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EBUSY) && started.elapsed() < UNMOUNT_RETRY {
-            // Busy: an operation or open file is in flight and finishes on its own.
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        log::warn!("unmount {}: {err}; detaching it", mountpoint.display());
-        lazy_unmount(mountpoint);
-        return;
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
 /// `--check`: the config is valid (already loaded) and the database answers.
-fn check(mut options: PoolOptions, path: &Path) -> Result<(), String> {
+fn check(mut options: PoolOptions, endpoint: &str, path: &Path) -> Result<(), String> {
     options.start_policy = StartPolicy::FailFast;
     options.initial_size = 1;
-    let endpoint = format!("{} as {}", options.endpoint(), options.user);
     let pool = Pool::new(options).map_err(|e| {
         format!(
             "{}: configuration valid, but database at {endpoint}: {e}",
@@ -273,23 +559,42 @@ fn check(mut options: PoolOptions, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits until the pool has a connection, reporting progress; honours `--wait-db` and stop
-/// signals. Uses no CPU while waiting: the pool backs off and this thread sleeps in a wait.
+/// How the wait for the database ended.
+enum Waited {
+    Connected,
+    Stopped(&'static str),
+}
+
+/// Waits until the pool has a connection, reporting progress; honours `--wait-db` (after at
+/// least one connect attempt, so 0 means "try once"), SIGUSR1 and stop signals. Uses no
+/// CPU while waiting: the pool backs off and this thread sleeps in a wait.
 fn wait_for_database(
     pool: &Pool,
     endpoint: &str,
     limit: Option<Duration>,
     notifier: &Notifier,
     inbox: &mpsc::Receiver<Event>,
-) -> Result<(), String> {
+) -> Result<Waited, String> {
     let started = Instant::now();
     let mut last_report: Option<Instant> = None;
     loop {
-        let slice = limit
-            .map(|l| l.saturating_sub(started.elapsed()))
-            .unwrap_or(Duration::MAX)
-            .min(Duration::from_millis(500));
-        match pool.wait_until_connected(slice) {
+        while let Ok(event) = inbox.try_recv() {
+            match event {
+                Event::Stop(signal) => return Ok(Waited::Stopped(signal)),
+                Event::Report => log::info!(
+                    "statistics: waiting {:.0} s for the database at {endpoint}; pool: {}",
+                    started.elapsed().as_secs_f64(),
+                    pool_summary(&pool.stats())
+                ),
+                Event::SessionEnded(_) => {}
+            }
+        }
+        let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+        let slice = match left {
+            Some(left) if !left.is_zero() => left.min(WAIT_SLICE),
+            _ => WAIT_SLICE,
+        };
+        let err = match pool.wait_until_connected(slice) {
             Ok(()) => {
                 if last_report.is_some() {
                     log::info!(
@@ -297,55 +602,139 @@ fn wait_for_database(
                         started.elapsed().as_secs_f64()
                     );
                 }
-                return Ok(());
+                return Ok(Waited::Connected);
             }
-            Err(err) => {
-                if let Ok(Event::Stop) = inbox.try_recv() {
-                    return Err("stopped while waiting for the database".into());
-                }
-                if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
-                    log::warn!("database at {endpoint} unreachable: {err}; retrying with backoff");
-                    last_report = Some(Instant::now());
-                }
-                let _ = notifier.status(&format!("waiting for the database at {endpoint}: {err}"));
-                if limit.is_some_and(|l| started.elapsed() >= l) {
-                    return Err(format!(
-                        "database at {endpoint} not reachable within {} s (--wait-db): {err}",
-                        limit.unwrap_or_default().as_secs()
-                    ));
-                }
-            }
+            Err(PoolError::Connect(message)) => readable_error(&message),
+            Err(other) => readable_error(&other.to_string()),
+        };
+        // Until the first attempt has failed there is nothing to report.
+        if pool.stats().connect_failures == 0 {
+            continue;
+        }
+        if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            log::warn!(
+                "database at {endpoint} unreachable: {err}; retrying with backoff (at most {} s apart)",
+                STARTUP_BACKOFF_CAP.as_secs()
+            );
+            last_report = Some(Instant::now());
+        }
+        let _ = notifier.status(&format!("waiting for the database at {endpoint}: {err}"));
+        if let Some(limit) = limit.filter(|&l| started.elapsed() >= l) {
+            return Err(format!(
+                "database at {endpoint} not reachable within {} s (--wait-db): {err}",
+                limit.as_secs()
+            ));
         }
     }
 }
 
-/// Creates the mount point if missing and detaches a stale mount left by a killed server;
-/// refuses a mount point where a live file system is mounted.
+/// The mysql crate's message without its `DriverError { ... }` wrapper, for the log and
+/// `systemctl status`.
+fn readable_error(message: &str) -> String {
+    message
+        .strip_prefix("DriverError { ")
+        .and_then(|m| m.strip_suffix(" }"))
+        .unwrap_or(message)
+        .to_string()
+}
+
+/// `path` made absolute, without a trailing slash, with symlinks resolved (in its parents,
+/// and the last component too if it is a symlink), as /proc/self/mountinfo names it.
+///
+/// The mount point itself is never `stat`ed through a stale mount: its parent is resolved,
+/// and the last component only read with `lstat`.
+fn normalise_mountpoint(path: &Path) -> Result<PathBuf, String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("mount point {}: {e}", path.display()))?;
+    // Collecting the components drops a trailing slash and `.` components.
+    let cleaned: PathBuf = absolute.components().collect();
+    let (Some(parent), Some(name)) = (cleaned.parent(), cleaned.file_name()) else {
+        return Err(format!(
+            "mount point {}: must name a directory below /, not end in `..`",
+            path.display()
+        ));
+    };
+    let joined = resolve_existing_prefix(parent)?.join(name);
+    match std::fs::symlink_metadata(&joined) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(&joined)
+            .map_err(|e| format!("mount point {} (a symlink): {e}", joined.display())),
+        _ => Ok(joined),
+    }
+}
+
+/// Canonicalises the longest existing prefix of `path` and appends the rest.
+fn resolve_existing_prefix(path: &Path) -> Result<PathBuf, String> {
+    let mut missing = Vec::new();
+    let mut current = path.to_path_buf();
+    loop {
+        match std::fs::canonicalize(&current) {
+            Ok(mut real) => {
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => match current.file_name() {
+                Some(name) => {
+                    missing.push(name.to_os_string());
+                    current.pop();
+                }
+                None => return Err(format!("mount point parent {}: {err}", path.display())),
+            },
+            Err(err) => return Err(format!("mount point parent {}: {err}", current.display())),
+        }
+    }
+}
+
+/// What is at a mount point.
+#[derive(Debug, PartialEq, Eq)]
+enum MountState {
+    NotMounted,
+    /// A FUSE mount whose server is gone (`ENOTCONN`).
+    Stale,
+    /// A working mount.
+    Live(MountEntry),
+}
+
+/// Creates the mount point if missing and detaches stale mounts left by a killed server;
+/// refuses a mount point where a running vfsserver is mounted.
 fn prepare_mountpoint(mountpoint: &Path) -> Result<(), String> {
-    if is_mount_point(mountpoint) {
-        // The kernel may answer stat from its cache; listing needs the server.
-        match std::fs::read_dir(mountpoint) {
-            Err(err) if err.raw_os_error() == Some(libc::ENOTCONN) => {
+    // A stale mount may hide another one below it: detach until none is left.
+    for _ in 0..8 {
+        match mount_state(mountpoint) {
+            MountState::NotMounted => break,
+            MountState::Stale => {
                 log::warn!(
-                    "{} is a stale mount (server gone); detaching it",
+                    "{} is a stale mount (its server is gone); detaching it",
                     mountpoint.display()
                 );
                 lazy_unmount(mountpoint);
+                if mount_state(mountpoint) == MountState::Stale {
+                    return Err(format!(
+                        "cannot detach the stale mount at {0}; detach it by hand (umount -l {0})",
+                        mountpoint.display()
+                    ));
+                }
             }
-            Err(err) => return Err(format!("mount point {}: {err}", mountpoint.display())),
-            Ok(_) => {
+            MountState::Live(entry) if entry.is_ours() => {
                 return Err(format!(
-                    "{} is already mounted (is another vfsserver running?)",
+                    "{} is already mounted by a running vfsserver; refusing to mount on top \
+                     of it: stop the other server first",
                     mountpoint.display()
                 ))
+            }
+            MountState::Live(entry) => {
+                log::warn!(
+                    "{} has a {} file system ({}) mounted; mounting on top of it",
+                    mountpoint.display(),
+                    entry.fstype,
+                    entry.source
+                );
+                break;
             }
         }
     }
     match std::fs::metadata(mountpoint) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(mountpoint)
-                .map_err(|e| format!("cannot create mount point {}: {e}", mountpoint.display()))
-        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(mountpoint)
+            .map_err(|e| format!("cannot create mount point {}: {e}", mountpoint.display())),
         Err(err) => Err(format!("mount point {}: {err}", mountpoint.display())),
         Ok(meta) if !meta.is_dir() => Err(format!(
             "mount point {} is not a directory",
@@ -355,19 +744,101 @@ fn prepare_mountpoint(mountpoint: &Path) -> Result<(), String> {
     }
 }
 
-/// Whether something is mounted exactly at `path` (per /proc/self/mountinfo).
-fn is_mount_point(path: &Path) -> bool {
-    let Ok(absolute) = std::path::absolute(path) else {
-        return false;
-    };
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    // Field 5 is the mount point, with spaces and the like escaped as octal.
-    let wanted = absolute.to_string_lossy().replace(' ', "\\040");
+/// A stale mount is recognised by `ENOTCONN` from `stat` or `readdir`, whatever mountinfo
+/// says (the kernel may answer `stat` from its cache; listing needs the server).
+fn mount_state(path: &Path) -> MountState {
+    let probe = std::fs::metadata(path)
+        .and_then(|_| std::fs::read_dir(path).map(|_| ()))
+        .err();
+    if probe.and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN) {
+        return MountState::Stale;
+    }
+    match mount_entry(path) {
+        Some(entry) => MountState::Live(entry),
+        None => MountState::NotMounted,
+    }
+}
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountEntry {
+    major: u32,
+    minor: u32,
+    mount_point: PathBuf,
+    fstype: String,
+    source: String,
+}
+
+impl MountEntry {
+    /// Parses a mountinfo line (see proc(5)); octal escapes in the path are undone.
+    fn parse(line: &str) -> Option<MountEntry> {
+        let mut fields = line.split(' ');
+        let (_id, _parent, device, _root, mount_point) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        let mut rest = fields.skip_while(|&f| f != "-").skip(1);
+        let (fstype, source) = (rest.next()?, rest.next()?);
+        let (major, minor) = device.split_once(':')?;
+        let text = |field: &str| String::from_utf8_lossy(&unescape_mountinfo(field)).into_owned();
+        Some(MountEntry {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+            mount_point: PathBuf::from(OsString::from_vec(unescape_mountinfo(mount_point))),
+            fstype: text(fstype),
+            source: text(source),
+        })
+    }
+
+    /// Whether a vfsserver made this mount: type `fuse` (mounted directly, as root) or
+    /// `fuse.valuestor` (through fusermount3), source `valuestor`.
+    fn is_ours(&self) -> bool {
+        (self.fstype == "fuse" || self.fstype == "fuse.valuestor") && self.source == OUR_SOURCE
+    }
+
+    /// The connection's name under /sys/fs/fuse/connections (the kernel's `dev_t`).
+    fn connection_id(&self) -> u64 {
+        (u64::from(self.major) << 20) | u64::from(self.minor)
+    }
+}
+
+/// The top-most mount at exactly `path`, per /proc/self/mountinfo.
+fn mount_entry(path: &Path) -> Option<MountEntry> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     mounts
         .lines()
-        .any(|line| line.split(' ').nth(4) == Some(wanted.as_str()))
+        .rev()
+        .filter_map(MountEntry::parse)
+        .find(|entry| entry.mount_point == path)
+}
+
+/// Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
+/// backslash) in a mountinfo field.
+fn unescape_mountinfo(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+            .and_then(|n| u8::try_from(n).ok());
+        match octal {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn block_signals() -> libc::sigset_t {
@@ -383,8 +854,13 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
-/// Turns blocked signals into events; a second SIGTERM/SIGINT exits at once.
-fn spawn_signal_thread(set: libc::sigset_t, events: mpsc::Sender<Event>) -> Result<(), String> {
+/// Turns blocked signals into events; a second SIGTERM/SIGINT detaches the mount (if one
+/// was made) and exits at once with status 1.
+fn spawn_signal_thread(
+    set: libc::sigset_t,
+    events: mpsc::Sender<Event>,
+    mounted_at: Arc<OnceLock<PathBuf>>,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name("vs-signals".into())
         .spawn(move || {
@@ -395,21 +871,183 @@ fn spawn_signal_thread(set: libc::sigset_t, events: mpsc::Sender<Event>) -> Resu
                 if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
                     continue;
                 }
+                let name = if signal == libc::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
                 match signal {
                     libc::SIGUSR1 => {
                         let _ = events.send(Event::Report);
                     }
                     _ if stopping => {
-                        log::warn!("second stop signal: exiting at once");
+                        log::warn!("second stop signal ({name}): exiting at once");
+                        if let Some(mountpoint) = mounted_at.get() {
+                            if mount_entry(mountpoint).is_some_and(|e| e.is_ours()) {
+                                lazy_unmount(mountpoint);
+                            }
+                        }
                         std::process::exit(1);
                     }
                     _ => {
                         stopping = true;
-                        let _ = events.send(Event::Stop);
+                        let _ = events.send(Event::Stop(name));
                     }
                 }
             }
         })
         .map(|_| ())
         .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_lose_the_driver_wrapper() {
+        assert_eq!(
+            readable_error(
+                "DriverError { Could not connect to address `h:1': Connection refused }"
+            ),
+            "Could not connect to address `h:1': Connection refused"
+        );
+        assert_eq!(
+            readable_error("Access denied for user 'x'"),
+            "Access denied for user 'x'"
+        );
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/plain"), b"/plain");
+        assert_eq!(
+            unescape_mountinfo(r"/a\040b\011c\012d\134e"),
+            b"/a b\tc\nd\\e"
+        );
+        // Not an escape: too short, not octal, out of range.
+        assert_eq!(unescape_mountinfo(r"/x\04"), br"/x\04");
+        assert_eq!(unescape_mountinfo(r"/x\089"), br"/x\089");
+        assert_eq!(unescape_mountinfo(r"/x\777"), br"/x\777");
+    }
+
+    #[test]
+    fn mountinfo_line_gives_device_path_and_type() {
+        let line = r"812 35 0:123 / /tmp/vs\040mnt rw,nosuid,nodev,relatime shared:1 master:2 - fuse.valuestor valuestor rw,user_id=0";
+        let entry = MountEntry::parse(line).unwrap();
+        assert_eq!(entry.mount_point, Path::new("/tmp/vs mnt"));
+        assert_eq!(entry.fstype, "fuse.valuestor");
+        assert!(entry.is_ours());
+        assert_eq!((entry.major, entry.minor), (0, 123));
+        assert_eq!(entry.connection_id(), 123);
+        let direct = "90 35 0:50 / /opt/VS/vsMounts rw - fuse valuestor rw,user_id=0";
+        assert!(MountEntry::parse(direct).unwrap().is_ours());
+        let other = "91 35 0:51 / /mnt rw - fuse.sshfs host:/ rw";
+        assert!(!MountEntry::parse(other).unwrap().is_ours());
+        assert_eq!(MountEntry::parse("garbage"), None);
+    }
+
+    #[test]
+    fn mount_point_loses_trailing_slash_and_symlinked_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let configured = dir.path().join("link").join("vs mnt/");
+        assert_eq!(
+            normalise_mountpoint(&configured).unwrap(),
+            real.join("vs mnt")
+        );
+        // Missing directories are kept as written, below the resolved part.
+        let deep = dir.path().join("link/a/./b/");
+        assert_eq!(normalise_mountpoint(&deep).unwrap(), real.join("a/b"));
+        // A mount point that is itself a symlink resolves to its target.
+        std::os::unix::fs::symlink(&real, dir.path().join("mnt-link")).unwrap();
+        assert_eq!(
+            normalise_mountpoint(&dir.path().join("mnt-link/")).unwrap(),
+            real
+        );
+        assert!(normalise_mountpoint(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn plain_directory_is_not_mounted() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(mount_state(dir.path()), MountState::NotMounted);
+        let root = mount_state(Path::new("/"));
+        assert!(matches!(root, MountState::Live(_)), "{root:?}");
+    }
+
+    /// A file system that answers nothing but the kernel's defaults.
+    struct Empty;
+
+    impl fuser::Filesystem for Empty {}
+
+    #[test]
+    fn aborted_mount_is_stale_however_its_path_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let real = root.join("mnt");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("link")).unwrap();
+        let session = fuser::spawn_mount(Empty, &real, &fuser::Config::default())
+            .expect("mount (needs root)");
+        let entry = mount_entry(&real).expect("the mount is in mountinfo");
+        abort_connection(entry.connection_id()).expect("abort the FUSE connection");
+        assert_eq!(mount_state(&real), MountState::Stale);
+        // mountinfo knows no such path, yet the mount behind it is stale.
+        let spelled = root.join("link/mnt/");
+        assert_eq!(mount_entry(&spelled), None);
+        assert_eq!(mount_state(&spelled), MountState::Stale);
+        lazy_unmount(&real);
+        // Already detached: fuser's own unmount has nothing left to do.
+        let _ = session.umount_and_join();
+        assert_eq!(mount_state(&real), MountState::NotMounted);
+    }
+
+    /// A file system whose `statfs` blocks until the test lets it answer.
+    struct SlowStatfs {
+        release: parking_lot::Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl fuser::Filesystem for SlowStatfs {
+        fn statfs(&self, _req: &fuser::Request, _ino: fuser::INodeNo, reply: fuser::ReplyStatfs) {
+            let _ = self.release.lock().recv();
+            reply.statfs(0, 0, 0, 0, 0, 512, 255, 0);
+        }
+    }
+
+    #[test]
+    fn health_check_fails_on_a_mount_that_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (release, receiver) = mpsc::channel();
+        let fs = SlowStatfs {
+            release: parking_lot::Mutex::new(receiver),
+        };
+        let mut config = fuser::Config::default();
+        config.n_threads = Some(2);
+        let session = fuser::spawn_mount(fs, dir.path(), &config).expect("mount (needs root)");
+        let prober = Prober::default();
+        let hung = prober.probe(dir.path(), Duration::from_millis(200));
+        assert!(
+            hung.as_ref()
+                .is_err_and(|e| e.contains("did not answer within")),
+            "{hung:?}"
+        );
+        // Still hung: no second thread is started.
+        let again = prober.probe(dir.path(), Duration::from_millis(200));
+        assert!(
+            again
+                .as_ref()
+                .is_err_and(|e| e.contains("still not answered")),
+            "{again:?}"
+        );
+        // Let the hung check and one more answer: the next call waits for the earlier
+        // check, then checks again.
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(prober.probe(dir.path(), Duration::from_secs(30)), Ok(()));
+        drop(release);
+        session.umount_and_join().unwrap();
+    }
 }
