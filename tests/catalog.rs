@@ -1,10 +1,15 @@
-//! The catalog directly over a pool: migrations, one-round-trip creation, errno mapping.
+//! The catalog directly over a pool: migrations, one-round-trip creation, errno mapping,
+//! and the time bound when the database hangs.
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
-use valuestor::catalog::{Catalog, CatalogError, Kind, NewNode, ROOT_INO, SCHEMA_VERSION};
+use valuestor::catalog::{
+    Attr, AttrChange, Catalog, CatalogError, Kind, NewNode, ROOT_INO, SCHEMA_VERSION,
+};
 use valuestor::Pool;
 
 fn catalog(db: &MariaDb) -> Catalog {
@@ -113,4 +118,96 @@ fn directory_listing_pages_by_cookie_with_attributes() {
         assert_eq!(entry, plus_entry);
         assert_eq!(*attr, catalog.get_attr(entry.ino).unwrap());
     }
+}
+
+fn file(catalog: &Catalog, parent: u64, name: &[u8]) -> Attr {
+    catalog
+        .create(parent, name, &node(Kind::File, 0o644))
+        .unwrap()
+}
+
+#[test]
+fn hung_database_fails_an_operation_within_one_socket_timeout() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let io_timeout = Duration::from_secs(2);
+    let mut options = pool_options(&db);
+    options.max_size = 1;
+    options.acquire_timeout = Duration::from_secs(1);
+    options.io_timeout = io_timeout;
+    options.ping_bypass = Duration::from_secs(600); // the pool hands out without pinging
+    options.backoff = valuestor::pool::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(200),
+    };
+    let catalog = Catalog::new(Pool::new(options).unwrap());
+    catalog.migrate(0, 0).unwrap();
+    let f = file(&catalog, ROOT_INO, b"f");
+    // One statement hangs until the socket timeout; then the connection is dropped: no
+    // ping, no ROLLBACK over it (each would wait another socket timeout).
+    let bound = io_timeout + Duration::from_secs(1);
+
+    db.pause();
+    let started = Instant::now();
+    let change = AttrChange {
+        perm: Some(0o600),
+        ..AttrChange::default()
+    };
+    let result = catalog.set_attr(f.ino, &change);
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(CatalogError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert!(took < bound, "a change took {took:?}");
+    db.resume();
+    support::await_condition(Duration::from_secs(20), "the catalog answers", || {
+        catalog.get_attr(f.ino).is_ok()
+    });
+
+    db.pause();
+    let started = Instant::now();
+    let result = catalog.get_attr(f.ino);
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(CatalogError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert!(took < bound, "a read took {took:?}");
+    db.resume();
+    support::await_condition(Duration::from_secs(20), "the catalog answers", || {
+        catalog.get_attr(f.ino).is_ok()
+    });
+    assert_eq!(
+        catalog.get_attr(f.ino).unwrap().perm,
+        0o644,
+        "the change did not happen"
+    );
+
+    // A statement inside the transaction that does not return (stuck behind a row lock
+    // held elsewhere): after the socket timeout the connection is dropped, without a
+    // ROLLBACK that would wait behind the same lock.
+    let mut blocker = db.connect();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino = ? FOR UPDATE",
+            (f.ino,),
+        )
+        .unwrap();
+    let started = Instant::now();
+    let result = catalog.set_attr(f.ino, &change);
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(CatalogError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert!(took < bound, "a change stuck behind a lock took {took:?}");
+    blocker.query_drop("ROLLBACK").unwrap();
+    support::await_condition(Duration::from_secs(20), "the catalog answers", || {
+        catalog.get_attr(f.ino).is_ok()
+    });
+    assert_eq!(catalog.get_attr(f.ino).unwrap().perm, 0o644);
 }

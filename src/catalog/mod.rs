@@ -2,18 +2,24 @@
 //! attributes. Every change is one transaction; every statement is parameterised.
 //!
 //! Errors are [`CatalogError`]: an errno for what POSIX defines (`ENOENT`, `EEXIST`,
-//! `ENOTEMPTY`, ...) or a database failure, which the file system reports as `EIO`.
+//! `ENOTEMPTY`, ...), or a database failure, which the file system reports as `EIO`.
+//!
+//! Time bound: an operation waits at most the pool's acquire timeout (`DatabaseTimeout`) for
+//! a connection and then at most one socket timeout for the statement that hangs; a
+//! connection that failed with an I/O error or timed out is discarded at once (no ping, no
+//! `ROLLBACK` over it), and deadlock retries stop when the acquire timeout has passed.
 
 mod schema;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::mem::ManuallyDrop;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql::prelude::Queryable;
 use mysql::{Transaction, TxOpts};
 
 pub use schema::{migrate, ROOT_INO, SCHEMA_VERSION};
 
-use crate::pool::{Pool, PoolError, PooledConn};
+use crate::pool::{is_connection_error, Pool, PoolError, PooledConn};
 
 /// Longest name of a directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -148,9 +154,13 @@ pub enum CatalogError {
     /// A POSIX error for the caller (ENOENT, EEXIST, ENOTEMPTY, ...).
     #[error("errno {0}")]
     Errno(i32),
-    /// The database failed or could not be reached.
+    /// The database answered with an error (the connection is still usable).
     #[error("database: {0}")]
     Database(String),
+    /// The database could not be reached in time, or the connection broke or timed out
+    /// (that connection is discarded).
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// The catalog over a connection pool.
@@ -180,10 +190,7 @@ impl Catalog {
 
     /// Creates or upgrades the schema; the root directory is owned by `uid`/`gid`.
     pub fn migrate(&self, uid: u32, gid: u32) -> Result<u32, CatalogError> {
-        let mut conn = self.pool.get()?;
-        let result = migrate(&mut conn, uid, gid);
-        note_broken(&mut conn, &result);
-        result
+        self.read(|conn| migrate(conn, uid, gid))
     }
 
     /// The attributes of `ino`.
@@ -223,9 +230,10 @@ impl Catalog {
             }
         }
         let now = now_ns();
+        let deadline = Instant::now() + self.timeout();
         let mut attempt = 0;
         let row: Option<(u64, u16, u32)> = loop {
-            let result = self.read(|conn| {
+            let result = self.read_by(deadline, |conn| {
                 conn.exec_first_self_contained(
                     "CALL vs_create_node(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -244,7 +252,7 @@ impl Catalog {
             });
             match result {
                 Err(CatalogError::Database(ref message))
-                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                    if may_retry(message, attempt, deadline) =>
                 {
                     attempt += 1;
                 }
@@ -638,35 +646,49 @@ impl Catalog {
         })
     }
 
+    /// How long one operation waits for a connection and keeps retrying deadlocks
+    /// (`DatabaseTimeout`, the pool's acquire timeout).
+    pub fn timeout(&self) -> Duration {
+        self.pool.options().acquire_timeout
+    }
+
     /// Runs `f` on a pooled connection without a transaction.
     fn read<T>(
         &self,
         f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
-        let mut conn = self.pool.get()?;
+        self.read_by(Instant::now() + self.timeout(), f)
+    }
+
+    /// Like [`Catalog::read`], waiting for a connection only until `deadline`.
+    fn read_by<T>(
+        &self,
+        deadline: Instant,
+        f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut conn = self
+            .pool
+            .get_timeout(deadline.saturating_duration_since(Instant::now()))?;
         let result = f(&mut conn);
-        note_broken(&mut conn, &result);
+        discard_if_lost(&mut conn, &result);
         result
     }
 
-    /// Runs `f` in one transaction, retrying after deadlocks; commits on success.
+    /// Runs `f` in one transaction and commits; retries after deadlocks while the operation's
+    /// time (the acquire timeout) lasts.
     fn write<T>(
         &self,
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
-        let mut conn = self.pool.get()?;
+        let deadline = Instant::now() + self.timeout();
+        let mut conn = self.pool.get_timeout(self.timeout())?;
         let mut attempt = 0;
         loop {
-            let result = (|| {
-                let mut tx = conn.start_transaction(TxOpts::default())?;
-                let value = f(&mut tx)?;
-                tx.commit()?;
-                Ok(value)
-            })();
-            note_broken(&mut conn, &result);
+            let result = transaction(&mut conn, &mut f);
+            discard_if_lost(&mut conn, &result);
             match result {
                 Err(CatalogError::Database(ref message))
-                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                    if may_retry(message, attempt, deadline) =>
                 {
                     attempt += 1;
                 }
@@ -712,12 +734,23 @@ fn check_xattr_name(name: &[u8]) -> Result<(), CatalogError> {
 
 impl From<PoolError> for CatalogError {
     fn from(err: PoolError) -> CatalogError {
-        CatalogError::Database(err.to_string())
+        match &err {
+            PoolError::Sql(sql) if !sql.connection_broken => {
+                CatalogError::Database(err.to_string())
+            }
+            PoolError::ResultTooLarge { .. }
+            | PoolError::OutOfMemory
+            | PoolError::InvalidOptions(_) => CatalogError::Database(err.to_string()),
+            _ => CatalogError::Unreachable(err.to_string()),
+        }
     }
 }
 
 impl From<mysql::Error> for CatalogError {
     fn from(err: mysql::Error) -> CatalogError {
+        if is_connection_error(&err) {
+            return CatalogError::Unreachable(err.to_string());
+        }
         CatalogError::Database(match &err {
             mysql::Error::MySqlError(e) => format!("{} ({})", e.message, e.code),
             other => other.to_string(),
@@ -738,18 +771,45 @@ fn procedure_error(err: mysql::Error) -> CatalogError {
     }
 }
 
-fn is_retryable(message: &str) -> bool {
-    message.ends_with("(1213)") || message.ends_with("(1205)")
+/// Whether a failed transaction may run again: a deadlock or lock wait timeout, fewer than
+/// [`DEADLOCK_RETRIES`] retries so far, and the operation's deadline not yet passed.
+fn may_retry(message: &str, attempt: usize, deadline: Instant) -> bool {
+    (message.ends_with("(1213)") || message.ends_with("(1205)"))
+        && attempt < DEADLOCK_RETRIES
+        && Instant::now() < deadline
 }
 
-/// Marks the connection broken when the failure was a lost connection.
-fn note_broken<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
-    if let Err(CatalogError::Database(_)) = result {
-        // A cheap check: a live connection answers a ping; a dead one is discarded.
-        if conn.ping().is_err() {
-            conn.mark_broken();
-        }
+/// Discards the connection when the failure was a lost or timed-out connection: asking it
+/// again (a ping) would wait another socket timeout on a server that hangs.
+fn discard_if_lost<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
+    if let Err(CatalogError::Unreachable(_)) = result {
+        conn.mark_broken();
     }
+}
+
+/// Runs `f` in a transaction on `conn` and commits.
+///
+/// The `Transaction` is dropped (which sends `ROLLBACK`) only when `f` or the commit failed
+/// and the connection still answers. After `COMMIT` there is nothing to undo, and over a
+/// lost or hung connection a `ROLLBACK` would wait another socket timeout: that connection
+/// is discarded instead, and the server rolls back when it goes. What is not dropped owns
+/// only the borrow of `conn` and a copy of its LOCAL INFILE handler, which is never set.
+fn transaction<T>(
+    conn: &mut PooledConn,
+    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
+) -> Result<T, CatalogError> {
+    let mut tx = ManuallyDrop::new(conn.start_transaction(TxOpts::default())?);
+    let result = f(&mut tx).and_then(|value| {
+        tx.query_drop("COMMIT")?;
+        Ok(value)
+    });
+    if matches!(
+        result,
+        Err(CatalogError::Errno(_)) | Err(CatalogError::Database(_))
+    ) {
+        drop(ManuallyDrop::into_inner(tx));
+    }
+    result
 }
 
 /// Takes column `index` of `row` as a `T`.
@@ -955,4 +1015,55 @@ fn refuse_into_own_subtree(
     Err(CatalogError::Database(
         "directory tree deeper than 100000 levels".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn deadlocks_are_retried_only_while_the_operation_has_time_left() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let deadlock = "Deadlock found when trying to get lock (1213)";
+        let lock_wait = "Lock wait timeout exceeded (1205)";
+        assert!(may_retry(deadlock, 0, later));
+        assert!(may_retry(lock_wait, DEADLOCK_RETRIES - 1, later));
+        assert!(
+            !may_retry(deadlock, DEADLOCK_RETRIES, later),
+            "attempts are bounded"
+        );
+        assert!(
+            !may_retry(deadlock, 0, Instant::now()),
+            "the deadline has passed"
+        );
+        assert!(
+            !may_retry("Duplicate entry (1062)", 0, later),
+            "only lock conflicts"
+        );
+    }
+
+    #[test]
+    fn lost_connections_and_server_errors_are_told_apart() {
+        let timeout = io::Error::new(io::ErrorKind::TimedOut, "read timed out");
+        assert!(matches!(
+            CatalogError::from(mysql::Error::IoError(timeout)),
+            CatalogError::Unreachable(_)
+        ));
+        let pool_timeout = PoolError::Timeout {
+            waited: Duration::from_secs(1),
+            in_use: 1,
+            max_size: 1,
+            last_error: None,
+        };
+        assert!(matches!(
+            CatalogError::from(pool_timeout),
+            CatalogError::Unreachable(_)
+        ));
+        let too_large = PoolError::ResultTooLarge { limit: 1 };
+        assert!(matches!(
+            CatalogError::from(too_large),
+            CatalogError::Database(_)
+        ));
+    }
 }

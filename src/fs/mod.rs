@@ -965,7 +965,7 @@ fn permitted(attr: &Attr, uid: u32, gid: u32, mask: AccessFlags) -> bool {
 fn catalog_errno(err: CatalogError) -> Errno {
     match err {
         CatalogError::Errno(code) => Errno::from_i32(code),
-        CatalogError::Database(message) => {
+        CatalogError::Database(message) | CatalogError::Unreachable(message) => {
             log::warn!("catalog unavailable: {message}");
             Errno::EIO
         }
