@@ -193,11 +193,15 @@ fn connected_pool(options: &PoolOptions) -> Pool {
     pool
 }
 
-/// Aborts the FUSE connection of the mount whose device is `dev` (fusectl, mounted if needed).
+/// Aborts the FUSE connection of the mount whose device is `dev`, through fusectl (mounted
+/// for the moment if the system has not mounted it, and unmounted again).
 fn abort_fuse_connection(dev: u64) {
+    static FUSECTL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = FUSECTL.lock().unwrap_or_else(|e| e.into_inner());
     let connections = Path::new("/sys/fs/fuse/connections");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if !mounts.lines().any(|l| l.contains(" - fusectl ")) {
+    let mounted_here = !mounts.lines().any(|l| l.contains(" - fusectl "));
+    if mounted_here {
         let status = std::process::Command::new("mount")
             .args(["-t", "fusectl", "fusectl"])
             .arg(connections)
@@ -208,5 +212,11 @@ fn abort_fuse_connection(dev: u64) {
     // The connection is named by the kernel's device number (major << 20 | minor).
     let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
     let abort = connections.join(kernel_dev.to_string()).join("abort");
-    std::fs::write(&abort, b"1").unwrap_or_else(|e| panic!("{}: {e}", abort.display()));
+    let aborted = std::fs::write(&abort, b"1");
+    if mounted_here {
+        let _ = std::process::Command::new("umount")
+            .arg(connections)
+            .status();
+    }
+    aborted.unwrap_or_else(|e| panic!("{}: {e}", abort.display()));
 }
