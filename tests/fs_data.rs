@@ -10,8 +10,11 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::sync::Arc;
+use std::time::Duration;
 
+use mysql::prelude::Queryable;
 use support::mount::MountedFs;
+use valuestor::fs::FsOptions;
 
 /// FNV-1a over a byte stream, chunk by chunk.
 struct Fnv(u64);
@@ -80,38 +83,104 @@ fn directory_of_10000_entries_lists_each_exactly_once() {
     assert!((0..10_000).all(|i| seen.contains(&format!("entry-{i:05}"))));
 }
 
+/// A directory read with `getdents64` in 4 KiB steps, so the kernel's position in the
+/// directory stays close to what the caller has seen (`readdir(3)` reads ahead a whole
+/// `st_blksize`, here 128 KiB).
+struct Listing {
+    dir: fs::File,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl Listing {
+    fn open(path: &std::path::Path) -> Listing {
+        Listing {
+            dir: fs::File::open(path).unwrap(),
+            buf: vec![0u8; 4096],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    /// The next name other than `.` and `..`.
+    fn next_name(&mut self) -> Option<String> {
+        use std::os::unix::io::AsRawFd;
+        loop {
+            if self.pos == self.len {
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_getdents64,
+                        self.dir.as_raw_fd(),
+                        self.buf.as_mut_ptr(),
+                        self.buf.len(),
+                    )
+                };
+                assert!(n >= 0, "getdents64: {}", std::io::Error::last_os_error());
+                if n == 0 {
+                    return None;
+                }
+                (self.pos, self.len) = (0, n as usize);
+            }
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            let entry = &self.buf[self.pos..];
+            let reclen = u16::from_ne_bytes([entry[16], entry[17]]) as usize;
+            let name = &entry[19..reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap()];
+            self.pos += reclen;
+            if name != b"." && name != b".." {
+                return Some(String::from_utf8(name.to_vec()).unwrap());
+            }
+        }
+    }
+}
+
 #[test]
 fn listing_offsets_stay_valid_while_entries_come_and_go() {
     let fs = MountedFs::start();
     fs::create_dir(fs.path("d")).unwrap();
     for i in 0..3000 {
-        fs::File::create(fs.path(format!("d/keep-{i:04}"))).unwrap();
-    }
-    for i in 0..1000 {
-        fs::File::create(fs.path(format!("d/gone-{i:04}"))).unwrap();
+        fs::File::create(fs.path(format!("d/e-{i:04}"))).unwrap();
     }
     let mut seen = Vec::new();
-    let mut mutated = false;
-    for entry in fs::read_dir(fs.path("d")).unwrap() {
-        seen.push(entry.unwrap().file_name().into_string().unwrap());
-        if seen.len() == 100 && !mutated {
-            // Mid-listing: add new entries and delete some not yet seen.
+    let mut removed = BTreeSet::new();
+    let mut listing = Listing::open(&fs.path("d"));
+    while let Some(name) = listing.next_name() {
+        seen.push(name);
+        if seen.len() == 1000 {
+            // Mid-listing: delete entries already passed and entries still ahead, add new
+            // ones, and move some (a move is a delete plus an add). Entries deleted or added
+            // during the listing may or may not be listed (POSIX leaves it open); every
+            // other entry must come exactly once.
+            for i in (0..1000).step_by(2).chain(2000..2500) {
+                let name = format!("e-{i:04}");
+                fs::remove_file(fs.path(format!("d/{name}"))).unwrap();
+                removed.insert(name);
+            }
             for i in 0..500 {
                 fs::File::create(fs.path(format!("d/new-{i:04}"))).unwrap();
             }
-            for i in 0..1000 {
-                fs::remove_file(fs.path(format!("d/gone-{i:04}"))).unwrap();
+            for i in 2500..2600 {
+                let name = format!("e-{i:04}");
+                fs::rename(
+                    fs.path(format!("d/{name}")),
+                    fs.path(format!("d/moved-{i}")),
+                )
+                .unwrap();
+                removed.insert(name);
             }
-            mutated = true;
         }
     }
     let unique: BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no entry listed twice");
     for i in 0..3000 {
-        assert!(
-            unique.contains(&format!("keep-{i:04}")),
-            "keep-{i:04} missed"
-        );
+        let name = format!("e-{i:04}");
+        if !removed.contains(&name) {
+            assert!(
+                unique.contains(&name),
+                "{name} existed throughout and was missed"
+            );
+        }
     }
 }
 
@@ -161,35 +230,69 @@ fn concurrent_writers_on_different_files_and_one_file() {
 }
 
 #[test]
-fn rename_races_leave_every_file_exactly_once() {
+fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
     let fs = Arc::new(MountedFs::start());
-    fs::create_dir(fs.path("a")).unwrap();
-    fs::create_dir(fs.path("b")).unwrap();
+    for dir in ["a", "b", "c"] {
+        fs::create_dir(fs.path(dir)).unwrap();
+    }
     for i in 0..40 {
         fs::write(fs.path(format!("a/f{i}")), format!("{i}")).unwrap();
     }
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let fs = Arc::clone(&fs);
-            std::thread::spawn(move || {
-                for round in 0..60 {
-                    let i = (t * 7 + round * 3) % 40;
-                    let (from, to) = if round % 2 == 0 {
-                        ("a", "b")
-                    } else {
-                        ("b", "a")
-                    };
-                    // Losing a race is fine (ENOENT); anything else is a bug.
-                    if let Err(e) = fs::rename(
-                        fs.path(format!("{from}/f{i}")),
-                        fs.path(format!("{to}/f{i}")),
-                    ) {
-                        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
-                    }
+    for i in 0..10 {
+        fs::write(fs.path(format!("c/x{i}")), b"x").unwrap();
+    }
+    // Losing a race is fine (ENOENT: the source went first); anything else is a bug.
+    let lost_race = |result: std::io::Result<()>| {
+        if let Err(e) = result {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+        }
+    };
+    let mut threads = Vec::new();
+    for t in 0..4 {
+        // Across directories, the same files back and forth.
+        let fs = Arc::clone(&fs);
+        threads.push(std::thread::spawn(move || {
+            for round in 0..60 {
+                let i = (t * 7 + round * 3) % 40;
+                let (from, to) = if round % 2 == 0 {
+                    ("a", "b")
+                } else {
+                    ("b", "a")
+                };
+                lost_race(fs::rename(
+                    fs.path(format!("{from}/f{i}")),
+                    fs.path(format!("{to}/f{i}")),
+                ));
+            }
+        }));
+    }
+    for t in 0..2 {
+        // Within one directory, each rename replacing (and reclaiming) its target.
+        let fs = Arc::clone(&fs);
+        threads.push(std::thread::spawn(move || {
+            for round in 0..80 {
+                let (i, j) = ((t * 3 + round) % 10, (t * 5 + round * 7 + 1) % 10);
+                lost_race(fs::rename(
+                    fs.path(format!("c/x{i}")),
+                    fs.path(format!("c/x{j}")),
+                ));
+            }
+        }));
+    }
+    {
+        // Creates and unlinks of the same names, racing the renames.
+        let fs = Arc::clone(&fs);
+        threads.push(std::thread::spawn(move || {
+            for round in 0..80 {
+                let i = (round * 3) % 10;
+                if round % 3 == 0 {
+                    lost_race(fs::remove_file(fs.path(format!("c/x{i}"))));
+                } else {
+                    fs::write(fs.path(format!("c/x{i}")), format!("new {round}")).unwrap();
                 }
-            })
-        })
-        .collect();
+            }
+        }));
+    }
     for t in threads {
         t.join().unwrap();
     }
@@ -203,6 +306,11 @@ fn rename_races_leave_every_file_exactly_once() {
             format!("{i}")
         );
     }
+    for entry in fs::read_dir(fs.path("c")).unwrap() {
+        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(text == "x" || text.starts_with("new "), "{text:?}");
+    }
+    fs.await_consistent();
 }
 
 #[test]
@@ -300,26 +408,180 @@ fn everything_persists_across_unmount_and_remount() {
 }
 
 #[test]
-fn full_cache_gives_enospc_and_keeps_existing_data() {
+fn full_cache_gives_enospc_and_keeps_data_and_catalog_consistent() {
     if unsafe { libc::geteuid() } != 0 {
         return; // mounting the small tmpfs needs root
     }
-    let fs = MountedFs::start_with_small_cache(4 << 20);
+    let mut fs = MountedFs::start_with_small_cache(4 << 20);
     fs::write(fs.path("first"), vec![1u8; 1 << 20]).unwrap();
-    let mut file = fs::File::create(fs.path("second")).unwrap();
-    let chunk = vec![2u8; 1 << 20];
-    let mut failure = None;
-    for _ in 0..8 {
-        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
-            failure = Some(e);
-            break;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(fs.path("second"))
+        .unwrap();
+    // 100,000-byte writes never end on a page boundary below 4 MiB, so the write that
+    // meets the full cache writes part of its bytes.
+    let chunk = vec![2u8; 100_000];
+    let mut written = 0u64;
+    let failure = loop {
+        match file.write(&chunk) {
+            Ok(n) => written += n as u64,
+            Err(e) => break e,
         }
-    }
-    let failure = failure.expect("writing 8 MiB into a 4 MiB cache fails");
+        assert!(
+            written < 8 << 20,
+            "writing 8 MiB into a 4 MiB cache must fail"
+        );
+    };
     assert_eq!(failure.raw_os_error(), Some(libc::ENOSPC), "{failure}");
+    assert_ne!(
+        written % 100_000,
+        0,
+        "the last successful write was partial"
+    );
+    assert_eq!(
+        file.metadata().unwrap().len(),
+        written,
+        "the size is what was written"
+    );
+    // Extending afterwards shows zeros, not bytes of the failed write.
+    file.set_len(written + 50_000).unwrap();
+    let mut tail = vec![9u8; 50_000];
+    file.read_exact_at(&mut tail, written).unwrap();
+    assert!(
+        tail.iter().all(|&b| b == 0),
+        "stray bytes after the recorded size"
+    );
+    file.set_len(written).unwrap();
     drop(file);
+    fs.await_consistent();
     assert_eq!(fs::read(fs.path("first")).unwrap(), vec![1u8; 1 << 20]);
+
+    fs.remount();
+    fs.await_consistent();
+    assert_eq!(fs::read(fs.path("first")).unwrap(), vec![1u8; 1 << 20]);
+    let second = fs::read(fs.path("second")).unwrap();
+    assert_eq!(second.len() as u64, written);
+    assert!(second.iter().all(|&b| b == 2));
     fs::remove_file(fs.path("second")).unwrap();
     fs::write(fs.path("third"), b"fits again").unwrap();
     assert_eq!(fs::read(fs.path("third")).unwrap(), b"fits again");
+}
+
+#[test]
+fn create_that_cannot_make_its_data_file_leaves_nothing_behind() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // mounting the small tmpfs needs root
+    }
+    let fs = MountedFs::start_with_few_cache_files(4 << 20, 2);
+    fs::write(fs.path("a"), b"1").unwrap();
+    fs::write(fs.path("b"), b"2").unwrap();
+    let err = fs::write(fs.path("c"), b"3").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert!(!fs.path("c").exists(), "the failed create left its entry");
+    let names: BTreeSet<String> = fs::read_dir(fs.mnt())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["a".to_string(), "b".to_string()]));
+    fs.await_consistent();
+    // Entries without data files still work, and space freed is usable again.
+    fs::create_dir(fs.path("d")).unwrap();
+    fs::remove_file(fs.path("a")).unwrap();
+    support::await_condition(Duration::from_secs(10), "a's data file reclaimed", || {
+        fs::write(fs.path("c"), b"3").is_ok()
+    });
+    assert_eq!(fs::read(fs.path("c")).unwrap(), b"3");
+    fs.await_consistent();
+}
+
+#[test]
+fn open_unlinked_file_is_reclaimed_at_the_next_start_after_a_crash() {
+    let mut fs = MountedFs::start();
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(fs.path("tmp"))
+        .unwrap();
+    file.write_all(&[5u8; 10_000]).unwrap();
+    let ino = file.metadata().unwrap().ino();
+    fs::remove_file(fs.path("tmp")).unwrap();
+    assert!(fs.cache_file(ino).exists(), "kept while open");
+
+    fs.crash();
+    drop(file);
+    let mut conn = fs.db.connect();
+    let row: Option<u32> = conn
+        .exec_first("SELECT nlink FROM vs_inodes WHERE ino = ?", (ino,))
+        .unwrap();
+    assert_eq!(row, Some(0), "the crash left the unlinked inode behind");
+    fs.mount();
+
+    let row: Option<u32> = conn
+        .exec_first("SELECT nlink FROM vs_inodes WHERE ino = ?", (ino,))
+        .unwrap();
+    assert_eq!(row, None, "the inode row is gone");
+    assert!(!fs.cache_file(ino).exists(), "its data file is gone");
+    fs.await_consistent();
+}
+
+#[test]
+fn fsync_makes_data_and_size_durable_without_a_clean_unmount() {
+    // No timer saves during the test: only fsync can have saved the size.
+    let options = FsOptions {
+        save_interval: Duration::from_secs(3600),
+    };
+    let mut fs = MountedFs::start_with_options(|_| {}, options);
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let mut file = fs::File::create(fs.path("durable")).unwrap();
+    file.write_all(&content).unwrap();
+    file.sync_all().unwrap();
+
+    fs.crash(); // no flush, no release, no save on the way out
+    drop(file);
+    fs.mount();
+
+    assert_eq!(fs::metadata(fs.path("durable")).unwrap().len(), 150_000);
+    assert_eq!(fs::read(fs.path("durable")).unwrap(), content);
+    fs.await_consistent();
+}
+
+#[test]
+fn data_files_without_an_inode_are_removed_at_start() {
+    let mut fs = MountedFs::start();
+    fs::write(fs.path("keep"), b"keep me").unwrap();
+    fs::write(fs.path("lost"), b"leaked").unwrap();
+    let lost = fs::metadata(fs.path("lost")).unwrap().ino();
+    fs.unmount();
+    // A crash between purging an inode and deleting its data leaves this behind.
+    let mut conn = fs.db.connect();
+    conn.exec_drop("DELETE FROM vs_dentries WHERE child = ?", (lost,))
+        .unwrap();
+    conn.exec_drop("DELETE FROM vs_inodes WHERE ino = ?", (lost,))
+        .unwrap();
+    let stray = 0x00de_ad00_u64;
+    fs::write(fs.cache_file(stray), b"stray").unwrap();
+    let bucket = fs.cache_file(lost).parent().unwrap().to_path_buf();
+    let foreign = [bucket.join("notes.txt"), bucket.join("0000000000000042")];
+    for file in &foreign {
+        fs::write(file, b"not the cache's").unwrap();
+    }
+
+    fs.mount();
+
+    assert!(!fs.cache_file(lost).exists(), "leaked data file removed");
+    assert!(!fs.cache_file(stray).exists(), "stray data file removed");
+    for file in &foreign {
+        assert!(
+            file.exists(),
+            "{} is not a data file of this bucket",
+            file.display()
+        );
+    }
+    assert_eq!(fs::read(fs.path("keep")).unwrap(), b"keep me");
+    fs.await_consistent();
 }

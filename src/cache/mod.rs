@@ -44,25 +44,36 @@ impl Cache {
 
     /// Where the data of `ino` lives.
     pub fn path(&self, ino: u64) -> PathBuf {
-        self.data
-            .join(format!("{:02x}", ino % 256))
-            .join(format!("{ino:016x}"))
+        self.bucket(ino).join(format!("{ino:016x}"))
     }
 
-    /// Opens the data file of `ino` for reading and writing, creating it empty if missing.
-    pub fn open_data(&self, ino: u64) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(self.path(ino))
+    fn bucket(&self, ino: u64) -> PathBuf {
+        self.data.join(format!("{:02x}", ino % 256))
     }
 
-    /// Sets the length of the data of `ino` (truncate or extend with zeros).
-    pub fn set_len(&self, ino: u64, size: u64) -> io::Result<()> {
-        self.open_data(ino)?.set_len(size)
+    /// Opens the data file of `ino` for reading and writing, creating it empty if missing;
+    /// the flag says whether this call created it (its directory entry is then not durable
+    /// until [`Cache::sync_entry`]).
+    pub fn open_data(&self, ino: u64) -> io::Result<(File, bool)> {
+        let path = self.path(ino);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        loop {
+            match options.open(&path) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                other => return other.map(|file| (file, false)),
+            }
+            match options.clone().create_new(true).mode(0o600).open(&path) {
+                // Created by someone else in between: open theirs.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                other => return other.map(|file| (file, true)),
+            }
+        }
+    }
+
+    /// Makes the directory entry of the data file of `ino` durable (fsyncs its bucket).
+    pub fn sync_entry(&self, ino: u64) -> io::Result<()> {
+        File::open(self.bucket(ino))?.sync_all()
     }
 
     /// Deletes the data of `ino`; a missing file is fine.
@@ -71,6 +82,24 @@ impl Cache {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         }
+    }
+
+    /// The inodes with a data file in bucket `bucket`. Only names this cache gives are
+    /// counted (16 hex digits of an inode that belongs in this bucket); anything else is
+    /// left alone.
+    pub fn bucket_inodes(&self, bucket: u8) -> io::Result<Vec<u64>> {
+        let mut inos = Vec::new();
+        for entry in std::fs::read_dir(self.data.join(format!("{bucket:02x}")))? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(ino) = u64::from_str_radix(name, 16) else {
+                continue;
+            };
+            if name == format!("{ino:016x}") && ino % 256 == u64::from(bucket) {
+                inos.push(ino);
+            }
+        }
+        Ok(inos)
     }
 
     /// Space on the cache file system.
@@ -102,17 +131,34 @@ mod tests {
     fn data_files_round_trip_and_vanish() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let file = cache.open_data(0x1234).unwrap();
+        let (file, created) = cache.open_data(0x1234).unwrap();
+        assert!(created);
         file.write_all_at(b"hello", 3).unwrap();
+        let (file, created) = cache.open_data(0x1234).unwrap();
+        assert!(!created, "an existing file is opened, not created");
         let mut buf = [0u8; 8];
         assert_eq!(file.read_at(&mut buf, 0).unwrap(), 8);
         assert_eq!(&buf, b"\0\0\0hello");
         assert!(cache.path(0x1234).ends_with("34/0000000000001234"));
-        cache.set_len(0x1234, 2).unwrap();
-        assert_eq!(std::fs::metadata(cache.path(0x1234)).unwrap().len(), 2);
+        cache.sync_entry(0x1234).unwrap();
         cache.remove(0x1234).unwrap();
         cache.remove(0x1234).unwrap();
         assert!(!cache.path(0x1234).exists());
         assert!(cache.space().unwrap().blocks > 0);
+    }
+
+    #[test]
+    fn bucket_listing_counts_only_names_the_cache_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        cache.open_data(0x0134).unwrap();
+        cache.open_data(0x0234).unwrap();
+        let bucket = dir.path().join("data/34");
+        for foreign in ["notes.txt", "1234", "0000000000001235", "000000000000ABCD"] {
+            std::fs::write(bucket.join(foreign), b"").unwrap();
+        }
+        let mut inos = cache.bucket_inodes(0x34).unwrap();
+        inos.sort();
+        assert_eq!(inos, [0x0134, 0x0234]);
     }
 }

@@ -2,18 +2,28 @@
 //! attributes. Every change is one transaction; every statement is parameterised.
 //!
 //! Errors are [`CatalogError`]: an errno for what POSIX defines (`ENOENT`, `EEXIST`,
-//! `ENOTEMPTY`, ...) or a database failure, which the file system reports as `EIO`.
+//! `ENOTEMPTY`, ...), or a database failure, which the file system reports as `EIO`.
+//!
+//! Time bound: an operation waits at most the pool's acquire timeout (`DatabaseTimeout`) for
+//! a connection and then at most one socket timeout for the statement that hangs; a
+//! connection that failed with an I/O error or timed out is discarded at once (no ping, no
+//! `ROLLBACK` over it), and deadlock retries stop when the acquire timeout has passed.
+//!
+//! Changes return the attributes of every inode they touched ([`Changed`]), so the file
+//! system can keep what it serves in step with the catalog.
 
 mod schema;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::mem::ManuallyDrop;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql::prelude::Queryable;
 use mysql::{Transaction, TxOpts};
 
 pub use schema::{migrate, ROOT_INO, SCHEMA_VERSION};
 
-use crate::pool::{Pool, PoolError, PooledConn};
+use crate::pool::{is_connection_error, Pool, PoolError, PooledConn};
 
 /// Longest name of a directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -142,15 +152,33 @@ pub enum RenameMode {
     Exchange,
 }
 
+/// What a namespace change left behind: the new attributes of every inode it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The inode the change was about (linked, unlinked, removed, or the one renamed), after
+    /// it. Its link count is 0 once no entry names it; a removed directory's rows are gone
+    /// and this copy is all that is left of it.
+    pub node: Attr,
+    /// The directories whose entries changed, after the change (one per directory).
+    pub dirs: Vec<Attr>,
+    /// Rename only: the target it replaced (link count 0 when that was its last name) or
+    /// exchanged with, after the change.
+    pub other: Option<Attr>,
+}
+
 /// Why a catalog operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
     /// A POSIX error for the caller (ENOENT, EEXIST, ENOTEMPTY, ...).
     #[error("errno {0}")]
     Errno(i32),
-    /// The database failed or could not be reached.
+    /// The database answered with an error (the connection is still usable).
     #[error("database: {0}")]
     Database(String),
+    /// The database could not be reached in time, or the connection broke or timed out
+    /// (that connection is discarded).
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// The catalog over a connection pool.
@@ -180,10 +208,7 @@ impl Catalog {
 
     /// Creates or upgrades the schema; the root directory is owned by `uid`/`gid`.
     pub fn migrate(&self, uid: u32, gid: u32) -> Result<u32, CatalogError> {
-        let mut conn = self.pool.get()?;
-        let result = migrate(&mut conn, uid, gid);
-        note_broken(&mut conn, &result);
-        result
+        self.read(|conn| migrate(conn, uid, gid))
     }
 
     /// The attributes of `ino`.
@@ -210,6 +235,9 @@ impl Catalog {
     }
 
     /// Creates `name` in `parent` as a new inode; `EEXIST` if the name is taken.
+    ///
+    /// The parent's times become the new inode's `ctime` and its link count grows by one
+    /// for a directory (the returned attributes are all that is read back).
     pub fn create(
         &self,
         parent: u64,
@@ -223,9 +251,10 @@ impl Catalog {
             }
         }
         let now = now_ns();
+        let deadline = Instant::now() + self.timeout();
         let mut attempt = 0;
         let row: Option<(u64, u16, u32)> = loop {
-            let result = self.read(|conn| {
+            let result = self.read_by(deadline, |conn| {
                 conn.exec_first_self_contained(
                     "CALL vs_create_node(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -244,7 +273,7 @@ impl Catalog {
             });
             match result {
                 Err(CatalogError::Database(ref message))
-                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                    if may_retry(message, attempt, deadline) =>
                 {
                     attempt += 1;
                 }
@@ -271,8 +300,40 @@ impl Catalog {
         })
     }
 
+    /// Takes back a [`Catalog::create`] of a regular file its caller could not complete
+    /// (its data file could not be made): removes `parent/name` if it still names `ino`, and
+    /// the inode unless another name links it. Returns the parent's attributes, or `None`
+    /// when the entry was already gone or names another inode (then nothing is changed).
+    pub fn undo_create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        ino: u64,
+    ) -> Result<Option<Attr>, CatalogError> {
+        check_name(name)?;
+        self.write(|tx| {
+            lock_dir(tx, parent)?;
+            let child = match lock_entry(tx, parent, name) {
+                Ok(child) if child.ino == ino && child.kind != Kind::Directory => child,
+                Ok(_) | Err(CatalogError::Errno(libc::ENOENT)) => return Ok(None),
+                Err(err) => return Err(err),
+            };
+            delete_entry(tx, parent, name)?;
+            if child.nlink <= 1 {
+                purge_rows(tx, ino)?;
+            } else {
+                tx.exec_drop(
+                    "UPDATE vs_inodes SET nlink = nlink - 1 WHERE ino = ?",
+                    (ino,),
+                )?;
+            }
+            touch_dir(tx, parent, now_ns(), 0)?;
+            Ok(Some(load_attr(tx, parent)?))
+        })
+    }
+
     /// Adds a hard link `newname` in `newparent` to `ino`; directories give `EPERM`.
-    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr, CatalogError> {
+    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Changed, CatalogError> {
         check_name(newname)?;
         self.write(|tx| {
             lock_dir(tx, newparent)?;
@@ -290,13 +351,18 @@ impl Catalog {
                 (now, ino),
             )?;
             touch_dir(tx, newparent, now, 0)?;
-            load_attr(tx, ino)
+            let attrs = load_attrs(tx, &[ino, newparent])?;
+            Ok(Changed {
+                node: attr_of(&attrs, ino)?,
+                dirs: vec![attr_of(&attrs, newparent)?],
+                other: None,
+            })
         })
     }
 
-    /// Removes the non-directory entry `name`; returns the inode with its new link count
+    /// Removes the non-directory entry `name`; the inode comes back with its new link count
     /// (at 0 the caller purges it once no handle has it open).
-    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<Changed, CatalogError> {
         check_name(name)?;
         self.write(|tx| {
             lock_dir(tx, parent)?;
@@ -311,12 +377,18 @@ impl Catalog {
                 (now, child.ino),
             )?;
             touch_dir(tx, parent, now, 0)?;
-            load_attr(tx, child.ino)
+            let attrs = load_attrs(tx, &[child.ino, parent])?;
+            Ok(Changed {
+                node: attr_of(&attrs, child.ino)?,
+                dirs: vec![attr_of(&attrs, parent)?],
+                other: None,
+            })
         })
     }
 
-    /// Removes the empty directory `name`; `ENOTEMPTY` if it has entries.
-    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<(), CatalogError> {
+    /// Removes the empty directory `name`; `ENOTEMPTY` if it has entries. The removed
+    /// directory comes back with link count 0.
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<Changed, CatalogError> {
         check_name(name)?;
         self.write(|tx| {
             lock_dir(tx, parent)?;
@@ -325,14 +397,21 @@ impl Catalog {
                 return Err(CatalogError::Errno(libc::ENOTDIR));
             }
             ensure_empty(tx, child.ino)?;
+            let now = now_ns();
             delete_entry(tx, parent, name)?;
             purge_rows(tx, child.ino)?;
-            touch_dir(tx, parent, now_ns(), -1)
+            touch_dir(tx, parent, now, -1)?;
+            Ok(Changed {
+                node: removed(child, now),
+                dirs: vec![load_attr(tx, parent)?],
+                other: None,
+            })
         })
     }
 
-    /// Renames `parent/name` to `newparent/newname`. Returns the inode a replaced target
-    /// left behind with no links (the caller purges it once it is not open).
+    /// Renames `parent/name` to `newparent/newname`. A replaced target left with no links
+    /// comes back in [`Changed::other`] with link count 0: the caller purges it once it is
+    /// not open (a replaced directory is purged here).
     pub fn rename(
         &self,
         parent: u64,
@@ -340,7 +419,7 @@ impl Catalog {
         newparent: u64,
         newname: &[u8],
         mode: RenameMode,
-    ) -> Result<Option<u64>, CatalogError> {
+    ) -> Result<Changed, CatalogError> {
         check_name(name)?;
         check_name(newname)?;
         self.write(|tx| {
@@ -357,8 +436,9 @@ impl Catalog {
                 Err(err) => return Err(err),
             };
             let now = now_ns();
+            let mut gone = None;
             match (mode, target) {
-                (RenameMode::Exchange, None) => Err(CatalogError::Errno(libc::ENOENT)),
+                (RenameMode::Exchange, None) => return Err(CatalogError::Errno(libc::ENOENT)),
                 (RenameMode::Exchange, Some(target)) => {
                     if source.kind == Kind::Directory {
                         refuse_into_own_subtree(tx, source.ino, newparent)?;
@@ -377,17 +457,20 @@ impl Catalog {
                         touch_dir(tx, parent, now, 0)?;
                     }
                     touch_ctime(tx, &[source.ino, target.ino], now)?;
-                    Ok(None)
                 }
-                (RenameMode::NoReplace, Some(_)) => Err(CatalogError::Errno(libc::EEXIST)),
+                (RenameMode::NoReplace, Some(_)) => return Err(CatalogError::Errno(libc::EEXIST)),
                 (_, target) => {
                     if target.is_some_and(|t| t.ino == source.ino) {
-                        return Ok(None); // two links to one inode: POSIX says do nothing
+                        // Two links to one inode: POSIX says do nothing.
+                        return Ok(Changed {
+                            node: source,
+                            dirs: Vec::new(),
+                            other: None,
+                        });
                     }
                     if source.kind == Kind::Directory {
                         refuse_into_own_subtree(tx, source.ino, newparent)?;
                     }
-                    let mut orphan = None;
                     let mut target_was_dir = false;
                     if let Some(target) = target {
                         match (
@@ -400,6 +483,7 @@ impl Catalog {
                                 ensure_empty(tx, target.ino)?;
                                 purge_rows(tx, target.ino)?;
                                 target_was_dir = true;
+                                gone = Some(removed(target, now));
                             }
                             (false, false) => {
                                 tx.exec_drop(
@@ -407,9 +491,6 @@ impl Catalog {
                                      WHERE ino = ? AND nlink > 0",
                                     (now, target.ino),
                                 )?;
-                                if target.nlink <= 1 {
-                                    orphan = Some(target.ino);
-                                }
                             }
                         }
                         delete_entry(tx, newparent, newname)?;
@@ -426,9 +507,30 @@ impl Catalog {
                         touch_dir(tx, parent, now, -i32::from(target_was_dir))?;
                     }
                     touch_ctime(tx, &[source.ino], now)?;
-                    Ok(orphan)
                 }
             }
+            let mut inos = vec![source.ino, parent];
+            if newparent != parent {
+                inos.push(newparent);
+            }
+            if let (Some(target), None) = (target, gone) {
+                inos.push(target.ino);
+            }
+            let attrs = load_attrs(tx, &inos)?;
+            let other = match (target, gone) {
+                (_, Some(gone)) => Some(gone),
+                (Some(target), None) => Some(attr_of(&attrs, target.ino)?),
+                (None, None) => None,
+            };
+            let mut dirs = vec![attr_of(&attrs, parent)?];
+            if newparent != parent {
+                dirs.push(attr_of(&attrs, newparent)?);
+            }
+            Ok(Changed {
+                node: attr_of(&attrs, source.ino)?,
+                dirs,
+                other,
+            })
         })
     }
 
@@ -519,7 +621,8 @@ impl Catalog {
         })
     }
 
-    /// Writes changed attributes of `ino` and returns the result.
+    /// Writes changed attributes of `ino` and returns the result. The status change time
+    /// never goes back (a late save of a write's time cannot undo a newer change).
     pub fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, CatalogError> {
         self.write(|tx| {
             lock_inode(tx, ino)?;
@@ -527,7 +630,8 @@ impl Catalog {
                 "UPDATE vs_inodes SET
                     perm = COALESCE(?, perm), uid = COALESCE(?, uid), gid = COALESCE(?, gid),
                     size = COALESCE(?, size), atime_ns = COALESCE(?, atime_ns),
-                    mtime_ns = COALESCE(?, mtime_ns), ctime_ns = COALESCE(?, ctime_ns)
+                    mtime_ns = COALESCE(?, mtime_ns),
+                    ctime_ns = GREATEST(ctime_ns, COALESCE(?, ctime_ns))
                  WHERE ino = ?",
                 (
                     change.perm,
@@ -553,14 +657,14 @@ impl Catalog {
         })
     }
 
-    /// Sets extended attribute `name` of `ino`.
+    /// Sets extended attribute `name` of `ino`; returns the inode's new attributes.
     pub fn set_xattr(
         &self,
         ino: u64,
         name: &[u8],
         value: &[u8],
         mode: XattrMode,
-    ) -> Result<(), CatalogError> {
+    ) -> Result<Attr, CatalogError> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(CatalogError::Errno(libc::E2BIG));
@@ -581,7 +685,8 @@ impl Catalog {
                  ON DUPLICATE KEY UPDATE value = VALUES(value)",
                 (ino, name, value),
             )?;
-            touch_ctime(tx, &[ino], now_ns())
+            touch_ctime(tx, &[ino], now_ns())?;
+            load_attr(tx, ino)
         })
     }
 
@@ -607,10 +712,21 @@ impl Catalog {
         })
     }
 
-    /// Removes extended attribute `name` of `ino`; `ENODATA` if absent.
-    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<(), CatalogError> {
+    /// Whether any inode has an extended attribute called `name` (scans the attributes).
+    pub fn xattr_in_use(&self, name: &[u8]) -> Result<bool, CatalogError> {
+        self.read(|conn| {
+            let found: Option<u8> =
+                conn.exec_first("SELECT 1 FROM vs_xattrs WHERE name = ? LIMIT 1", (name,))?;
+            Ok(found.is_some())
+        })
+    }
+
+    /// Removes extended attribute `name` of `ino`; `ENODATA` if absent. Returns the inode's
+    /// new attributes.
+    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<Attr, CatalogError> {
         check_xattr_name(name)?;
         self.write(|tx| {
+            lock_inode(tx, ino)?;
             tx.exec_drop(
                 "DELETE FROM vs_xattrs WHERE ino = ? AND name = ?",
                 (ino, name),
@@ -618,13 +734,30 @@ impl Catalog {
             if tx.affected_rows() == 0 {
                 return Err(CatalogError::Errno(libc::ENODATA));
             }
-            touch_ctime(tx, &[ino], now_ns())
+            touch_ctime(tx, &[ino], now_ns())?;
+            load_attr(tx, ino)
         })
     }
 
     /// Inodes no directory entry names any more (left by a crash or by open-unlinked files).
     pub fn orphans(&self) -> Result<Vec<u64>, CatalogError> {
         self.read(|conn| Ok(conn.exec("SELECT ino FROM vs_inodes WHERE nlink = 0", ())?))
+    }
+
+    /// Which of `inos` have an inode row (one round trip; pass a bounded batch).
+    pub fn existing(&self, inos: &[u64]) -> Result<Vec<u64>, CatalogError> {
+        if inos.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            Ok(conn.exec(
+                format!(
+                    "SELECT ino FROM vs_inodes WHERE ino IN ({})",
+                    placeholders(inos.len())
+                ),
+                inos.to_vec(),
+            )?)
+        })
     }
 
     /// Deletes an inode with no links left, with its symlink target and attributes.
@@ -638,35 +771,49 @@ impl Catalog {
         })
     }
 
+    /// How long one operation waits for a connection and keeps retrying deadlocks
+    /// (`DatabaseTimeout`, the pool's acquire timeout).
+    pub fn timeout(&self) -> Duration {
+        self.pool.options().acquire_timeout
+    }
+
     /// Runs `f` on a pooled connection without a transaction.
     fn read<T>(
         &self,
         f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
-        let mut conn = self.pool.get()?;
+        self.read_by(Instant::now() + self.timeout(), f)
+    }
+
+    /// Like [`Catalog::read`], waiting for a connection only until `deadline`.
+    fn read_by<T>(
+        &self,
+        deadline: Instant,
+        f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut conn = self
+            .pool
+            .get_timeout(deadline.saturating_duration_since(Instant::now()))?;
         let result = f(&mut conn);
-        note_broken(&mut conn, &result);
+        discard_if_lost(&mut conn, &result);
         result
     }
 
-    /// Runs `f` in one transaction, retrying after deadlocks; commits on success.
+    /// Runs `f` in one transaction and commits; retries after deadlocks while the operation's
+    /// time (the acquire timeout) lasts.
     fn write<T>(
         &self,
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
-        let mut conn = self.pool.get()?;
+        let deadline = Instant::now() + self.timeout();
+        let mut conn = self.pool.get_timeout(self.timeout())?;
         let mut attempt = 0;
         loop {
-            let result = (|| {
-                let mut tx = conn.start_transaction(TxOpts::default())?;
-                let value = f(&mut tx)?;
-                tx.commit()?;
-                Ok(value)
-            })();
-            note_broken(&mut conn, &result);
+            let result = transaction(&mut conn, &mut f);
+            discard_if_lost(&mut conn, &result);
             match result {
                 Err(CatalogError::Database(ref message))
-                    if attempt < DEADLOCK_RETRIES && is_retryable(message) =>
+                    if may_retry(message, attempt, deadline) =>
                 {
                     attempt += 1;
                 }
@@ -712,12 +859,23 @@ fn check_xattr_name(name: &[u8]) -> Result<(), CatalogError> {
 
 impl From<PoolError> for CatalogError {
     fn from(err: PoolError) -> CatalogError {
-        CatalogError::Database(err.to_string())
+        match &err {
+            PoolError::Sql(sql) if !sql.connection_broken => {
+                CatalogError::Database(err.to_string())
+            }
+            PoolError::ResultTooLarge { .. }
+            | PoolError::OutOfMemory
+            | PoolError::InvalidOptions(_) => CatalogError::Database(err.to_string()),
+            _ => CatalogError::Unreachable(err.to_string()),
+        }
     }
 }
 
 impl From<mysql::Error> for CatalogError {
     fn from(err: mysql::Error) -> CatalogError {
+        if is_connection_error(&err) {
+            return CatalogError::Unreachable(err.to_string());
+        }
         CatalogError::Database(match &err {
             mysql::Error::MySqlError(e) => format!("{} ({})", e.message, e.code),
             other => other.to_string(),
@@ -738,18 +896,45 @@ fn procedure_error(err: mysql::Error) -> CatalogError {
     }
 }
 
-fn is_retryable(message: &str) -> bool {
-    message.ends_with("(1213)") || message.ends_with("(1205)")
+/// Whether a failed transaction may run again: a deadlock or lock wait timeout, fewer than
+/// [`DEADLOCK_RETRIES`] retries so far, and the operation's deadline not yet passed.
+fn may_retry(message: &str, attempt: usize, deadline: Instant) -> bool {
+    (message.ends_with("(1213)") || message.ends_with("(1205)"))
+        && attempt < DEADLOCK_RETRIES
+        && Instant::now() < deadline
 }
 
-/// Marks the connection broken when the failure was a lost connection.
-fn note_broken<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
-    if let Err(CatalogError::Database(_)) = result {
-        // A cheap check: a live connection answers a ping; a dead one is discarded.
-        if conn.ping().is_err() {
-            conn.mark_broken();
-        }
+/// Discards the connection when the failure was a lost or timed-out connection: asking it
+/// again (a ping) would wait another socket timeout on a server that hangs.
+fn discard_if_lost<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
+    if let Err(CatalogError::Unreachable(_)) = result {
+        conn.mark_broken();
     }
+}
+
+/// Runs `f` in a transaction on `conn` and commits.
+///
+/// The `Transaction` is dropped (which sends `ROLLBACK`) only when `f` or the commit failed
+/// and the connection still answers. After `COMMIT` there is nothing to undo, and over a
+/// lost or hung connection a `ROLLBACK` would wait another socket timeout: that connection
+/// is discarded instead, and the server rolls back when it goes. What is not dropped owns
+/// only the borrow of `conn` and a copy of its LOCAL INFILE handler, which is never set.
+fn transaction<T>(
+    conn: &mut PooledConn,
+    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
+) -> Result<T, CatalogError> {
+    let mut tx = ManuallyDrop::new(conn.start_transaction(TxOpts::default())?);
+    let result = f(&mut tx).and_then(|value| {
+        tx.query_drop("COMMIT")?;
+        Ok(value)
+    });
+    if matches!(
+        result,
+        Err(CatalogError::Errno(_)) | Err(CatalogError::Database(_))
+    ) {
+        drop(ManuallyDrop::into_inner(tx));
+    }
+    result
 }
 
 /// Takes column `index` of `row` as a `T`.
@@ -813,6 +998,42 @@ fn load_attr(conn: &mut impl Queryable, ino: u64) -> Result<Attr, CatalogError> 
     row.map(attr_from_row)
         .transpose()?
         .ok_or(CatalogError::Errno(libc::ENOENT))
+}
+
+/// The attributes of those of `inos` that exist, in one round trip.
+fn load_attrs(conn: &mut impl Queryable, inos: &[u64]) -> Result<HashMap<u64, Attr>, CatalogError> {
+    let rows: Vec<AttrRow> = conn.exec(
+        format!(
+            "SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino IN ({})",
+            placeholders(inos.len())
+        ),
+        inos.to_vec(),
+    )?;
+    rows.into_iter()
+        .map(|row| attr_from_row(row).map(|attr| (attr.ino, attr)))
+        .collect()
+}
+
+/// The attributes of `ino` among `attrs`, which a change just locked and read.
+fn attr_of(attrs: &HashMap<u64, Attr>, ino: u64) -> Result<Attr, CatalogError> {
+    attrs
+        .get(&ino)
+        .copied()
+        .ok_or_else(|| CatalogError::Database(format!("inode {ino} vanished inside a transaction")))
+}
+
+/// What is left of `attr` after its rows were purged at `now`.
+fn removed(attr: Attr, now: i64) -> Attr {
+    Attr {
+        nlink: 0,
+        ctime: now,
+        ..attr
+    }
+}
+
+/// `?, ?, ...` with `count` placeholders (at least one).
+fn placeholders(count: usize) -> String {
+    vec!["?"; count.max(1)].join(", ")
 }
 
 fn lock_inode(tx: &mut Transaction<'_>, ino: u64) -> Result<Attr, CatalogError> {
@@ -955,4 +1176,55 @@ fn refuse_into_own_subtree(
     Err(CatalogError::Database(
         "directory tree deeper than 100000 levels".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn deadlocks_are_retried_only_while_the_operation_has_time_left() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let deadlock = "Deadlock found when trying to get lock (1213)";
+        let lock_wait = "Lock wait timeout exceeded (1205)";
+        assert!(may_retry(deadlock, 0, later));
+        assert!(may_retry(lock_wait, DEADLOCK_RETRIES - 1, later));
+        assert!(
+            !may_retry(deadlock, DEADLOCK_RETRIES, later),
+            "attempts are bounded"
+        );
+        assert!(
+            !may_retry(deadlock, 0, Instant::now()),
+            "the deadline has passed"
+        );
+        assert!(
+            !may_retry("Duplicate entry (1062)", 0, later),
+            "only lock conflicts"
+        );
+    }
+
+    #[test]
+    fn lost_connections_and_server_errors_are_told_apart() {
+        let timeout = io::Error::new(io::ErrorKind::TimedOut, "read timed out");
+        assert!(matches!(
+            CatalogError::from(mysql::Error::IoError(timeout)),
+            CatalogError::Unreachable(_)
+        ));
+        let pool_timeout = PoolError::Timeout {
+            waited: Duration::from_secs(1),
+            in_use: 1,
+            max_size: 1,
+            last_error: None,
+        };
+        assert!(matches!(
+            CatalogError::from(pool_timeout),
+            CatalogError::Unreachable(_)
+        ));
+        let too_large = PoolError::ResultTooLarge { limit: 1 };
+        assert!(matches!(
+            CatalogError::from(too_large),
+            CatalogError::Database(_)
+        ));
+    }
 }

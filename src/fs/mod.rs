@@ -1,15 +1,26 @@
 //! The FUSE file system: maps kernel requests to catalog (MySQL) and cache (local files).
 //!
 //! Metadata operations are one catalog transaction each; reads and writes go straight to the
-//! inode's cache file. Sizes and times from writes reach the catalog on flush, fsync,
-//! release and a one-second timer. A database failure is `EIO`; a full cache is `ENOSPC`.
+//! inode's cache file and never wait for the database. Sizes and times from writes reach the
+//! catalog on flush, fsync, release and a timer (one second by default). A database failure
+//! is `EIO` within `DatabaseTimeout` (plus one socket timeout); a full cache is `ENOSPC`.
+//! Permissions are checked by the kernel (`default_permissions`), so `access` is not
+//! implemented.
+//!
+//! Order of effects, so that a failure leaves stored data intact: a truncation commits the
+//! new size before the data is cut (an extension is made first and undone if the commit
+//! fails); a create whose data file cannot be made takes its entry back; a partial write is
+//! reported (and recorded) as the bytes that reached the cache; inodes are purged from the
+//! catalog before their data file goes, and data files left without an inode row (a crash
+//! between the two) are removed at the next start.
 
 mod inodes;
 mod mount;
+mod workers;
 
 pub use mount::{lazy_unmount, mount_config, Mounted};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
@@ -17,13 +28,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
     Request, TimeOrNow, WriteFlags,
 };
@@ -31,25 +42,48 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cache::Cache;
 use crate::catalog::{
-    now_ns, system_time_ns, Attr, Catalog, CatalogError, Kind, NewNode, RenameMode, XattrMode,
-    NAME_MAX,
+    now_ns, system_time_ns, Attr, AttrChange, Catalog, CatalogError, Changed, Kind, NewNode,
+    RenameMode, XattrMode, NAME_MAX,
 };
 use inodes::Inodes;
+use workers::{Job, Workers};
 
 /// How long the kernel may cache entries and attributes. The mounted server is the only
 /// writer of its catalog, and every change it makes is reported to the kernel in the reply,
 /// so the kernel's cache stays right for much longer than a second.
 const TTL: Duration = Duration::from_secs(30);
-/// How often unsaved sizes and times are written to the catalog.
-const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Directory entries fetched from the catalog per round trip.
 const READDIR_BATCH: usize = 512;
 /// Largest single write and read-ahead the kernel is asked for.
 const MAX_IO: u32 = 1 << 20;
+/// Cache files checked against the catalog per round trip by the start-up sweep.
+const SWEEP_BATCH: usize = 1000;
+/// The extended attribute holding file capabilities.
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+/// Threads running requests that need the catalog: as many as the pool has connections by
+/// default (more would only wait in the pool). Few, because each thread costs a malloc arena
+/// (64 MiB of address space) under the service's `LimitAS=1G`.
+const CATALOG_THREADS: usize = 4;
+
+/// Settings of a [`VsFs`].
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// How often unsaved sizes and times are written to the catalog. Default 1 s.
+    pub save_interval: Duration,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            save_interval: Duration::from_secs(1),
+        }
+    }
+}
 
 /// The file system; hand it to [`Mounted::spawn`] or `fuser::mount`.
 pub struct VsFs {
     shared: Arc<Shared>,
+    workers: Workers,
     flusher: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -59,6 +93,11 @@ struct Shared {
     inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_handle: AtomicU64,
+    /// Inodes whose data file was created and whose directory entry has not been fsynced.
+    unsynced_entries: Mutex<HashSet<u64>>,
+    /// Whether any inode may have [`CAPABILITY_XATTR`] (set once one is stored).
+    capabilities: AtomicBool,
+    save_interval: Duration,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -69,9 +108,19 @@ struct OpenFile {
 }
 
 impl VsFs {
-    /// Migrates the catalog, reclaims inodes left unlinked by a crash, and starts the
-    /// timer that saves sizes and times. The root directory is owned by the caller.
+    /// [`VsFs::with_options`] with the default options.
     pub fn new(catalog: Catalog, cache: Cache) -> Result<VsFs, CatalogError> {
+        VsFs::with_options(catalog, cache, FsOptions::default())
+    }
+
+    /// Migrates the catalog, reclaims inodes left unlinked by a crash, removes cache files
+    /// left without an inode, and starts the timer that saves sizes and times. The root
+    /// directory is owned by the caller.
+    pub fn with_options(
+        catalog: Catalog,
+        cache: Cache,
+        options: FsOptions,
+    ) -> Result<VsFs, CatalogError> {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         catalog.migrate(uid, gid)?;
@@ -82,15 +131,22 @@ impl VsFs {
             }
             log::info!("reclaimed unlinked inode {ino}");
         }
+        sweep_cache(&catalog, &cache)?;
+        let capabilities = catalog.xattr_in_use(CAPABILITY_XATTR)?;
         let shared = Arc::new(Shared {
             catalog,
             cache,
             inodes: Inodes::default(),
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            unsynced_entries: Mutex::new(HashSet::new()),
+            capabilities: AtomicBool::new(capabilities),
+            save_interval: options.save_interval,
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
+        let workers = Workers::start(CATALOG_THREADS, "vs-fs-catalog")
+            .map_err(|e| CatalogError::Database(format!("cannot start catalog threads: {e}")))?;
         let flusher = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -100,6 +156,7 @@ impl VsFs {
         };
         Ok(VsFs {
             shared,
+            workers,
             flusher: Some(flusher),
         })
     }
@@ -113,6 +170,40 @@ impl VsFs {
     pub fn stats_handle(&self) -> FsStatsHandle {
         FsStatsHandle(Arc::clone(&self.shared))
     }
+}
+
+/// Removes data files whose inode has no catalog row: left by a crash between purging an
+/// inode and deleting its data. Runs before mounting, so no create is in flight; checks the
+/// catalog in batches; a catalog failure stops the sweep (nothing is removed on doubt).
+fn sweep_cache(catalog: &Catalog, cache: &Cache) -> Result<(), CatalogError> {
+    let started = Instant::now();
+    let (mut checked, mut removed) = (0usize, 0usize);
+    for bucket in 0..=255u8 {
+        let inos = match cache.bucket_inodes(bucket) {
+            Ok(inos) => inos,
+            Err(err) => {
+                log::warn!("cache sweep: cannot list bucket {bucket:02x}: {err}");
+                continue;
+            }
+        };
+        for batch in inos.chunks(SWEEP_BATCH) {
+            let existing: HashSet<u64> = catalog.existing(batch)?.into_iter().collect();
+            checked += batch.len();
+            for &ino in batch.iter().filter(|ino| !existing.contains(ino)) {
+                match cache.remove(ino) {
+                    Ok(()) => removed += 1,
+                    Err(err) => log::warn!("cache sweep: cannot remove data of inode {ino}: {err}"),
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        log::info!(
+            "cache sweep: removed {removed} data files without an inode ({checked} checked in {:?})",
+            started.elapsed()
+        );
+    }
+    Ok(())
 }
 
 /// Reads [`FsStats`] of a mounted file system.
@@ -145,6 +236,7 @@ impl FsStatsHandle {
 
 impl Drop for VsFs {
     fn drop(&mut self) {
+        self.workers.stop();
         *self.shared.stop.lock() = true;
         self.shared.wake.notify_all();
         if let Some(flusher) = self.flusher.take() {
@@ -158,7 +250,7 @@ impl Shared {
     fn flush_loop(&self) {
         let mut stop = self.stop.lock();
         while !*stop {
-            self.wake.wait_for(&mut stop, FLUSH_INTERVAL);
+            self.wake.wait_for(&mut stop, self.save_interval);
             if *stop {
                 break;
             }
@@ -166,34 +258,53 @@ impl Shared {
         }
     }
 
+    /// Saves unsaved sizes and times; stops at the first inode the database cannot take
+    /// (the rest stay unsaved for the next round instead of each waiting out the timeout).
     fn flush_dirty(&self) {
         for ino in self.inodes.dirty_inodes() {
             if let Err(err) = self.save(ino) {
                 log::warn!("cannot save size and times of inode {ino}: {err}");
+                if matches!(err, CatalogError::Unreachable(_)) {
+                    return;
+                }
             }
         }
     }
 
     /// Writes unsaved size and times of `ino` to the catalog.
     fn save(&self, ino: u64) -> Result<(), CatalogError> {
-        let Some(change) = self.inodes.take_dirty(ino) else {
+        let Some(change) = self.inodes.begin_save(ino) else {
             return Ok(());
         };
-        match self.catalog.set_attr(ino, &change) {
-            Ok(_) => Ok(()),
-            Err(CatalogError::Errno(libc::ENOENT)) => Ok(()), // deleted meanwhile
-            Err(err) => {
-                self.inodes.mark_dirty(ino);
-                Err(err)
+        let result = match self.catalog.set_attr(ino, &change) {
+            Ok(attr) => {
+                self.inodes.changed(attr);
+                Ok(())
             }
-        }
+            Err(CatalogError::Errno(libc::ENOENT)) => Ok(()), // deleted meanwhile
+            Err(err) => Err(err),
+        };
+        self.inodes.end_save(ino, result.is_ok());
+        result
     }
 
+    /// The attributes of `ino`: a tracked inode's, or the catalog's.
     fn attr(&self, ino: u64) -> Result<Attr, CatalogError> {
         match self.inodes.get(ino) {
             Some(attr) => Ok(attr),
-            None => Ok(self.inodes.remember(self.catalog.get_attr(ino)?)),
+            None => self.catalog.get_attr(ino),
         }
+    }
+
+    /// Takes the attributes a namespace change committed.
+    fn apply(&self, changed: &Changed) -> Attr {
+        for dir in &changed.dirs {
+            self.inodes.changed(*dir);
+        }
+        if let Some(other) = changed.other {
+            self.inodes.changed(other);
+        }
+        self.inodes.changed(changed.node)
     }
 
     /// Deletes an inode with no links once nothing has it open.
@@ -204,10 +315,13 @@ impl Shared {
         match self.catalog.purge(ino) {
             Ok(()) => {
                 self.inodes.remove(ino);
+                self.unsynced_entries.lock().remove(&ino);
                 if let Err(err) = self.cache.remove(ino) {
                     log::warn!("cannot remove cache data of inode {ino}: {err}");
                 }
             }
+            // Reclaimed already (an unlink and the last release can race to it).
+            Err(CatalogError::Errno(libc::ENOENT)) => self.inodes.remove(ino),
             // Left for the next start to reclaim.
             Err(err) => log::warn!("cannot reclaim inode {ino}: {err}"),
         }
@@ -217,10 +331,20 @@ impl Shared {
         self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
-    fn open_handle(&self, attr: Attr) -> Result<u64, Errno> {
-        let file = self.cache.open_data(attr.ino).map_err(io_errno)?;
+    /// Opens the data file of `ino`, creating it if missing.
+    fn open_data(&self, ino: u64) -> io::Result<File> {
+        let (file, created) = self.cache.open_data(ino)?;
+        if created {
+            self.unsynced_entries.lock().insert(ino);
+        }
+        Ok(file)
+    }
+
+    /// Opens a handle on regular file `attr`; returns it with the attributes to report.
+    fn open_handle(&self, attr: Attr) -> Result<(u64, Attr), Errno> {
+        let file = self.open_data(attr.ino).map_err(io_errno)?;
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.inodes.opened(attr);
+        let attr = self.inodes.opened(attr);
         self.handles.lock().insert(
             fh,
             Arc::new(OpenFile {
@@ -228,7 +352,7 @@ impl Shared {
                 file,
             }),
         );
-        Ok(fh)
+        Ok((fh, attr))
     }
 
     fn create_node(
@@ -241,29 +365,295 @@ impl Shared {
             .catalog
             .create(parent.0, name.as_bytes(), node)
             .map_err(catalog_errno)?;
-        self.inodes.invalidate(parent.0);
-        Ok(self.inodes.remember(attr))
+        let subdir = i32::from(node.kind == Kind::Directory);
+        self.inodes.dir_changed(parent.0, attr.ctime, subdir);
+        Ok(attr)
+    }
+
+    /// Sets the size of regular file `ino` (through handle `fh` if given) as part of
+    /// `change`, and commits `change`. The catalog commits before data is cut, so a failed
+    /// commit loses nothing; an extension is made first and undone if the commit fails.
+    fn resize_and_commit(
+        &self,
+        ino: u64,
+        fh: Option<FileHandle>,
+        size: u64,
+        change: &AttrChange,
+    ) -> Result<Attr, Errno> {
+        let open = fh.and_then(|fh| self.handle(fh).ok());
+        let own;
+        let file = match &open {
+            Some(open) => &open.file,
+            None => {
+                own = self.open_data(ino).map_err(io_errno)?;
+                &own
+            }
+        };
+        let current = file.metadata().map_err(io_errno)?.len();
+        if size > current {
+            file.set_len(size).map_err(io_errno)?;
+        }
+        match self.catalog.set_attr(ino, change) {
+            Err(err) => {
+                if size > current {
+                    if let Err(undo) = file.set_len(current) {
+                        log::warn!("cannot undo the extension of inode {ino}: {undo}");
+                    }
+                }
+                Err(catalog_errno(err))
+            }
+            Ok(attr) => {
+                if size < current {
+                    file.set_len(size).map_err(|err| {
+                        log::warn!("inode {ino}: size {size} committed but data not cut: {err}");
+                        io_errno(err)
+                    })?;
+                }
+                Ok(attr)
+            }
+        }
     }
 }
 
-/// A node owned by the caller of `req`.
-fn new_node<'a>(
-    req: &Request,
+/// A node owned by `owner` (the requester's uid and gid).
+fn new_node(
+    owner: (u32, u32),
     kind: Kind,
     perm: u16,
     rdev: u32,
-    target: Option<&'a [u8]>,
-) -> NewNode<'a> {
+    target: Option<&[u8]>,
+) -> NewNode<'_> {
     NewNode {
         kind,
         perm,
-        uid: req.uid(),
-        gid: req.gid(),
+        uid: owner.0,
+        gid: owner.1,
         rdev,
         target,
     }
 }
 
+/// Replies that can carry an error, for requests that fail before their handler runs.
+trait Fail {
+    fn fail(self, errno: Errno);
+}
+
+macro_rules! impl_fail {
+    ($($reply:ty),*) => {
+        $(impl Fail for $reply {
+            fn fail(self, errno: Errno) {
+                self.error(errno);
+            }
+        })*
+    };
+}
+
+impl_fail!(
+    ReplyEntry,
+    ReplyAttr,
+    ReplyData,
+    ReplyEmpty,
+    ReplyOpen,
+    ReplyDirectory,
+    fuser::ReplyDirectoryPlus,
+    ReplyXattr,
+    ReplyCreate
+);
+
+impl VsFs {
+    /// Runs `handler` on a catalog worker thread with `reply`. A request that waited for a
+    /// worker longer than `DatabaseTimeout` (all of them stuck on a database that does not
+    /// answer) fails with `EIO` at once instead of starting late.
+    fn offload<R: Fail + Send + 'static>(
+        &self,
+        reply: R,
+        handler: impl FnOnce(&Shared, R) + Send + 'static,
+    ) {
+        let queued = Instant::now();
+        self.run_on_worker(move |shared| {
+            if queued.elapsed() > shared.catalog.timeout() {
+                return reply.fail(Errno::EIO);
+            }
+            handler(shared, reply);
+        });
+    }
+
+    /// Runs `job` on a catalog worker thread, however long it waited (for a release, whose
+    /// handle must be closed whatever happens).
+    fn run_on_worker(&self, job: impl FnOnce(&Shared) + Send + 'static) {
+        let shared = Arc::clone(&self.shared);
+        let job: Job = Box::new(move || job(&shared));
+        if let Err(job) = self.workers.submit(job) {
+            job(); // shutting down: run it here
+        }
+    }
+}
+
+impl Shared {
+    fn setattr(
+        &self,
+        ino: u64,
+        fh: Option<FileHandle>,
+        change: AttrChange,
+        now: i64,
+    ) -> Result<Attr, Errno> {
+        let mut change = change;
+        let resize = change.size;
+        if resize.is_some() {
+            let attr = self.attr(ino).map_err(catalog_errno)?;
+            match attr.kind {
+                Kind::File => {}
+                Kind::Directory => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+            change.mtime = change.mtime.or(Some(now));
+        }
+        // Unsaved size and times from writes go into the same update (explicit ones win);
+        // holding the save also keeps an older save from committing after this change.
+        let unsaved = self.inodes.begin_save(ino);
+        if let Some(unsaved) = unsaved {
+            change.size = change.size.or(unsaved.size);
+            change.mtime = change.mtime.or(unsaved.mtime);
+            change.atime = change.atime.or(unsaved.atime);
+        }
+        let committed = match resize {
+            Some(size) => self.resize_and_commit(ino, fh, size, &change),
+            None => self.catalog.set_attr(ino, &change).map_err(catalog_errno),
+        };
+        let committed = committed.map(|attr| self.inodes.changed(attr));
+        if unsaved.is_some() {
+            self.inodes.end_save(ino, committed.is_ok());
+        }
+        committed
+    }
+
+    fn release(&self, ino: u64, fh: FileHandle) -> Result<(), CatalogError> {
+        self.handles.lock().remove(&fh.0);
+        let saved = self.save(ino);
+        let (still_open, nlink) = self.inodes.released(ino);
+        if still_open == 0 && nlink == 0 {
+            self.reclaim_if_unused(ino);
+        }
+        saved
+    }
+
+    fn fsync(&self, ino: u64, fh: FileHandle, datasync: bool) -> Result<(), Errno> {
+        let open = self.handle(fh)?;
+        let synced = if datasync {
+            open.file.sync_data()
+        } else {
+            open.file.sync_all()
+        };
+        synced.map_err(io_errno)?;
+        // A new data file's directory entry must be durable too, or a crash loses it.
+        if self.unsynced_entries.lock().remove(&open.ino) {
+            if let Err(err) = self.cache.sync_entry(open.ino) {
+                self.unsynced_entries.lock().insert(open.ino);
+                return Err(io_errno(err));
+            }
+        }
+        self.save(ino).map_err(catalog_errno)
+    }
+
+    fn create(&self, parent: u64, name: &OsStr, node: &NewNode<'_>) -> Result<(u64, Attr), Errno> {
+        let attr = self.create_node(INodeNo(parent), name, node)?;
+        match self.open_handle(attr) {
+            Ok(opened) => Ok(opened),
+            Err(errno) => {
+                // The caller is told the file was not created: take the entry back.
+                match self.catalog.undo_create(parent, name.as_bytes(), attr.ino) {
+                    Ok(Some(dir)) => {
+                        self.inodes.changed(dir);
+                    }
+                    Ok(None) => {}
+                    Err(err) => log::warn!(
+                        "create of inode {} failed ({errno:?}) and its entry stays: {err}",
+                        attr.ino
+                    ),
+                }
+                Err(errno)
+            }
+        }
+    }
+
+    fn readdir(&self, ino: u64, offset: u64, reply: &mut ReplyDirectory) -> Result<(), Errno> {
+        // Offsets: 1 is ".", 2 is "..", then each entry's cookie + 2 (stable, increasing).
+        if offset < 1 && reply.add(INodeNo(ino), 1, FileType::Directory, ".") {
+            return Ok(());
+        }
+        if offset < 2 {
+            let parent = self.catalog.parent_of(ino).map_err(catalog_errno)?;
+            if reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
+                return Ok(());
+            }
+        }
+        let mut after = offset.saturating_sub(2);
+        loop {
+            let entries = self
+                .catalog
+                .read_dir(ino, after, READDIR_BATCH)
+                .map_err(catalog_errno)?;
+            let exhausted = entries.len() < READDIR_BATCH;
+            for entry in entries {
+                let name = OsStr::from_bytes(&entry.name);
+                let kind = file_type(entry.kind);
+                if reply.add(INodeNo(entry.ino), entry.cookie + 2, kind, name) {
+                    return Ok(());
+                }
+                after = entry.cookie;
+            }
+            if exhausted {
+                return Ok(());
+            }
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        ino: u64,
+        offset: u64,
+        reply: &mut fuser::ReplyDirectoryPlus,
+    ) -> Result<(), Errno> {
+        // Same offsets as readdir; each entry carries its attributes, saving a lookup.
+        if offset < 2 {
+            let dir = self.attr(ino).map_err(catalog_errno)?;
+            let parent = self.catalog.parent_of(ino).map_err(catalog_errno)?;
+            let parent = self.attr(parent).map_err(catalog_errno)?;
+            if offset < 1 && reply.add(INodeNo(ino), 1, ".", &TTL, &file_attr(&dir), Generation(0))
+            {
+                return Ok(());
+            }
+            let attr = file_attr(&parent);
+            if reply.add(INodeNo(parent.ino), 2, "..", &TTL, &attr, Generation(0)) {
+                return Ok(());
+            }
+        }
+        let mut after = offset.saturating_sub(2);
+        loop {
+            let entries = self
+                .catalog
+                .read_dir_plus(ino, after, READDIR_BATCH)
+                .map_err(catalog_errno)?;
+            let exhausted = entries.len() < READDIR_BATCH;
+            for (entry, attr) in entries {
+                let attr = file_attr(&self.inodes.view(attr));
+                let name = OsStr::from_bytes(&entry.name);
+                let offset = entry.cookie + 2;
+                if reply.add(INodeNo(entry.ino), offset, name, &TTL, &attr, Generation(0)) {
+                    return Ok(());
+                }
+                after = entry.cookie;
+            }
+            if exhausted {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Every request that needs the catalog runs on a catalog worker ([`VsFs::offload`]); reads,
+/// writes, `fallocate`, `statfs` and `getattr` of an inode this mount tracks (an open file)
+/// are answered on the FUSE thread and never wait for the database.
 impl Filesystem for VsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
@@ -275,28 +665,31 @@ impl Filesystem for VsFs {
     }
 
     fn destroy(&mut self) {
+        self.workers.stop();
         self.shared.flush_dirty();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.shared.catalog.lookup(parent.0, name.as_bytes()) {
-            Ok(attr) => {
-                let attr = self.shared.inodes.remember(attr);
-                reply.entry(&TTL, &file_attr(&attr), Generation(0));
+        let name = name.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.lookup(parent.0, name.as_bytes()) {
+                Ok(attr) => {
+                    let attr = shared.inodes.view(attr);
+                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                }
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
-    }
-
-    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
-        self.shared.inodes.forget(ino.0);
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.shared.attr(ino.0) {
+        if let Some(attr) = self.shared.inodes.get(ino.0) {
+            return reply.attr(&TTL, &file_attr(&attr));
+        }
+        self.offload(reply, move |shared, reply| match shared.attr(ino.0) {
             Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
             Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn setattr(
@@ -317,57 +710,35 @@ impl Filesystem for VsFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let shared = &self.shared;
-        let result = (|| {
-            let now = now_ns();
-            // Unsaved size and times from writes go into the same update.
-            let mut change = shared.inodes.take_dirty(ino.0).unwrap_or_default();
-            change.ctime = Some(now);
-            if let Some(mode) = mode {
-                change.perm = Some((mode & 0o7777) as u16);
+        let now = now_ns();
+        let to_ns = |t: TimeOrNow| match t {
+            TimeOrNow::Now => now,
+            TimeOrNow::SpecificTime(t) => system_time_ns(t),
+        };
+        let change = AttrChange {
+            perm: mode.map(|mode| (mode & 0o7777) as u16),
+            uid,
+            gid,
+            size,
+            atime: atime.map(to_ns),
+            mtime: mtime.map(to_ns),
+            ctime: Some(now),
+        };
+        self.offload(reply, move |shared, reply| {
+            match shared.setattr(ino.0, fh, change, now) {
+                Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+                Err(errno) => reply.error(errno),
             }
-            change.uid = uid.or(change.uid);
-            change.gid = gid.or(change.gid);
-            if let Some(size) = size {
-                let attr = shared.attr(ino.0).map_err(catalog_errno)?;
-                if attr.kind == Kind::Directory {
-                    return Err(Errno::EISDIR);
-                }
-                match fh.and_then(|fh| shared.handle(fh).ok()) {
-                    Some(open) => open.file.set_len(size),
-                    None => shared.cache.set_len(ino.0, size),
-                }
-                .map_err(io_errno)?;
-                change.size = Some(size);
-                if mtime.is_none() {
-                    change.mtime = Some(now);
-                }
-            }
-            let to_ns = |t: TimeOrNow| match t {
-                TimeOrNow::Now => now,
-                TimeOrNow::SpecificTime(t) => system_time_ns(t),
-            };
-            if let Some(atime) = atime {
-                change.atime = Some(to_ns(atime));
-            }
-            if let Some(mtime) = mtime {
-                change.mtime = Some(to_ns(mtime));
-            }
-            let attr = shared.catalog.set_attr(ino.0, &change);
-            let attr = attr.inspect_err(|_| shared.inodes.mark_dirty(ino.0));
-            Ok(shared.inodes.remember(attr.map_err(catalog_errno)?))
-        })();
-        match result {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
-            Err(errno) => reply.error(errno),
-        }
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.shared.catalog.read_link(ino.0) {
-            Ok(target) => reply.data(&target),
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.read_link(ino.0) {
+                Ok(target) => reply.data(&target),
+                Err(err) => reply.error(catalog_errno(err)),
+            }
+        });
     }
 
     fn mknod(
@@ -389,13 +760,14 @@ impl Filesystem for VsFs {
             _ => return reply.error(Errno::EINVAL),
         };
         let perm = (mode & !umask & 0o7777) as u16;
-        match self
-            .shared
-            .create_node(parent, name, &new_node(req, kind, perm, rdev, None))
-        {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(errno) => reply.error(errno),
-        }
+        let (name, owner) = (name.to_os_string(), (req.uid(), req.gid()));
+        self.offload(reply, move |shared, reply| {
+            let node = new_node(owner, kind, perm, rdev, None);
+            match shared.create_node(parent, &name, &node) {
+                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn mkdir(
@@ -408,38 +780,43 @@ impl Filesystem for VsFs {
         reply: ReplyEntry,
     ) {
         let perm = (mode & !umask & 0o7777) as u16;
-        match self
-            .shared
-            .create_node(parent, name, &new_node(req, Kind::Directory, perm, 0, None))
-        {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(errno) => reply.error(errno),
-        }
+        let (name, owner) = (name.to_os_string(), (req.uid(), req.gid()));
+        self.offload(reply, move |shared, reply| {
+            let node = new_node(owner, Kind::Directory, perm, 0, None);
+            match shared.create_node(parent, &name, &node) {
+                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let shared = &self.shared;
-        match shared.catalog.unlink(parent.0, name.as_bytes()) {
-            Ok(attr) => {
-                shared.inodes.invalidate(parent.0);
-                shared.inodes.remember(attr);
-                if attr.nlink == 0 {
-                    shared.reclaim_if_unused(attr.ino);
+        let name = name.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.unlink(parent.0, name.as_bytes()) {
+                Ok(changed) => {
+                    let node = shared.apply(&changed);
+                    if node.nlink == 0 {
+                        shared.reclaim_if_unused(node.ino);
+                    }
+                    reply.ok();
                 }
-                reply.ok();
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.catalog.rmdir(parent.0, name.as_bytes()) {
-            Ok(()) => {
-                self.shared.inodes.invalidate(parent.0);
-                reply.ok();
+        let name = name.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.rmdir(parent.0, name.as_bytes()) {
+                Ok(changed) => {
+                    shared.apply(&changed);
+                    reply.ok();
+                }
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn symlink(
@@ -450,12 +827,15 @@ impl Filesystem for VsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let target = target.as_os_str().as_bytes();
-        let node = new_node(req, Kind::Symlink, 0o777, 0, Some(target));
-        match self.shared.create_node(parent, link_name, &node) {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(errno) => reply.error(errno),
-        }
+        let (name, owner) = (link_name.to_os_string(), (req.uid(), req.gid()));
+        let target = target.as_os_str().as_bytes().to_vec();
+        self.offload(reply, move |shared, reply| {
+            let node = new_node(owner, Kind::Symlink, 0o777, 0, Some(&target));
+            match shared.create_node(parent, &name, &node) {
+                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn rename(
@@ -477,27 +857,28 @@ impl Filesystem for VsFs {
         } else {
             return reply.error(Errno::EINVAL);
         };
-        let shared = &self.shared;
-        match shared.catalog.rename(
-            parent.0,
-            name.as_bytes(),
-            newparent.0,
-            newname.as_bytes(),
-            mode,
-        ) {
-            Ok(orphan) => {
-                shared.inodes.invalidate(parent.0);
-                shared.inodes.invalidate(newparent.0);
-                if let Some(ino) = orphan {
-                    if let Ok(attr) = shared.catalog.get_attr(ino) {
-                        shared.inodes.remember(attr);
+        let (name, newname) = (name.to_os_string(), newname.to_os_string());
+        self.offload(reply, move |shared, reply| {
+            let renamed = shared.catalog.rename(
+                parent.0,
+                name.as_bytes(),
+                newparent.0,
+                newname.as_bytes(),
+                mode,
+            );
+            match renamed {
+                Ok(changed) => {
+                    shared.apply(&changed);
+                    if let Some(replaced) = changed.other {
+                        if replaced.nlink == 0 && replaced.kind != Kind::Directory {
+                            shared.reclaim_if_unused(replaced.ino);
+                        }
                     }
-                    shared.reclaim_if_unused(ino);
+                    reply.ok();
                 }
-                reply.ok();
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn link(
@@ -508,31 +889,34 @@ impl Filesystem for VsFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let shared = &self.shared;
-        match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
-            Ok(attr) => {
-                shared.inodes.invalidate(newparent.0);
-                let attr = shared.inodes.remember(attr);
-                reply.entry(&TTL, &file_attr(&attr), Generation(0));
+        let newname = newname.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
+                Ok(changed) => {
+                    let attr = shared.apply(&changed);
+                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                }
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let shared = &self.shared;
-        let result = shared
-            .attr(ino.0)
-            .map_err(catalog_errno)
-            .and_then(|attr| match attr.kind {
-                Kind::File => shared.open_handle(attr),
-                Kind::Directory => Err(Errno::EISDIR),
-                _ => Err(Errno::ENXIO),
-            });
-        match result {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(errno) => reply.error(errno),
-        }
+        self.offload(reply, move |shared, reply| {
+            let result =
+                shared
+                    .attr(ino.0)
+                    .map_err(catalog_errno)
+                    .and_then(|attr| match attr.kind {
+                        Kind::File => shared.open_handle(attr),
+                        Kind::Directory => Err(Errno::EISDIR),
+                        _ => Err(Errno::ENXIO),
+                    });
+            match result {
+                Ok((fh, _)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn read(
@@ -582,13 +966,31 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
-        match open.file.write_all_at(data, offset) {
-            Ok(()) => {
-                let end = offset.saturating_add(data.len() as u64);
-                self.shared.inodes.wrote(open.ino, end, now_ns());
-                reply.written(data.len() as u32);
+        // A write that stops part-way (a full cache) reports the bytes that reached the file,
+        // so the size the kernel and the catalog record covers exactly what was written.
+        let mut written = 0;
+        let failure = loop {
+            if written == data.len() {
+                break None;
             }
-            Err(err) => reply.error(io_errno(err)),
+            match open
+                .file
+                .write_at(&data[written..], offset + written as u64)
+            {
+                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break Some(err),
+            }
+        };
+        if written > 0 {
+            let end = offset.saturating_add(written as u64);
+            self.shared.inodes.wrote(open.ino, end, now_ns());
+            reply.written(written as u32);
+        } else if let Some(err) = failure {
+            reply.error(io_errno(err));
+        } else {
+            reply.written(0);
         }
     }
 
@@ -600,10 +1002,10 @@ impl Filesystem for VsFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.shared.save(ino.0) {
+        self.offload(reply, move |shared, reply| match shared.save(ino.0) {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn release(
@@ -616,17 +1018,10 @@ impl Filesystem for VsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let shared = &self.shared;
-        shared.handles.lock().remove(&fh.0);
-        let saved = shared.save(ino.0);
-        let (still_open, nlink) = shared.inodes.released(ino.0);
-        if still_open == 0 && nlink == 0 {
-            shared.reclaim_if_unused(ino.0);
-        }
-        match saved {
+        self.run_on_worker(move |shared| match shared.release(ino.0, fh) {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn fsync(
@@ -637,30 +1032,36 @@ impl Filesystem for VsFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let shared = &self.shared;
-        let result = shared.handle(fh).and_then(|open| {
-            let synced = if datasync {
-                open.file.sync_data()
-            } else {
-                open.file.sync_all()
-            };
-            synced.map_err(io_errno)
+        self.offload(reply, move |shared, reply| {
+            match shared.fsync(ino.0, fh, datasync) {
+                Ok(()) => reply.ok(),
+                Err(errno) => reply.error(errno),
+            }
         });
-        let result = result.and_then(|()| shared.save(ino.0).map_err(catalog_errno));
-        match result {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.shared.attr(ino.0) {
+        self.offload(reply, move |shared, reply| match shared.attr(ino.0) {
             Ok(attr) if attr.kind == Kind::Directory => {
+                // Tracked while open, so fstat after rmdir still answers (link count 0).
+                shared.inodes.opened(attr);
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.inodes.released(ino.0);
+        reply.ok();
     }
 
     fn readdir(
@@ -669,45 +1070,14 @@ impl Filesystem for VsFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        // Offsets: 1 is ".", 2 is "..", then each entry's cookie + 2 (stable, increasing).
-        let catalog = &self.shared.catalog;
-        if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
-            return reply.ok();
-        }
-        if offset < 2 {
-            let parent = match catalog.parent_of(ino.0) {
-                Ok(parent) => parent,
-                Err(err) => return reply.error(catalog_errno(err)),
-            };
-            if reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
-                return reply.ok();
+        self.offload(reply, move |shared, mut reply| {
+            match shared.readdir(ino.0, offset, &mut reply) {
+                Ok(()) => reply.ok(),
+                Err(errno) => reply.error(errno),
             }
-        }
-        let mut after = offset.saturating_sub(2);
-        loop {
-            let entries = match catalog.read_dir(ino.0, after, READDIR_BATCH) {
-                Ok(entries) => entries,
-                Err(err) => return reply.error(catalog_errno(err)),
-            };
-            let exhausted = entries.len() < READDIR_BATCH;
-            for entry in entries {
-                let name = OsStr::from_bytes(&entry.name);
-                if reply.add(
-                    INodeNo(entry.ino),
-                    entry.cookie + 2,
-                    file_type(entry.kind),
-                    name,
-                ) {
-                    return reply.ok();
-                }
-                after = entry.cookie;
-            }
-            if exhausted {
-                return reply.ok();
-            }
-        }
+        });
     }
 
     fn readdirplus(
@@ -716,61 +1086,14 @@ impl Filesystem for VsFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: fuser::ReplyDirectoryPlus,
+        reply: fuser::ReplyDirectoryPlus,
     ) {
-        // Same offsets as readdir; each entry carries its attributes, saving a lookup.
-        let shared = &self.shared;
-        if offset < 2 {
-            let dots = shared.attr(ino.0).and_then(|dir| {
-                let parent = shared.catalog.parent_of(ino.0)?;
-                Ok((dir, shared.attr(parent)?))
-            });
-            let (dir, parent) = match dots {
-                Ok(dots) => dots,
-                Err(err) => return reply.error(catalog_errno(err)),
-            };
-            if offset < 1 && reply.add(ino, 1, ".", &TTL, &file_attr(&dir), Generation(0)) {
-                return reply.ok();
+        self.offload(reply, move |shared, mut reply| {
+            match shared.readdirplus(ino.0, offset, &mut reply) {
+                Ok(()) => reply.ok(),
+                Err(errno) => reply.error(errno),
             }
-            let parent_ino = INodeNo(parent.ino);
-            if reply.add(
-                parent_ino,
-                2,
-                "..",
-                &TTL,
-                &file_attr(&parent),
-                Generation(0),
-            ) {
-                return reply.ok();
-            }
-        }
-        let mut after = offset.saturating_sub(2);
-        loop {
-            let entries = match shared.catalog.read_dir_plus(ino.0, after, READDIR_BATCH) {
-                Ok(entries) => entries,
-                Err(err) => return reply.error(catalog_errno(err)),
-            };
-            let exhausted = entries.len() < READDIR_BATCH;
-            for (entry, attr) in entries {
-                let attr = shared.inodes.remember(attr);
-                let name = OsStr::from_bytes(&entry.name);
-                let offset = entry.cookie + 2;
-                if reply.add(
-                    INodeNo(entry.ino),
-                    offset,
-                    name,
-                    &TTL,
-                    &file_attr(&attr),
-                    Generation(0),
-                ) {
-                    return reply.ok();
-                }
-                after = entry.cookie;
-            }
-            if exhausted {
-                return reply.ok();
-            }
-        }
+        });
     }
 
     fn fsyncdir(
@@ -820,56 +1143,68 @@ impl Filesystem for VsFs {
             libc::XATTR_REPLACE => XattrMode::Replace,
             _ => return reply.error(Errno::EINVAL),
         };
-        match self
-            .shared
-            .catalog
-            .set_xattr(ino.0, name.as_bytes(), value, mode)
-        {
-            Ok(()) => {
-                self.shared.inodes.invalidate(ino.0);
-                reply.ok()
-            }
-            Err(err) => reply.error(catalog_errno(err)),
+        if name.as_bytes() == CAPABILITY_XATTR {
+            // Before the change commits, so no read can miss it.
+            self.shared.capabilities.store(true, Ordering::Release);
         }
+        let (name, value) = (name.to_os_string(), value.to_vec());
+        self.offload(reply, move |shared, reply| {
+            match shared
+                .catalog
+                .set_xattr(ino.0, name.as_bytes(), &value, mode)
+            {
+                Ok(attr) => {
+                    shared.inodes.changed(attr);
+                    reply.ok()
+                }
+                Err(err) => reply.error(catalog_errno(err)),
+            }
+        });
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.shared.catalog.get_xattr(ino.0, name.as_bytes()) {
-            Ok(value) => reply_sized(reply, size, &value),
-            Err(err) => reply.error(catalog_errno(err)),
+        // The kernel asks for this one before every write (FUSE mounts are never marked
+        // "no security attributes"): answer from memory while no inode has it.
+        if name.as_bytes() == CAPABILITY_XATTR && !self.shared.capabilities.load(Ordering::Acquire)
+        {
+            return reply.error(Errno::ENODATA);
         }
+        let name = name.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.get_xattr(ino.0, name.as_bytes()) {
+                Ok(value) => reply_sized(reply, size, &value),
+                Err(err) => reply.error(catalog_errno(err)),
+            }
+        });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.shared.catalog.list_xattrs(ino.0) {
-            Ok(names) => {
-                let mut list = Vec::new();
-                for name in names {
-                    list.extend_from_slice(&name);
-                    list.push(0);
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.list_xattrs(ino.0) {
+                Ok(names) => {
+                    let mut list = Vec::new();
+                    for name in names {
+                        list.extend_from_slice(&name);
+                        list.push(0);
+                    }
+                    reply_sized(reply, size, &list);
                 }
-                reply_sized(reply, size, &list);
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.catalog.remove_xattr(ino.0, name.as_bytes()) {
-            Ok(()) => {
-                self.shared.inodes.invalidate(ino.0);
-                reply.ok()
+        let name = name.to_os_string();
+        self.offload(reply, move |shared, reply| {
+            match shared.catalog.remove_xattr(ino.0, name.as_bytes()) {
+                Ok(attr) => {
+                    shared.inodes.changed(attr);
+                    reply.ok()
+                }
+                Err(err) => reply.error(catalog_errno(err)),
             }
-            Err(err) => reply.error(catalog_errno(err)),
-        }
-    }
-
-    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.shared.attr(ino.0) {
-            Ok(attr) if permitted(&attr, req.uid(), req.gid(), mask) => reply.ok(),
-            Ok(_) => reply.error(Errno::EACCES),
-            Err(err) => reply.error(catalog_errno(err)),
-        }
+        });
     }
 
     fn create(
@@ -882,21 +1217,21 @@ impl Filesystem for VsFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let shared = &self.shared;
         let perm = (mode & !umask & 0o7777) as u16;
-        let result = shared
-            .create_node(parent, name, &new_node(req, Kind::File, perm, 0, None))
-            .and_then(|attr| Ok((attr, shared.open_handle(attr)?)));
-        match result {
-            Ok((attr, fh)) => reply.created(
-                &TTL,
-                &file_attr(&attr),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Err(errno) => reply.error(errno),
-        }
+        let (name, owner) = (name.to_os_string(), (req.uid(), req.gid()));
+        self.offload(reply, move |shared, reply| {
+            let node = new_node(owner, Kind::File, perm, 0, None);
+            match shared.create(parent.0, &name, &node) {
+                Ok((fh, attr)) => reply.created(
+                    &TTL,
+                    &file_attr(&attr),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                ),
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn fallocate(
@@ -909,7 +1244,10 @@ impl Filesystem for VsFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+        // Allocation (mode 0, KEEP_SIZE), hole punching and zeroing go to the cache file.
+        let supported =
+            libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        if mode & !supported != 0 {
             return reply.error(Errno::EOPNOTSUPP);
         }
         let shared = &self.shared;
@@ -921,10 +1259,14 @@ impl Filesystem for VsFs {
             if unsafe { libc::fallocate(open.file.as_raw_fd(), mode, off, len) } != 0 {
                 return Err(io_errno(io::Error::last_os_error()));
             }
-            if mode == 0 {
-                shared
-                    .inodes
-                    .wrote(ino.0, offset.saturating_add(length), now_ns());
+            let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
+                offset.saturating_add(length)
+            } else {
+                0
+            };
+            if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
+                // Contents (holes, zeros) or the size changed.
+                shared.inodes.wrote(ino.0, end, now_ns());
             }
             Ok(())
         });
@@ -946,26 +1288,10 @@ fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
     }
 }
 
-/// Classic Unix permission check for `access(2)`.
-fn permitted(attr: &Attr, uid: u32, gid: u32, mask: AccessFlags) -> bool {
-    let wanted = mask.bits() & 0o7;
-    if wanted == 0 || uid == 0 {
-        return true;
-    }
-    let bits = if uid == attr.uid {
-        (attr.perm >> 6) & 0o7
-    } else if gid == attr.gid {
-        (attr.perm >> 3) & 0o7
-    } else {
-        attr.perm & 0o7
-    };
-    i32::from(bits) & wanted == wanted
-}
-
 fn catalog_errno(err: CatalogError) -> Errno {
     match err {
         CatalogError::Errno(code) => Errno::from_i32(code),
-        CatalogError::Database(message) => {
+        CatalogError::Database(message) | CatalogError::Unreachable(message) => {
             log::warn!("catalog unavailable: {message}");
             Errno::EIO
         }

@@ -8,7 +8,10 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
 use super::VsFs;
 
-/// Worker threads serving FUSE requests: enough to overlap catalog round trips.
+/// Threads reading FUSE requests. They answer reads, writes and other requests that need no
+/// database themselves and hand the rest to the catalog threads, so they never wait for the
+/// database. Each costs a 16 MiB request buffer and a malloc arena (64 MiB of address
+/// space): with the service's `LimitAS=1G` the process can afford only a few threads.
 const FUSE_THREADS: usize = 4;
 
 /// Mount options: kernel permission checks, `allow_other` when running as root, a

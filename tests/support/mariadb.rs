@@ -1,5 +1,6 @@
 //! A private MariaDB server for tests: its own data directory, a free loopback port,
-//! and `stop`, `kill` (SIGKILL), `pause` (SIGSTOP) and `restart` on the same port and data.
+//! and `stop`, `kill` (SIGKILL), `pause` (SIGSTOP: a server that hangs) and `resume`/`restart`
+//! on the same port and data.
 //!
 //! Set `VS_TEST_MYSQL_URL` (e.g. `mysql://user:pw@127.0.0.1:3306/`) to use an existing
 //! server instead; such a server cannot be stopped or killed, so tests that need that
@@ -39,6 +40,8 @@ pub struct MariaDb {
 struct PrivateServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Stopped with SIGSTOP by `pause`.
+    paused: bool,
 }
 
 impl MariaDb {
@@ -111,30 +114,10 @@ impl MariaDb {
         let server = self.private.as_mut().expect("stop needs a private server");
         if let Some(mut child) = server.child.take() {
             signal(&child, libc::SIGTERM);
-            // A paused server handles SIGTERM only once it runs again.
-            signal(&child, libc::SIGCONT);
-            wait_or_kill(&mut child, STOP_TIMEOUT);
-        }
-    }
-
-    /// Freezes the server with SIGSTOP: connections stay open and connects are accepted by
-    /// the kernel, but nothing answers, as with a hung server. Undo with [`MariaDb::unpause`].
-    /// Returns once every thread of the server is stopped (a signal is delivered
-    /// asynchronously: a statement could still be answered just after `kill` returns).
-    pub fn pause(&mut self) {
-        let server = self.private.as_mut().expect("pause needs a private server");
-        if let Some(child) = &server.child {
-            signal(child, libc::SIGSTOP);
-            let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while !all_tasks_stopped(&tasks) {
-                assert!(
-                    Instant::now() < deadline,
-                    "mariadbd did not stop on SIGSTOP"
-                );
-                // The kernel gives no notification of another process stopping.
-                std::thread::sleep(Duration::from_millis(2));
+            if std::mem::take(&mut server.paused) {
+                signal(&child, libc::SIGCONT);
             }
+            wait_or_kill(&mut child, STOP_TIMEOUT);
         }
     }
 
@@ -144,6 +127,7 @@ impl MariaDb {
             .private
             .as_mut()
             .expect("unpause needs a private server");
+        server.paused = false;
         if let Some(child) = &server.child {
             signal(child, libc::SIGCONT);
         }
@@ -152,19 +136,45 @@ impl MariaDb {
     /// Kills the server with SIGKILL, as a crash would, and reaps it.
     pub fn kill(&mut self) {
         let server = self.private.as_mut().expect("kill needs a private server");
+        server.paused = false;
         if let Some(mut child) = server.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts the server again on the same port and data directory, after `stop` or `kill`.
+    /// Freezes the server with SIGSTOP: connections stay open and nothing answers, as when
+    /// a database hangs. `resume` continues it.
+    pub fn pause(&mut self) {
+        let server = self.private.as_mut().expect("pause needs a private server");
+        let child = server.child.as_ref().expect("pause needs a running server");
+        signal(child, libc::SIGSTOP);
+        server.paused = true;
+        // SIGSTOP takes effect asynchronously: wait until every thread has stopped.
+        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !all_stopped(&tasks) {
+            assert!(Instant::now() < deadline, "mariadbd did not stop");
+            // No notification exists for another process stopping.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Continues a server frozen by `pause` (SIGCONT), or starts it again on the same port
+    /// and data directory after `stop` or `kill`.
     pub fn resume(&mut self) {
         let port = self.port;
         let server = self
             .private
             .as_mut()
             .expect("resume needs a private server");
+        if server.paused {
+            server.paused = false;
+            if let Some(child) = &server.child {
+                signal(child, libc::SIGCONT);
+                return;
+            }
+        }
         assert!(server.child.is_none(), "server is still running");
         server.child = Some(spawn_server(server.dir.path(), port));
         wait_until_ready(server, port);
@@ -203,7 +213,11 @@ impl MariaDb {
             .tempdir()
             .expect("create temporary data directory");
         install_data_dir(dir.path());
-        let mut server = PrivateServer { dir, child: None };
+        let mut server = PrivateServer {
+            dir,
+            child: None,
+            paused: false,
+        };
         let mut attempts = 0;
         let port = loop {
             // The port can be taken between probing and binding: then try another.
@@ -434,16 +448,15 @@ fn free_port() -> u16 {
 }
 
 /// Whether every thread listed under `/proc/<pid>/task` is stopped (state `T`).
-fn all_tasks_stopped(tasks: &Path) -> bool {
+fn all_stopped(tasks: &Path) -> bool {
     let Ok(entries) = fs::read_dir(tasks) else {
         return false;
     };
-    entries.flatten().all(|task| {
-        // The state follows the parenthesised command name, which may contain spaces.
-        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-        })
+    entries.filter_map(Result::ok).all(|task| {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
     })
 }
 

@@ -1,12 +1,13 @@
 //! A mounted valuestor file system on a private MariaDB, unmounted when dropped (even when
 //! the test panics), for tests that drive it through ordinary system calls.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use valuestor::cache::Cache;
 use valuestor::catalog::Catalog;
-use valuestor::fs::{Mounted, VsFs};
+use valuestor::fs::{FsOptions, Mounted, VsFs};
 use valuestor::{Pool, PoolOptions};
 
 use super::{pool_options, MariaDb};
@@ -18,8 +19,10 @@ pub struct MountedFs {
     /// A size-limited tmpfs mounted on the cache folder, if any.
     small_cache: bool,
     pool: Pool,
+    options: PoolOptions,
+    fs_options: FsOptions,
     root: tempfile::TempDir,
-    /// The database; tests may kill and restart it.
+    /// The database; tests may kill, pause and restart it.
     pub db: MariaDb,
 }
 
@@ -31,44 +34,55 @@ impl MountedFs {
 
     /// Like `start`, with pool options adjusted by `tweak`.
     pub fn start_with(tweak: impl FnOnce(&mut PoolOptions)) -> MountedFs {
+        MountedFs::start_with_options(tweak, FsOptions::default())
+    }
+
+    /// Like `start`, with pool options adjusted by `tweak` and file system options `fs`.
+    pub fn start_with_options(tweak: impl FnOnce(&mut PoolOptions), fs: FsOptions) -> MountedFs {
         let db = MariaDb::start();
         let mut options = pool_options(&db);
         options.max_size = 4;
         tweak(&mut options);
-        let pool = Pool::new(options).expect("pool starts");
-        pool.wait_until_connected(Duration::from_secs(10))
-            .expect("pool connects");
+        let pool = connected_pool(&options);
         let root = tempfile::Builder::new()
             .prefix("vs-test-fs-")
             .tempdir()
             .expect("temporary directory");
         std::fs::create_dir(root.path().join("mnt")).unwrap();
-        let mut fs = MountedFs {
+        let mut mounted = MountedFs {
             mounted: None,
             small_cache: false,
             pool,
+            options,
+            fs_options: fs,
             root,
             db,
         };
-        fs.mount();
-        fs
+        mounted.mount();
+        mounted
     }
 
     /// Like `start`, with the cache folder on a tmpfs of `bytes` bytes (needs root).
     pub fn start_with_small_cache(bytes: u64) -> MountedFs {
+        MountedFs::start_with_cache_tmpfs(&format!("size={bytes}"))
+    }
+
+    /// Like `start_with_small_cache`, with room for only `data_files` data files besides
+    /// the cache's own directories (needs root).
+    pub fn start_with_few_cache_files(bytes: u64, data_files: u64) -> MountedFs {
+        // The tmpfs root, `data` and its 256 buckets take one inode each.
+        let inodes = 2 + 256 + data_files;
+        MountedFs::start_with_cache_tmpfs(&format!("size={bytes},nr_inodes={inodes}"))
+    }
+
+    fn start_with_cache_tmpfs(mount_options: &str) -> MountedFs {
         let mut fs = MountedFs::start();
         fs.unmount();
         let cache = fs.cache_dir();
         std::fs::remove_dir_all(&cache).unwrap();
         std::fs::create_dir(&cache).unwrap();
         let status = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={bytes}"),
-                "vs-test-cache",
-            ])
+            .args(["-t", "tmpfs", "-o", mount_options, "vs-test-cache"])
             .arg(&cache)
             .status()
             .expect("run mount");
@@ -93,6 +107,14 @@ impl MountedFs {
         self.root.path().join("cache")
     }
 
+    /// The data file of inode `ino` in the cache folder.
+    pub fn cache_file(&self, ino: u64) -> PathBuf {
+        self.cache_dir()
+            .join("data")
+            .join(format!("{:02x}", ino % 256))
+            .join(format!("{ino:016x}"))
+    }
+
     /// The pool the file system uses.
     pub fn pool(&self) -> &Pool {
         &self.pool
@@ -102,7 +124,9 @@ impl MountedFs {
     pub fn mount(&mut self) {
         assert!(self.mounted.is_none(), "already mounted");
         let cache = Cache::open(&self.cache_dir()).expect("cache folder");
-        let fs = VsFs::new(Catalog::new(self.pool.clone()), cache).expect("file system starts");
+        let catalog = Catalog::new(self.pool.clone());
+        let fs = VsFs::with_options(catalog, cache, self.fs_options.clone())
+            .expect("file system starts");
         self.mounted = Some(Mounted::spawn(fs, &self.mnt()).expect("mount"));
     }
 
@@ -118,6 +142,39 @@ impl MountedFs {
         self.unmount();
         self.mount();
     }
+
+    /// Ends the file system as a killed server would end: nothing it had not committed
+    /// reaches the catalog afterwards (its pool is closed first), the kernel connection is
+    /// aborted (no flush or release arrives for files still open) and the mount goes. A new
+    /// pool is made for the next `mount`.
+    pub fn crash(&mut self) {
+        let mounted = self.mounted.take().expect("mounted");
+        let dev = std::fs::metadata(self.mnt()).expect("stat mount").dev();
+        self.pool.close();
+        abort_fuse_connection(dev);
+        drop(mounted); // the session has ended; this unmounts (lazily if needed) and joins it
+        self.pool = connected_pool(&self.options);
+    }
+
+    /// Waits until the catalog and cache pass [`super::consistency::problems`] (releases
+    /// reach the server after `close` returns), and panics with the problems otherwise.
+    pub fn await_consistent(&self) {
+        let mut conn = self.db.connect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let problems = super::consistency::problems(&mut conn, Some(&self.cache_dir()));
+            if problems.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "catalog inconsistent:\n{}",
+                problems.join("\n")
+            );
+            // Nothing to block on: the release runs in the server after close(2) returned.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for MountedFs {
@@ -127,4 +184,39 @@ impl Drop for MountedFs {
             valuestor::fs::lazy_unmount(&self.cache_dir());
         }
     }
+}
+
+fn connected_pool(options: &PoolOptions) -> Pool {
+    let pool = Pool::new(options.clone()).expect("pool starts");
+    pool.wait_until_connected(Duration::from_secs(10))
+        .expect("pool connects");
+    pool
+}
+
+/// Aborts the FUSE connection of the mount whose device is `dev`, through fusectl (mounted
+/// for the moment if the system has not mounted it, and unmounted again).
+fn abort_fuse_connection(dev: u64) {
+    static FUSECTL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = FUSECTL.lock().unwrap_or_else(|e| e.into_inner());
+    let connections = Path::new("/sys/fs/fuse/connections");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounted_here = !mounts.lines().any(|l| l.contains(" - fusectl "));
+    if mounted_here {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "fusectl", "fusectl"])
+            .arg(connections)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting fusectl needs root");
+    }
+    // The connection is named by the kernel's device number (major << 20 | minor).
+    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
+    let abort = connections.join(kernel_dev.to_string()).join("abort");
+    let aborted = std::fs::write(&abort, b"1");
+    if mounted_here {
+        let _ = std::process::Command::new("umount")
+            .arg(connections)
+            .status();
+    }
+    aborted.unwrap_or_else(|e| panic!("{}: {e}", abort.display()));
 }

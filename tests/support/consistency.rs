@@ -1,0 +1,131 @@
+//! A consistency check of a catalog (and optionally its cache folder), for tests that race
+//! changes against each other and then look at what was left.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use mysql::prelude::Queryable;
+
+const DIRECTORY: u8 = 2;
+const SYMLINK: u8 = 3;
+const FILE: u8 = 1;
+const ROOT: u64 = 1;
+
+/// Everything wrong with the catalog behind `conn`, one line each; empty when consistent.
+///
+/// - every entry names an existing inode, inside an existing directory;
+/// - a file's link count is the number of entries naming it; a directory is named once
+///   (the root never) and has 2 + its subdirectories links;
+/// - no inode is left without links (an orphan);
+/// - symlinks and only symlinks have a target; attributes belong to existing inodes;
+/// - with `cache`: every data file belongs to a regular file's inode and is as long as its
+///   recorded size.
+pub fn problems(conn: &mut mysql::Conn, cache: Option<&Path>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let inodes: HashMap<u64, (u8, u32, u64)> = conn
+        .query_map(
+            "SELECT ino, kind, nlink, size FROM vs_inodes",
+            |(ino, kind, nlink, size)| (ino, (kind, nlink, size)),
+        )
+        .expect("read inodes")
+        .into_iter()
+        .collect();
+    let entries: Vec<(u64, Vec<u8>, u64)> = conn
+        .query("SELECT parent, name, child FROM vs_dentries")
+        .expect("read entries");
+    let mut names = HashMap::<u64, u32>::new();
+    let mut subdirs = HashMap::<u64, u32>::new();
+    for (parent, name, child) in &entries {
+        let shown = String::from_utf8_lossy(name);
+        match inodes.get(parent) {
+            Some((DIRECTORY, ..)) => {}
+            Some(_) => problems.push(format!("entry {parent}/{shown} is in a non-directory")),
+            None => problems.push(format!("entry {parent}/{shown} is in a missing directory")),
+        }
+        match inodes.get(child) {
+            None => problems.push(format!(
+                "entry {parent}/{shown} names missing inode {child}"
+            )),
+            Some((kind, ..)) => {
+                *names.entry(*child).or_default() += 1;
+                if *kind == DIRECTORY {
+                    *subdirs.entry(*parent).or_default() += 1;
+                }
+            }
+        }
+    }
+    for (ino, (kind, nlink, _)) in &inodes {
+        let named = names.get(ino).copied().unwrap_or(0);
+        if *nlink == 0 {
+            problems.push(format!("inode {ino} is an orphan (no links)"));
+        } else if *kind == DIRECTORY {
+            let expected_names = u32::from(*ino != ROOT);
+            if named != expected_names {
+                problems.push(format!("directory {ino} is named {named} times"));
+            }
+            let expected = 2 + subdirs.get(ino).copied().unwrap_or(0);
+            if *nlink != expected {
+                problems.push(format!(
+                    "directory {ino} has {nlink} links, expected {expected}"
+                ));
+            }
+        } else if *nlink != named {
+            problems.push(format!("inode {ino} has {nlink} links but {named} names"));
+        }
+    }
+    let targets: HashSet<u64> = conn
+        .query::<u64, _>("SELECT ino FROM vs_symlinks")
+        .expect("read symlinks")
+        .into_iter()
+        .collect();
+    for (ino, (kind, ..)) in &inodes {
+        if (*kind == SYMLINK) != targets.contains(ino) {
+            problems.push(format!(
+                "inode {ino} (kind {kind}) and its symlink target disagree"
+            ));
+        }
+    }
+    for ino in targets.iter().filter(|ino| !inodes.contains_key(ino)) {
+        problems.push(format!("symlink target of missing inode {ino}"));
+    }
+    let xattr_owners: Vec<u64> = conn
+        .query("SELECT DISTINCT ino FROM vs_xattrs")
+        .expect("read xattrs");
+    for ino in xattr_owners.iter().filter(|ino| !inodes.contains_key(ino)) {
+        problems.push(format!("extended attributes of missing inode {ino}"));
+    }
+    if let Some(cache) = cache {
+        for (ino, len) in data_files(cache) {
+            match inodes.get(&ino) {
+                None => problems.push(format!("data file of missing inode {ino}")),
+                Some((kind, _, size)) if *kind != FILE || *size != len => problems.push(format!(
+                    "data file of inode {ino} (kind {kind}, size {size}) has {len} bytes"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// The inodes with a data file in `cache`, with the file's length.
+pub fn data_files(cache: &Path) -> Vec<(u64, u64)> {
+    let mut files = Vec::new();
+    for bucket in std::fs::read_dir(cache.join("data")).expect("list cache") {
+        let bucket = bucket.unwrap();
+        let bucket_name = bucket.file_name().into_string().unwrap_or_default();
+        for file in std::fs::read_dir(bucket.path()).expect("list bucket") {
+            let file = file.unwrap();
+            let name = file.file_name().into_string().unwrap_or_default();
+            // Only names the cache gives (16 hex digits, in the bucket of the inode's low
+            // byte); anything else is not its data.
+            let Ok(ino) = u64::from_str_radix(&name, 16) else {
+                continue;
+            };
+            if name == format!("{ino:016x}") && bucket_name == format!("{:02x}", ino % 256) {
+                files.push((ino, file.metadata().unwrap().len()));
+            }
+        }
+    }
+    files
+}
