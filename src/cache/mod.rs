@@ -2,7 +2,8 @@
 //!
 //! Layout: `<CacheFolder>/data/<ino % 256 as 2 hex digits>/<ino as 16 hex digits>`. The
 //! fan-out keeps directories small; the names are derived from inode numbers only, never
-//! from user-supplied names.
+//! from user-supplied names. A data file is made on the first write (or extension), so
+//! files that stay empty cost no cache entry; a missing data file reads as empty.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -68,6 +69,20 @@ impl Cache {
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 other => return other.map(|file| (file, true)),
             }
+        }
+    }
+
+    /// Opens the data file of `ino` for reading and writing if it exists; a file that was
+    /// never written has none.
+    pub fn open_existing(&self, ino: u64) -> io::Result<Option<File>> {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(ino))
+        {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
         }
     }
 
@@ -140,6 +155,12 @@ mod tests {
         assert_eq!(file.read_at(&mut buf, 0).unwrap(), 8);
         assert_eq!(&buf, b"\0\0\0hello");
         assert!(cache.path(0x1234).ends_with("34/0000000000001234"));
+        assert!(cache.open_existing(0x1234).unwrap().is_some());
+        assert!(
+            cache.open_existing(0x4321).unwrap().is_none(),
+            "never written"
+        );
+        assert!(!cache.path(0x4321).exists(), "looking does not create");
         cache.sync_entry(0x1234).unwrap();
         cache.remove(0x1234).unwrap();
         cache.remove(0x1234).unwrap();

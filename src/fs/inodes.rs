@@ -94,6 +94,14 @@ impl Inodes {
         result
     }
 
+    /// Whether `ino` has size or time changes not yet committed (unsaved, or being saved).
+    pub fn needs_save(&self, ino: u64) -> bool {
+        self.nodes
+            .lock()
+            .get(&ino)
+            .is_some_and(|n| n.dirty || n.saving)
+    }
+
     /// Handles open on `ino`.
     pub fn open_count(&self, ino: u64) -> u32 {
         self.nodes.lock().get(&ino).map_or(0, |n| n.open)

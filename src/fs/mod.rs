@@ -15,6 +15,7 @@
 //! between the two) are removed at the next start.
 
 mod inodes;
+mod listing;
 mod mount;
 mod workers;
 
@@ -29,7 +30,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -46,14 +47,13 @@ use crate::catalog::{
     RenameMode, XattrMode, NAME_MAX,
 };
 use inodes::Inodes;
+use listing::Listing;
 use workers::{Job, Workers};
 
 /// How long the kernel may cache entries and attributes. The mounted server is the only
 /// writer of its catalog, and every change it makes is reported to the kernel in the reply,
 /// so the kernel's cache stays right for much longer than a second.
 const TTL: Duration = Duration::from_secs(30);
-/// Directory entries fetched from the catalog per round trip.
-const READDIR_BATCH: usize = 512;
 /// Largest single write and read-ahead the kernel is asked for.
 const MAX_IO: u32 = 1 << 20;
 /// Cache files checked against the catalog per round trip by the start-up sweep.
@@ -92,6 +92,8 @@ struct Shared {
     cache: Cache,
     inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Open directory handles with what they have fetched but not yet listed.
+    dirs: Mutex<HashMap<u64, Arc<Mutex<Listing>>>>,
     next_handle: AtomicU64,
     /// Inodes whose data file was created and whose directory entry has not been fsynced.
     unsynced_entries: Mutex<HashSet<u64>>,
@@ -104,7 +106,8 @@ struct Shared {
 
 struct OpenFile {
     ino: u64,
-    file: File,
+    /// The inode's data file, once it has one (it is made by the first write).
+    file: OnceLock<File>,
 }
 
 impl VsFs {
@@ -138,6 +141,7 @@ impl VsFs {
             cache,
             inodes: Inodes::default(),
             handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             unsynced_entries: Mutex::new(HashSet::new()),
             capabilities: AtomicBool::new(capabilities),
@@ -331,6 +335,27 @@ impl Shared {
         self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
+    /// The data file behind `open`, if the inode has one yet (another handle may have made
+    /// it since this one was opened).
+    fn existing_data<'a>(&self, open: &'a OpenFile) -> io::Result<Option<&'a File>> {
+        if let Some(file) = open.file.get() {
+            return Ok(Some(file));
+        }
+        Ok(self
+            .cache
+            .open_existing(open.ino)?
+            .map(|file| open.file.get_or_init(|| file)))
+    }
+
+    /// The data file behind `open`, made now if the inode has none yet.
+    fn data_for_write<'a>(&self, open: &'a OpenFile) -> io::Result<&'a File> {
+        if let Some(file) = open.file.get() {
+            return Ok(file);
+        }
+        let file = self.open_data(open.ino)?;
+        Ok(open.file.get_or_init(|| file))
+    }
+
     /// Opens the data file of `ino`, creating it if missing.
     fn open_data(&self, ino: u64) -> io::Result<File> {
         let (file, created) = self.cache.open_data(ino)?;
@@ -341,8 +366,14 @@ impl Shared {
     }
 
     /// Opens a handle on regular file `attr`; returns it with the attributes to report.
-    fn open_handle(&self, attr: Attr) -> Result<(u64, Attr), Errno> {
-        let file = self.open_data(attr.ino).map_err(io_errno)?;
+    /// A new file (`fresh`) has no data file to look for; the first write makes it.
+    fn open_handle(&self, attr: Attr, fresh: bool) -> Result<(u64, Attr), Errno> {
+        let file = OnceLock::new();
+        if !fresh {
+            if let Some(existing) = self.cache.open_existing(attr.ino).map_err(io_errno)? {
+                let _ = file.set(existing);
+            }
+        }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let attr = self.inodes.opened(attr);
         self.handles.lock().insert(
@@ -380,22 +411,36 @@ impl Shared {
         size: u64,
         change: &AttrChange,
     ) -> Result<Attr, Errno> {
-        let open = fh.and_then(|fh| self.handle(fh).ok());
-        let own;
-        let file = match &open {
-            Some(open) => &open.file,
+        let handle = fh.and_then(|fh| self.handle(fh).ok());
+        // Without a handle, a transient one (a truncate by path).
+        let transient;
+        let open = match &handle {
+            Some(open) => open,
             None => {
-                own = self.open_data(ino).map_err(io_errno)?;
-                &own
+                transient = OpenFile {
+                    ino,
+                    file: OnceLock::new(),
+                };
+                &transient
             }
         };
-        let current = file.metadata().map_err(io_errno)?.len();
-        if size > current {
+        let existing = self.existing_data(open).map_err(io_errno)?;
+        let current = match existing {
+            Some(file) => file.metadata().map_err(io_errno)?.len(),
+            None => 0, // a file without a data file is empty
+        };
+        // Only an extension needs a data file made.
+        let file = if size > current {
+            Some(self.data_for_write(open).map_err(io_errno)?)
+        } else {
+            existing
+        };
+        if let (Some(file), true) = (file, size > current) {
             file.set_len(size).map_err(io_errno)?;
         }
         match self.catalog.set_attr(ino, change) {
             Err(err) => {
-                if size > current {
+                if let (Some(file), true) = (file, size > current) {
                     if let Err(undo) = file.set_len(current) {
                         log::warn!("cannot undo the extension of inode {ino}: {undo}");
                     }
@@ -403,7 +448,7 @@ impl Shared {
                 Err(catalog_errno(err))
             }
             Ok(attr) => {
-                if size < current {
+                if let (Some(file), true) = (file, size < current) {
                     file.set_len(size).map_err(|err| {
                         log::warn!("inode {ino}: size {size} committed but data not cut: {err}");
                         io_errno(err)
@@ -539,12 +584,15 @@ impl Shared {
 
     fn fsync(&self, ino: u64, fh: FileHandle, datasync: bool) -> Result<(), Errno> {
         let open = self.handle(fh)?;
-        let synced = if datasync {
-            open.file.sync_data()
-        } else {
-            open.file.sync_all()
-        };
-        synced.map_err(io_errno)?;
+        // A file never written has no data file: only its catalog row needs saving.
+        if let Some(file) = self.existing_data(&open).map_err(io_errno)? {
+            let synced = if datasync {
+                file.sync_data()
+            } else {
+                file.sync_all()
+            };
+            synced.map_err(io_errno)?;
+        }
         // A new data file's directory entry must be durable too, or a crash loses it.
         if self.unsynced_entries.lock().remove(&open.ino) {
             if let Err(err) = self.cache.sync_entry(open.ino) {
@@ -557,7 +605,7 @@ impl Shared {
 
     fn create(&self, parent: u64, name: &OsStr, node: &NewNode<'_>) -> Result<(u64, Attr), Errno> {
         let attr = self.create_node(INodeNo(parent), name, node)?;
-        match self.open_handle(attr) {
+        match self.open_handle(attr, true) {
             Ok(opened) => Ok(opened),
             Err(errno) => {
                 // The caller is told the file was not created: take the entry back.
@@ -576,78 +624,46 @@ impl Shared {
         }
     }
 
-    fn readdir(&self, ino: u64, offset: u64, reply: &mut ReplyDirectory) -> Result<(), Errno> {
-        // Offsets: 1 is ".", 2 is "..", then each entry's cookie + 2 (stable, increasing).
-        if offset < 1 && reply.add(INodeNo(ino), 1, FileType::Directory, ".") {
-            return Ok(());
-        }
-        if offset < 2 {
-            let parent = self.catalog.parent_of(ino).map_err(catalog_errno)?;
-            if reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
-                return Ok(());
-            }
-        }
-        let mut after = offset.saturating_sub(2);
-        loop {
-            let entries = self
-                .catalog
-                .read_dir(ino, after, READDIR_BATCH)
-                .map_err(catalog_errno)?;
-            let exhausted = entries.len() < READDIR_BATCH;
-            for entry in entries {
-                let name = OsStr::from_bytes(&entry.name);
-                let kind = file_type(entry.kind);
-                if reply.add(INodeNo(entry.ino), entry.cookie + 2, kind, name) {
-                    return Ok(());
-                }
-                after = entry.cookie;
-            }
-            if exhausted {
-                return Ok(());
-            }
-        }
+    /// The listing of directory handle `fh` (a fresh one for a handle this mount did not
+    /// hand out).
+    fn listing(&self, fh: FileHandle) -> Arc<Mutex<Listing>> {
+        self.dirs.lock().get(&fh.0).cloned().unwrap_or_default()
     }
 
-    fn readdirplus(
+    /// Lists directory `ino` from position `offset` through handle `fh`: calls `add` with
+    /// each entry's position, name and attributes until it reports the reply full.
+    ///
+    /// Positions: 1 is ".", 2 is "..", then each entry's cookie + 2 (stable, increasing).
+    fn list(
         &self,
         ino: u64,
+        fh: FileHandle,
         offset: u64,
-        reply: &mut fuser::ReplyDirectoryPlus,
+        mut add: impl FnMut(u64, &OsStr, &Attr) -> bool,
     ) -> Result<(), Errno> {
-        // Same offsets as readdir; each entry carries its attributes, saving a lookup.
         if offset < 2 {
             let dir = self.attr(ino).map_err(catalog_errno)?;
+            if offset < 1 && add(1, OsStr::new("."), &dir) {
+                return Ok(());
+            }
             let parent = self.catalog.parent_of(ino).map_err(catalog_errno)?;
             let parent = self.attr(parent).map_err(catalog_errno)?;
-            if offset < 1 && reply.add(INodeNo(ino), 1, ".", &TTL, &file_attr(&dir), Generation(0))
-            {
-                return Ok(());
-            }
-            let attr = file_attr(&parent);
-            if reply.add(INodeNo(parent.ino), 2, "..", &TTL, &attr, Generation(0)) {
+            if add(2, OsStr::new(".."), &parent) {
                 return Ok(());
             }
         }
-        let mut after = offset.saturating_sub(2);
-        loop {
-            let entries = self
-                .catalog
-                .read_dir_plus(ino, after, READDIR_BATCH)
-                .map_err(catalog_errno)?;
-            let exhausted = entries.len() < READDIR_BATCH;
-            for (entry, attr) in entries {
-                let attr = file_attr(&self.inodes.view(attr));
-                let name = OsStr::from_bytes(&entry.name);
-                let offset = entry.cookie + 2;
-                if reply.add(INodeNo(entry.ino), offset, name, &TTL, &attr, Generation(0)) {
-                    return Ok(());
-                }
-                after = entry.cookie;
-            }
-            if exhausted {
-                return Ok(());
-            }
-        }
+        let listing = self.listing(fh);
+        let mut listing = listing.lock();
+        listing
+            .serve(
+                offset.saturating_sub(2),
+                |after, limit| self.catalog.read_dir_plus(ino, after, limit),
+                |entry, attr| {
+                    let attr = self.inodes.view(*attr);
+                    add(entry.cookie + 2, OsStr::from_bytes(&entry.name), &attr)
+                },
+            )
+            .map_err(catalog_errno)
     }
 }
 
@@ -908,7 +924,7 @@ impl Filesystem for VsFs {
                     .attr(ino.0)
                     .map_err(catalog_errno)
                     .and_then(|attr| match attr.kind {
-                        Kind::File => shared.open_handle(attr),
+                        Kind::File => shared.open_handle(attr, false),
                         Kind::Directory => Err(Errno::EISDIR),
                         _ => Err(Errno::ENXIO),
                     });
@@ -934,13 +950,15 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        let file = match self.shared.existing_data(&open) {
+            Ok(Some(file)) => file,
+            Ok(None) => return reply.data(&[]), // never written: empty
+            Err(err) => return reply.error(io_errno(err)),
+        };
         let mut buf = vec![0u8; size.min(MAX_IO) as usize];
         let mut filled = 0;
         while filled < buf.len() {
-            match open
-                .file
-                .read_at(&mut buf[filled..], offset + filled as u64)
-            {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -966,6 +984,10 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        let file = match self.shared.data_for_write(&open) {
+            Ok(file) => file,
+            Err(err) => return reply.error(io_errno(err)),
+        };
         // A write that stops part-way (a full cache) reports the bytes that reached the file,
         // so the size the kernel and the catalog record covers exactly what was written.
         let mut written = 0;
@@ -973,10 +995,7 @@ impl Filesystem for VsFs {
             if written == data.len() {
                 break None;
             }
-            match open
-                .file
-                .write_at(&data[written..], offset + written as u64)
-            {
+            match file.write_at(&data[written..], offset + written as u64) {
                 Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => written += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -1002,6 +1021,10 @@ impl Filesystem for VsFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        // Nothing unsaved: nothing for the catalog, answered here without a thread hop.
+        if !self.shared.inodes.needs_save(ino.0) {
+            return reply.ok();
+        }
         self.offload(reply, move |shared, reply| match shared.save(ino.0) {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(catalog_errno(err)),
@@ -1018,6 +1041,17 @@ impl Filesystem for VsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // With nothing unsaved the catalog has nothing to do (unless the last handle of an
+        // unlinked file goes): answered here, without a thread hop.
+        let shared = &self.shared;
+        if !shared.inodes.needs_save(ino.0) {
+            shared.handles.lock().remove(&fh.0);
+            let (still_open, nlink) = shared.inodes.released(ino.0);
+            if still_open == 0 && nlink == 0 {
+                self.run_on_worker(move |shared| shared.reclaim_if_unused(ino.0));
+            }
+            return reply.ok();
+        }
         self.run_on_worker(move |shared| match shared.release(ino.0, fh) {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(catalog_errno(err)),
@@ -1045,7 +1079,9 @@ impl Filesystem for VsFs {
             Ok(attr) if attr.kind == Kind::Directory => {
                 // Tracked while open, so fstat after rmdir still answers (link count 0).
                 shared.inodes.opened(attr);
-                reply.opened(FileHandle(0), FopenFlags::empty())
+                let fh = shared.next_handle.fetch_add(1, Ordering::Relaxed);
+                shared.dirs.lock().insert(fh, Arc::default());
+                reply.opened(FileHandle(fh), FopenFlags::empty())
             }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(err) => reply.error(catalog_errno(err)),
@@ -1056,10 +1092,11 @@ impl Filesystem for VsFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.shared.dirs.lock().remove(&fh.0);
         self.shared.inodes.released(ino.0);
         reply.ok();
     }
@@ -1068,12 +1105,15 @@ impl Filesystem for VsFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
         self.offload(reply, move |shared, mut reply| {
-            match shared.readdir(ino.0, offset, &mut reply) {
+            let listed = shared.list(ino.0, fh, offset, |position, name, attr| {
+                reply.add(INodeNo(attr.ino), position, file_type(attr.kind), name)
+            });
+            match listed {
                 Ok(()) => reply.ok(),
                 Err(errno) => reply.error(errno),
             }
@@ -1084,12 +1124,17 @@ impl Filesystem for VsFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         reply: fuser::ReplyDirectoryPlus,
     ) {
+        // Each entry carries its attributes, saving the kernel a lookup per name.
         self.offload(reply, move |shared, mut reply| {
-            match shared.readdirplus(ino.0, offset, &mut reply) {
+            let listed = shared.list(ino.0, fh, offset, |position, name, attr| {
+                let ino = INodeNo(attr.ino);
+                reply.add(ino, position, name, &TTL, &file_attr(attr), Generation(0))
+            });
+            match listed {
                 Ok(()) => reply.ok(),
                 Err(errno) => reply.error(errno),
             }
@@ -1255,8 +1300,9 @@ impl Filesystem for VsFs {
             let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
                 return Err(Errno::EFBIG);
             };
+            let file = shared.data_for_write(&open).map_err(io_errno)?;
             // SAFETY: the descriptor belongs to the open cache file.
-            if unsafe { libc::fallocate(open.file.as_raw_fd(), mode, off, len) } != 0 {
+            if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
                 return Err(io_errno(io::Error::last_os_error()));
             }
             let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {

@@ -19,7 +19,8 @@ const ROOT: u64 = 1;
 /// - no inode is left without links (an orphan);
 /// - symlinks and only symlinks have a target; attributes belong to existing inodes;
 /// - with `cache`: every data file belongs to a regular file's inode and is as long as its
-///   recorded size.
+///   recorded size, and every regular file with a size has a data file (one that was never
+///   written has none).
 pub fn problems(conn: &mut mysql::Conn, cache: Option<&Path>) -> Vec<String> {
     let mut problems = Vec::new();
     let inodes: HashMap<u64, (u8, u32, u64)> = conn
@@ -95,7 +96,14 @@ pub fn problems(conn: &mut mysql::Conn, cache: Option<&Path>) -> Vec<String> {
         problems.push(format!("extended attributes of missing inode {ino}"));
     }
     if let Some(cache) = cache {
-        for (ino, len) in data_files(cache) {
+        let files = data_files(cache);
+        let with_data: std::collections::HashSet<u64> = files.iter().map(|(ino, _)| *ino).collect();
+        for (ino, (kind, _, size)) in &inodes {
+            if *kind == FILE && *size > 0 && !with_data.contains(ino) {
+                problems.push(format!("inode {ino} has size {size} but no data file"));
+            }
+        }
+        for (ino, len) in files {
             match inodes.get(&ino) {
                 None => problems.push(format!("data file of missing inode {ino}")),
                 Some((kind, _, size)) if *kind != FILE || *size != len => problems.push(format!(
