@@ -1,8 +1,11 @@
 //! File system benchmark: the same workload on a plain directory, a passthrough FUSE mount
 //! (`bindfs`) and the valuestor mount (catalog in a private MariaDB), in one run, on the
-//! same disk. Prints each result and the ratio to bindfs.
+//! same disk. Each measurement is repeated in rounds that rotate the order of the three, and
+//! the median is reported with the spread, because this shared 2-core machine's disk and
+//! scheduler vary by 2-3x from minute to minute.
 //!
 //! Run with `cargo bench --bench fs` (needs root for dropping the page cache, and bindfs).
+//! `VS_BENCH_ROUNDS` sets the number of rounds (default 5).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -11,24 +14,38 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use support::mount::MountedFs;
 
-const FILES: usize = 2000;
+/// Files created and stat'ed per create round.
+const FILES: usize = 300;
+/// Create rounds per round of the other measurements.
+const CREATE_ROUNDS_PER_ROUND: usize = 4;
+/// Entries of the directory that is listed.
 const LISTED: usize = 10_000;
-const SEQ_BYTES: usize = 512 << 20;
+/// Bytes written and read sequentially per round.
+const SEQ_BYTES: usize = 256 << 20;
+/// Size of each write and read call.
 const CHUNK: usize = 1 << 20;
 
-struct Results {
-    creates_per_s: f64,
-    stats_per_s: f64,
-    list_ms: f64,
-    write_mb_s: f64,
-    read_mb_s: f64,
+/// One measured quantity: a value per round for each target.
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    /// Whether a larger value is better (rates) or worse (times).
+    higher_is_better: bool,
+    values: [Vec<f64>; 3],
 }
 
+const TARGETS: [&str; 3] = ["plain directory", "bindfs (passthrough FUSE)", "valuestor"];
+
 fn main() {
+    let rounds: usize = std::env::var("VS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let vs = MountedFs::start();
     let base = vs.mnt().parent().unwrap().to_path_buf();
     let plain = base.join("plain");
@@ -44,94 +61,164 @@ fn main() {
         .expect("bindfs (apt-get install bindfs)");
     assert!(bindfs.success(), "bindfs failed to mount");
     let _unmount_bindfs = Unmount(bind_mnt.clone());
+    let roots = [plain, bind_mnt, vs.mnt()];
 
     println!(
-        "file system benchmark on {} ({} cores)",
+        "file system benchmark on {} ({} cores), {rounds} rounds, order rotated each round",
         base.display(),
-        cores()
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let plain_r = run("plain directory", &plain);
-    let bind_r = run("bindfs (passthrough FUSE)", &bind_mnt);
-    let vs_r = run("valuestor (catalog in MariaDB)", &vs.mnt());
+    println!(
+        "valuestor: catalog in a private MariaDB on loopback (innodb_flush_log_at_trx_commit=2), \
+         data in a cache folder on the same disk"
+    );
+    let mut creates = Metric::new("creates", "files/s", true);
+    let mut stats = Metric::new("stats", "stats/s", true);
+    let mut lists = Metric::new("list 10,000 entries (cold)", "ms", false);
+    let mut writes = Metric::new("sequential write + fsync", "MB/s", true);
+    let mut reads = Metric::new("sequential read (cold)", "MB/s", true);
+
+    for (target, root) in roots.iter().enumerate() {
+        let many = root.join("many");
+        fs::create_dir(&many).unwrap();
+        for i in 0..LISTED {
+            fs::File::create(many.join(format!("entry-{i:05}"))).unwrap();
+        }
+        eprintln!("prepared {LISTED} entries on {}", TARGETS[target]);
+    }
+    // Creates and stats first, in short interleaved rounds and with warm caches: a page
+    // cache drop (which the cold listing and read below need) makes ext4's creates on this
+    // disk slow for a while, which would hit whichever target comes next.
+    for round in 0..rounds * CREATE_ROUNDS_PER_ROUND {
+        for step in 0..3 {
+            let target = (round + step) % 3;
+            let dir = roots[target].join(format!("small-{round}"));
+            fs::create_dir(&dir).unwrap();
+            let (c, s) = create_and_stat(&dir);
+            creates.values[target].push(c);
+            stats.values[target].push(s);
+        }
+    }
+    for round in 0..rounds {
+        eprintln!("round {} of {rounds}", round + 1);
+        for step in 0..3 {
+            let target = (round + step) % 3;
+            let root = &roots[target];
+            lists.values[target].push(list_cold(&root.join("many")));
+            let (w, r) = write_and_read(&root.join(format!("big-{round}.bin")));
+            writes.values[target].push(w);
+            reads.values[target].push(r);
+        }
+    }
 
     println!();
     println!(
-        "{:<32} {:>12} {:>12} {:>14} {:>12} {:>12}",
-        "", "creates/s", "stats/s", "list 10k (ms)", "write MB/s", "read MB/s"
+        "{:<28} {:>9} {:>22} {:>22} {:>22} {:>16}",
+        "median (min-max)", "unit", TARGETS[0], "bindfs", "valuestor", "valuestor/bindfs"
     );
-    for (name, r) in [
-        ("plain directory", &plain_r),
-        ("bindfs", &bind_r),
-        ("valuestor", &vs_r),
-    ] {
+    for metric in [&creates, &stats, &lists, &writes, &reads] {
+        metric.print();
+    }
+    println!("(a ratio above 1 means valuestor is better; for times it is bindfs time / ours)");
+}
+
+impl Metric {
+    fn new(name: &'static str, unit: &'static str, higher_is_better: bool) -> Metric {
+        Metric {
+            name,
+            unit,
+            higher_is_better,
+            values: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
+
+    fn print(&self) {
+        let cells: Vec<String> = self
+            .values
+            .iter()
+            .map(|v| {
+                let (lo, mid, hi) = spread(v);
+                format!("{} ({}-{})", round(mid), round(lo), round(hi))
+            })
+            .collect();
+        let (bind, ours) = (median(&self.values[1]), median(&self.values[2]));
+        let ratio = if self.higher_is_better {
+            ours / bind
+        } else {
+            bind / ours
+        };
         println!(
-            "{:<32} {:>12.0} {:>12.0} {:>14.1} {:>12.0} {:>12.0}",
-            name, r.creates_per_s, r.stats_per_s, r.list_ms, r.write_mb_s, r.read_mb_s
+            "{:<28} {:>9} {:>22} {:>22} {:>22} {:>16.2}",
+            self.name, self.unit, cells[0], cells[1], cells[2], ratio
         );
     }
-    println!(
-        "{:<32} {:>12.2} {:>12.2} {:>14.2} {:>12.2} {:>12.2}",
-        "valuestor / bindfs",
-        vs_r.creates_per_s / bind_r.creates_per_s,
-        vs_r.stats_per_s / bind_r.stats_per_s,
-        bind_r.list_ms / vs_r.list_ms,
-        vs_r.write_mb_s / bind_r.write_mb_s,
-        vs_r.read_mb_s / bind_r.read_mb_s
-    );
-    println!("(ratios above 1 mean valuestor is faster; the listing ratio is bindfs time / ours)");
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn median(values: &[f64]) -> f64 {
+    spread(values).1
 }
 
-struct Unmount(PathBuf);
+/// Minimum, median and maximum.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let mid = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    (sorted[0], mid, sorted[n - 1])
+}
 
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        valuestor::fs::lazy_unmount(&self.0);
+fn round(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
     }
 }
 
-fn run(name: &str, root: &Path) -> Results {
-    eprintln!("running on {name} ...");
-    let small = root.join("small");
-    fs::create_dir(&small).unwrap();
+/// Creates `FILES` empty files in `dir`, then stats each; returns both rates per second.
+fn create_and_stat(dir: &Path) -> (f64, f64) {
     let started = Instant::now();
     for i in 0..FILES {
-        fs::File::create(small.join(format!("f{i}"))).unwrap();
+        fs::File::create(dir.join(format!("f{i}"))).unwrap();
     }
-    let creates_per_s = FILES as f64 / started.elapsed().as_secs_f64();
+    let creates = FILES as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     for i in 0..FILES {
-        std::hint::black_box(fs::metadata(small.join(format!("f{i}"))).unwrap());
+        std::hint::black_box(fs::metadata(dir.join(format!("f{i}"))).unwrap());
     }
-    let stats_per_s = FILES as f64 / started.elapsed().as_secs_f64();
+    let stats = FILES as f64 / started.elapsed().as_secs_f64();
+    (creates, stats)
+}
 
-    let many = root.join("many");
-    fs::create_dir(&many).unwrap();
-    for i in 0..LISTED {
-        fs::File::create(many.join(format!("entry-{i:05}"))).unwrap();
-    }
+/// Lists `dir` with cold caches; returns milliseconds.
+fn list_cold(dir: &Path) -> f64 {
     drop_caches();
     let started = Instant::now();
-    let listed = fs::read_dir(&many).unwrap().count();
-    let list_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let listed = fs::read_dir(dir).unwrap().count();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(listed, LISTED);
+    ms
+}
 
-    let big = root.join("big.bin");
+/// Writes `SEQ_BYTES` to `path` and fsyncs, then reads it back with cold caches; returns
+/// both rates in MB/s and removes the file.
+fn write_and_read(path: &Path) -> (f64, f64) {
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 7) as u8).collect();
     let started = Instant::now();
-    let mut file = fs::File::create(&big).unwrap();
+    let mut file = fs::File::create(path).unwrap();
     for _ in 0..SEQ_BYTES / CHUNK {
         file.write_all(&chunk).unwrap();
     }
     file.sync_all().unwrap();
     drop(file);
-    let write_mb_s = mb_per_s(started.elapsed());
+    let write = mb_per_s(started.elapsed().as_secs_f64());
     drop_caches();
     let started = Instant::now();
-    let mut file = fs::File::open(&big).unwrap();
+    let mut file = fs::File::open(path).unwrap();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0;
     loop {
@@ -142,23 +229,25 @@ fn run(name: &str, root: &Path) -> Results {
         total += n;
     }
     assert_eq!(total, SEQ_BYTES);
-    let read_mb_s = mb_per_s(started.elapsed());
-    fs::remove_file(&big).unwrap();
-    Results {
-        creates_per_s,
-        stats_per_s,
-        list_ms,
-        write_mb_s,
-        read_mb_s,
-    }
+    let read = mb_per_s(started.elapsed().as_secs_f64());
+    fs::remove_file(path).unwrap();
+    (write, read)
 }
 
-fn mb_per_s(elapsed: Duration) -> f64 {
-    SEQ_BYTES as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
+fn mb_per_s(seconds: f64) -> f64 {
+    SEQ_BYTES as f64 / (1 << 20) as f64 / seconds
 }
 
 /// Drops the page cache so reads come from the files, not memory (needs root).
 fn drop_caches() {
     let _ = Command::new("sync").status();
     let _ = fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        valuestor::fs::lazy_unmount(&self.0);
+    }
 }
