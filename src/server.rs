@@ -115,6 +115,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
 
 /// Runs the server with `args` (without the program name) and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    limit_malloc_arenas();
     // Before any thread starts, so every thread inherits the mask and only the signal
     // thread receives these signals.
     let signals = block_signals();
@@ -139,6 +140,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Malloc arenas the server may use. glibc gives each thread that allocates its own arena,
+/// up to 8 per core, each reserving 64 MiB of address space: with the service's
+/// `LimitAS=1G` fifteen threads came within 60 MB of the limit without using the memory.
+/// The server's threads mostly wait, so two arenas cost no measurable contention.
+const MALLOC_ARENAS: libc::c_int = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`] (before any thread starts).
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) } != 1 {
+        log::warn!("cannot limit malloc arenas; address space use grows with threads");
     }
 }
 

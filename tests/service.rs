@@ -432,8 +432,18 @@ fn works_under_address_space_and_data_limits() {
     fs::write(dir.mountpoint().join("big"), &data).unwrap();
     assert_eq!(fs::read(dir.mountpoint().join("big")).unwrap(), data);
     let (rss_kb, threads) = server.rss_kb_and_threads();
-    eprintln!("vfsserver under prlimit: {rss_kb} kB resident, {threads} threads");
+    let address_space_kb = server.proc_status("VmPeak");
+    eprintln!(
+        "vfsserver under prlimit: {rss_kb} kB resident, {address_space_kb} kB address space \
+         at most, {threads} threads"
+    );
     assert!(threads < 64, "{threads} threads");
+    // Well inside LimitAS=1G, with room for the threads of a busy server (malloc arenas
+    // are capped, or each thread would reserve 64 MiB).
+    assert!(
+        address_space_kb < 512 << 10,
+        "{address_space_kb} kB of address space"
+    );
     stop_cleanly(server, &dir);
 }
 

@@ -61,8 +61,7 @@ const SWEEP_BATCH: usize = 1000;
 /// The extended attribute holding file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
 /// Threads running requests that need the catalog: as many as the pool has connections by
-/// default (more would only wait in the pool). Few, because each thread costs a malloc arena
-/// (64 MiB of address space) under the service's `LimitAS=1G`.
+/// default (more would only wait in the pool).
 const CATALOG_THREADS: usize = 4;
 
 /// Settings of a [`VsFs`].

@@ -10,8 +10,8 @@ use super::VsFs;
 
 /// Threads reading FUSE requests. They answer reads, writes and other requests that need no
 /// database themselves and hand the rest to the catalog threads, so they never wait for the
-/// database. Each costs a 16 MiB request buffer and a malloc arena (64 MiB of address
-/// space): with the service's `LimitAS=1G` the process can afford only a few threads.
+/// database. Each costs a 16 MiB request buffer (address space, touched only as far as
+/// requests are large); the server caps malloc arenas so threads do not each reserve 64 MiB.
 const FUSE_THREADS: usize = 4;
 
 /// Mount options: kernel permission checks, `allow_other` when running as root, a
