@@ -186,6 +186,11 @@ impl MariaDb {
         self.resume();
     }
 
+    /// The server's process id (none for an external server or a stopped one).
+    pub fn pid(&self) -> Option<u32> {
+        self.private.as_ref()?.child.as_ref().map(Child::id)
+    }
+
     /// Whether the server process is running (always true for an external server).
     pub fn is_running(&mut self) -> bool {
         match &mut self.private {
