@@ -32,6 +32,18 @@ fn write_config(dir: &Path, name: &str, db: &MariaDb, extra: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// Builds `tests/c/<name>.c`, runs it against a fresh database whose config has `extra`
+/// keys, and checks it got to its last line (`<name> ok`).
+fn run_against_database(name: &str, extra: &str) {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "vs_conf.xml", &db, extra);
+    let program = build(name, dir.path());
+    let output = native::run(&program, &[&config]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("{name} ok")), "{name}: {stdout}");
+}
+
 #[test]
 fn c_header_compiles_alone_and_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,21 +53,12 @@ fn c_header_compiles_alone_and_twice() {
 
 #[test]
 fn c_round_trip_of_every_type() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
-    let program = build("roundtrip", dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("roundtrip ok"));
+    run_against_database("roundtrip", "");
 }
 
 #[test]
 fn c_null_pointers_are_rejected_not_crashes() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
-    let program = build("null_args", dir.path());
-    native::run(&program, &[&config]);
+    run_against_database("null_args", "");
 }
 
 #[test]
@@ -99,59 +102,28 @@ fn c_error_paths_report_status_code_and_sqlstate() {
 
 #[test]
 fn c_threads_share_one_pool() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        "vs_conf.xml",
-        &db,
-        "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>",
-    );
-    let program = build("threads", dir.path());
-    native::run(&program, &[&config]);
+    run_against_database("threads", "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>");
 }
 
 #[test]
 fn c_errors_in_later_statements_are_reported() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
-    let program = build("multi_statement", dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("multi_statement ok"));
+    run_against_database("multi_statement", "");
 }
 
 #[test]
 fn c_dates_read_the_same_through_prepared_statements_and_queries() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
-    let program = build("temporal", dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("temporal ok"));
+    run_against_database("temporal", "");
 }
 
 #[test]
 fn c_default_config_comes_from_vs_conf_and_its_pool_size_can_be_capped() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        "vs_conf.xml",
-        &db,
+    run_against_database(
+        "config_default",
         "<DatabaseMaxPoolSize>3</DatabaseMaxPoolSize>",
     );
-    let program = build("config_default", dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("config_default ok"));
 }
 
 #[test]
 fn c_buffer_edges_keep_exact_bytes() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "vs_conf.xml", &db, "");
-    let program = build("buffers", dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("buffers ok"));
+    run_against_database("buffers", "");
 }

@@ -58,6 +58,18 @@ fn down_config(dir: &Path) -> String {
     )
 }
 
+/// Builds `tests/cpp/<name>.cpp`, runs it against a fresh database whose config has `extra`
+/// keys, and checks it printed `done` (its last line).
+fn run_against_database(name: &str, extra: &str, done: &str) {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "vs_conf.xml", &db.conf_xml(extra));
+    let program = build(name, &[&format!("{name}.cpp")], dir.path());
+    let output = native::run(&program, &[&config]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(done), "{name}: {stdout}");
+}
+
 #[test]
 fn cpp_shim_headers_are_safe_to_include_twice_in_two_units() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,12 +79,7 @@ fn cpp_shim_headers_are_safe_to_include_twice_in_two_units() {
 
 #[test]
 fn cpp_shim_round_trip() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "vs_conf.xml", &db.conf_xml(""));
-    let program = build("roundtrip", &["roundtrip.cpp"], dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp roundtrip ok"));
+    run_against_database("roundtrip", "", "cpp roundtrip ok");
 }
 
 #[test]
@@ -103,16 +110,11 @@ fn cpp_shim_throws_on_bad_config_and_unreachable_database() {
 
 #[test]
 fn cpp_shim_autocommit_off_is_server_side_and_restored_on_release() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "vs_conf.xml",
-        &db.conf_xml("<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>"),
+    run_against_database(
+        "autocommit",
+        "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>",
+        "cpp autocommit ok",
     );
-    let program = build("autocommit", &["autocommit.cpp"], dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp autocommit ok"));
 }
 
 #[test]
@@ -337,14 +339,9 @@ fn make_install_refuses_without_the_rust_library() {
 
 #[test]
 fn cpp_shim_pool_is_shared_by_threads() {
-    let db = MariaDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "vs_conf.xml",
-        &db.conf_xml("<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>"),
+    run_against_database(
+        "threads",
+        "<DatabaseMaxPoolSize>2</DatabaseMaxPoolSize>",
+        "cpp threads ok",
     );
-    let program = build("threads", &["threads.cpp"], dir.path());
-    let output = native::run(&program, &[&config]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("cpp threads ok"));
 }
