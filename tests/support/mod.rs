@@ -9,6 +9,8 @@ pub mod server;
 
 pub use mariadb::MariaDb;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Pool options for a harness server: short timeouts so failures show quickly in tests.
@@ -41,4 +43,40 @@ pub fn await_condition(limit: Duration, what: &str, mut condition: impl FnMut() 
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Runs `cargo build <what>` for the profile and target directory of this test executable
+/// (cargo's own lock serialises concurrent test processes) and returns `target/<profile>`.
+///
+/// `cargo test` builds neither the static library nor the examples, so tests that need
+/// them build them once per process this way and never use a stale artifact.
+pub fn cargo_build(what: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
+    let target_dir = dir.parent().expect("target/<profile> has a parent");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut command = Command::new(cargo);
+    command
+        .arg("build")
+        .args(what)
+        .arg("--quiet")
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
+    let output = command.output().expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "cargo build {} failed:\n{}",
+        what.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir
 }

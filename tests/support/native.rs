@@ -8,38 +8,14 @@ use std::sync::OnceLock;
 /// The directory holding `libvaluestor.a` for this build (`target/<profile>`).
 ///
 /// `cargo test` builds the library only as an `rlib`, so the first call in each test process
-/// runs `cargo build --lib` (same profile, same target directory) to produce a static library
-/// that matches the sources under test; cargo's own lock serialises concurrent test processes.
+/// runs `cargo build --lib` to produce a static library that matches the sources under test.
 pub fn library_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(build_static_library).clone()
 }
 
 fn build_static_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps")
-        .to_path_buf();
-    let target_dir = dir.parent().expect("target/<profile> has a parent");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--lib", "--quiet"])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    let output = command.output().expect("run cargo build --lib");
-    assert!(
-        output.status.success(),
-        "cargo build --lib failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let dir = super::cargo_build(&["--lib"]);
     assert!(
         dir.join("libvaluestor.a").exists(),
         "cargo build --lib left no libvaluestor.a in {}",

@@ -25,33 +25,9 @@ pub fn vfsserver_binary() -> PathBuf {
 }
 
 fn build_vfsserver() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps")
-        .to_path_buf();
-    let target_dir = dir.parent().expect("target/<profile> has a parent");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--example", "vfsserver", "--quiet"])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    let output = command
-        .output()
-        .expect("run cargo build --example vfsserver");
-    assert!(
-        output.status.success(),
-        "cargo build --example vfsserver failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let binary = dir.join("examples").join("vfsserver");
+    let binary = super::cargo_build(&["--example", "vfsserver"])
+        .join("examples")
+        .join("vfsserver");
     assert!(binary.exists(), "cargo build left no {}", binary.display());
     binary
 }
