@@ -346,16 +346,8 @@ impl Queryable for PooledConn {
         Q: AsRef<str>,
         T: FromRow,
     {
-        let mut first = None;
-        let outcome = self.query_iter(query).and_then(|result| {
-            consume(result, |row| {
-                if first.is_none() {
-                    first = Some(from_row(row));
-                }
-                Ok(())
-            })
-        });
-        self.track.note(outcome).map(|()| first)
+        let first = first_row(self.query_iter(query), from_row);
+        self.track.note(first)
     }
 
     fn query_first_opt<T, Q>(
@@ -366,16 +358,8 @@ impl Queryable for PooledConn {
         Q: AsRef<str>,
         T: FromRow,
     {
-        let mut first = None;
-        let outcome = self.query_iter(query).and_then(|result| {
-            consume(result, |row| {
-                if first.is_none() {
-                    first = Some(from_row_opt(row));
-                }
-                Ok(())
-            })
-        });
-        self.track.note(outcome).map(|()| first)
+        let first = first_row(self.query_iter(query), from_row_opt);
+        self.track.note(first)
     }
 
     fn query_map<T, F, Q, U>(&mut self, query: Q, mut f: F) -> mysql::Result<Vec<U>>
@@ -491,16 +475,8 @@ impl Queryable for PooledConn {
         P: Into<Params>,
         T: FromRow,
     {
-        let mut first = None;
-        let outcome = self.exec_iter(stmt, params).and_then(|result| {
-            consume(result, |row| {
-                if first.is_none() {
-                    first = Some(from_row(row));
-                }
-                Ok(())
-            })
-        });
-        self.track.note(outcome).map(|()| first)
+        let first = first_row(self.exec_iter(stmt, params), from_row);
+        self.track.note(first)
     }
 
     fn exec_first_opt<T, S, P>(
@@ -513,16 +489,8 @@ impl Queryable for PooledConn {
         P: Into<Params>,
         T: FromRow,
     {
-        let mut first = None;
-        let outcome = self.exec_iter(stmt, params).and_then(|result| {
-            consume(result, |row| {
-                if first.is_none() {
-                    first = Some(from_row_opt(row));
-                }
-                Ok(())
-            })
-        });
-        self.track.note(outcome).map(|()| first)
+        let first = first_row(self.exec_iter(stmt, params), from_row_opt);
+        self.track.note(first)
     }
 
     fn exec_map<T, S, P, F, U>(&mut self, stmt: S, params: P, mut f: F) -> mysql::Result<Vec<U>>
@@ -605,4 +573,21 @@ impl Queryable for PooledConn {
         let outcome = self.exec_iter(stmt, params).and_then(drain_checked);
         self.track.note(outcome)
     }
+}
+
+/// The first row of `result` converted by `convert`; the rest of every result set is read,
+/// and the first error of any of them is returned (dropping a `QueryResult` would hide it).
+fn first_row<P: mysql::prelude::Protocol, U>(
+    result: mysql::Result<QueryResult<'_, '_, '_, P>>,
+    convert: impl FnOnce(mysql::Row) -> U,
+) -> mysql::Result<Option<U>> {
+    let mut convert = Some(convert);
+    let mut first = None;
+    consume(result?, |row| {
+        if let Some(convert) = convert.take() {
+            first = Some(convert(row));
+        }
+        Ok(())
+    })?;
+    Ok(first)
 }
