@@ -17,6 +17,38 @@ fn pool(db: &MariaDb, tweak: impl FnOnce(&mut PoolOptions)) -> Pool {
     Pool::new(options).expect("pool starts")
 }
 
+/// CPU time the calling thread has used so far.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct passed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+        0
+    );
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+#[test]
+fn waiting_for_an_exhausted_pool_sleeps_instead_of_spinning() {
+    let db = MariaDb::start();
+    let pool = pool(&db, |o| o.max_size = 1);
+    let _held = pool.get().unwrap();
+    let waiter = std::thread::spawn(move || {
+        let before = thread_cpu_time();
+        let result = pool.get_timeout(Duration::from_secs(1));
+        (result.is_err(), thread_cpu_time() - before)
+    });
+    let (timed_out, cpu) = waiter.join().unwrap();
+    assert!(timed_out, "the only connection is held");
+    // A few yields before sleeping cost microseconds; spinning for the second would cost
+    // most of it.
+    assert!(
+        cpu < Duration::from_millis(50),
+        "{cpu:?} of CPU in a 1 s wait"
+    );
+}
+
 #[test]
 fn get_times_out_when_pool_exhausted() {
     let db = MariaDb::start();

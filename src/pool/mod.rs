@@ -252,6 +252,9 @@ struct Checkout {
     reported: bool,
 }
 
+/// Times a waiter yields the CPU, checking for a grant, before it sleeps.
+const WAITER_YIELDS: usize = 16;
+
 /// One caller waiting in `get()`; the pool fills `grant` (under the pool lock) and signals
 /// `ready`, so a hand-off wakes exactly the caller it is meant for.
 struct Waiter {
@@ -267,6 +270,17 @@ impl Waiter {
 
     fn take(&self) -> Option<Result<Managed, PoolError>> {
         self.grant.lock().take()
+    }
+
+    /// Takes a grant that arrives within [`WAITER_YIELDS`] yields of the CPU.
+    fn take_within_yields(&self) -> Option<Result<Managed, PoolError>> {
+        for _ in 0..WAITER_YIELDS {
+            std::thread::yield_now();
+            if let Some(grant) = self.take() {
+                return Some(grant);
+            }
+        }
+        None
     }
 }
 
@@ -428,6 +442,12 @@ impl Shared {
         state.stats.peak_waiters = state.stats.peak_waiters.max(state.waiters.len() as u64);
         // Serves us at once if an idle connection needs no ping, else starts its ping.
         self.balance(&mut state);
+        // A connection often comes back within microseconds; a waiter that is still
+        // runnable takes it without the cross-CPU wake-up a sleeping one needs. A few yields,
+        // then sleep: bounded, and the CPU goes to the threads holding connections.
+        if let Some(grant) = MutexGuard::unlocked(&mut state, || waiter.take_within_yields()) {
+            return self.accept(&mut state, grant, started, location);
+        }
         // Whatever happens to the connections (a ping hanging on a stopped server, a
         // connect timing out), this thread waits only here, and never past the deadline.
         let deadline = started.checked_add(timeout);
