@@ -386,17 +386,10 @@ impl Queryable for PooledConn {
         T: FromRow,
         F: FnMut(U, T) -> U,
     {
-        let mut acc = Some(init);
-        let outcome = self.query_iter(query).and_then(|result| {
-            consume(result, |row| {
-                acc = acc.take().map(|acc| f(acc, from_row(row)));
-                Ok(())
-            })
+        let folded = fold_rows(self.query_iter(query), init, |acc, row| {
+            f(acc, from_row(row))
         });
-        // `acc` is only ever taken to be put back at once.
-        self.track
-            .note(outcome)
-            .map(|()| acc.expect("fold accumulator present"))
+        self.track.note(folded)
     }
 
     fn query_fold_opt<T, F, Q, U>(&mut self, query: Q, init: U, mut f: F) -> mysql::Result<U>
@@ -405,17 +398,10 @@ impl Queryable for PooledConn {
         T: FromRow,
         F: FnMut(U, StdResult<T, FromRowError>) -> U,
     {
-        let mut acc = Some(init);
-        let outcome = self.query_iter(query).and_then(|result| {
-            consume(result, |row| {
-                acc = acc.take().map(|acc| f(acc, from_row_opt(row)));
-                Ok(())
-            })
+        let folded = fold_rows(self.query_iter(query), init, |acc, row| {
+            f(acc, from_row_opt(row))
         });
-        // `acc` is only ever taken to be put back at once.
-        self.track
-            .note(outcome)
-            .map(|()| acc.expect("fold accumulator present"))
+        self.track.note(folded)
     }
 
     fn query_drop<Q>(&mut self, query: Q) -> mysql::Result<()>
@@ -526,17 +512,10 @@ impl Queryable for PooledConn {
         T: FromRow,
         F: FnMut(U, T) -> U,
     {
-        let mut acc = Some(init);
-        let outcome = self.exec_iter(stmt, params).and_then(|result| {
-            consume(result, |row| {
-                acc = acc.take().map(|acc| f(acc, from_row(row)));
-                Ok(())
-            })
+        let folded = fold_rows(self.exec_iter(stmt, params), init, |acc, row| {
+            f(acc, from_row(row))
         });
-        // `acc` is only ever taken to be put back at once.
-        self.track
-            .note(outcome)
-            .map(|()| acc.expect("fold accumulator present"))
+        self.track.note(folded)
     }
 
     fn exec_fold_opt<T, S, P, U, F>(
@@ -552,17 +531,10 @@ impl Queryable for PooledConn {
         T: FromRow,
         F: FnMut(U, StdResult<T, FromRowError>) -> U,
     {
-        let mut acc = Some(init);
-        let outcome = self.exec_iter(stmt, params).and_then(|result| {
-            consume(result, |row| {
-                acc = acc.take().map(|acc| f(acc, from_row_opt(row)));
-                Ok(())
-            })
+        let folded = fold_rows(self.exec_iter(stmt, params), init, |acc, row| {
+            f(acc, from_row_opt(row))
         });
-        // `acc` is only ever taken to be put back at once.
-        self.track
-            .note(outcome)
-            .map(|()| acc.expect("fold accumulator present"))
+        self.track.note(folded)
     }
 
     fn exec_drop<S, P>(&mut self, stmt: S, params: P) -> mysql::Result<()>
@@ -590,4 +562,20 @@ fn first_row<P: mysql::prelude::Protocol, U>(
         Ok(())
     })?;
     Ok(first)
+}
+
+/// Folds every row of the first result set of `result` into `init` with `f`; the rest of every
+/// result set is read and the first error of any of them returned.
+fn fold_rows<P: mysql::prelude::Protocol, U>(
+    result: mysql::Result<QueryResult<'_, '_, '_, P>>,
+    init: U,
+    mut f: impl FnMut(U, mysql::Row) -> U,
+) -> mysql::Result<U> {
+    let mut acc = Some(init);
+    consume(result?, |row| {
+        acc = acc.take().map(|acc| f(acc, row));
+        Ok(())
+    })?;
+    // `acc` is only ever taken to be put back at once.
+    Ok(acc.expect("fold accumulator present"))
 }
