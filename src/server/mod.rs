@@ -12,7 +12,7 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, OnceLock};
@@ -25,6 +25,10 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::fs::{lazy_unmount, mount_config, FsStatsHandle, VsFs};
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
+
+mod mountpoint;
+
+use mountpoint::{abort_connection, mount_entry, normalise_mountpoint, prepare_mountpoint};
 
 /// Longest pause between connect attempts while waiting for the database, so the mount
 /// appears within a few seconds of the database becoming reachable.
@@ -41,8 +45,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const ABORT_WAIT: Duration = Duration::from_secs(5);
 /// Longest time the watchdog's health check waits for `statfs` of the mount.
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(5);
-/// The source (FSName) our mounts show in /proc/self/mountinfo.
-const OUR_SOURCE: &str = "valuestor";
 
 /// Command-line options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,42 +465,6 @@ fn unmount_gracefully(unmounter: &mut Option<fuser::SessionUnmounter>, mountpoin
     false
 }
 
-/// Aborts FUSE connection `id` through the fusectl file system, mounting it privately for a
-/// moment if it is not mounted at /sys/fs/fuse/connections.
-fn abort_connection(id: u64) -> Result<(), String> {
-    let abort = |dir: &Path| std::fs::write(dir.join(id.to_string()).join("abort"), "1");
-    let standard = Path::new("/sys/fs/fuse/connections");
-    if standard.join(id.to_string()).exists() {
-        return abort(standard).map_err(|e| format!("{}: {e}", standard.display()));
-    }
-    let dir = std::env::temp_dir().join(format!("vs-fusectl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let target = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: NUL-terminated strings; fusectl takes no mount data.
-    let mounted = unsafe {
-        libc::mount(
-            c"fusectl".as_ptr(),
-            target.as_ptr(),
-            c"fusectl".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    let result = if mounted == 0 {
-        let written = abort(&dir).map_err(|e| format!("fusectl: {e}"));
-        // SAFETY: a NUL-terminated path we just mounted.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        written
-    } else {
-        Err(format!(
-            "cannot mount fusectl: {}",
-            io::Error::last_os_error()
-        ))
-    };
-    let _ = std::fs::remove_dir(&dir);
-    result
-}
-
 /// Checks that a mount answers `statfs` in time, on a helper thread so a hung mount cannot
 /// hang the caller. At most one check is in flight: while an earlier one has not returned,
 /// a new call waits for that one instead of starting another (a hung mount costs one thread).
@@ -653,209 +619,6 @@ fn readable_error(message: &str) -> String {
         .to_string()
 }
 
-/// `path` made absolute, without a trailing slash, with symlinks resolved (in its parents,
-/// and the last component too if it is a symlink), as /proc/self/mountinfo names it.
-///
-/// The mount point itself is never `stat`ed through a stale mount: its parent is resolved,
-/// and the last component only read with `lstat`.
-fn normalise_mountpoint(path: &Path) -> Result<PathBuf, String> {
-    let absolute =
-        std::path::absolute(path).map_err(|e| format!("mount point {}: {e}", path.display()))?;
-    // Collecting the components drops a trailing slash and `.` components.
-    let cleaned: PathBuf = absolute.components().collect();
-    let (Some(parent), Some(name)) = (cleaned.parent(), cleaned.file_name()) else {
-        return Err(format!(
-            "mount point {}: must name a directory below /, not end in `..`",
-            path.display()
-        ));
-    };
-    let joined = resolve_existing_prefix(parent)?.join(name);
-    match std::fs::symlink_metadata(&joined) {
-        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(&joined)
-            .map_err(|e| format!("mount point {} (a symlink): {e}", joined.display())),
-        _ => Ok(joined),
-    }
-}
-
-/// Canonicalises the longest existing prefix of `path` and appends the rest.
-fn resolve_existing_prefix(path: &Path) -> Result<PathBuf, String> {
-    let mut missing = Vec::new();
-    let mut current = path.to_path_buf();
-    loop {
-        match std::fs::canonicalize(&current) {
-            Ok(mut real) => {
-                real.extend(missing.iter().rev());
-                return Ok(real);
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => match current.file_name() {
-                Some(name) => {
-                    missing.push(name.to_os_string());
-                    current.pop();
-                }
-                None => return Err(format!("mount point parent {}: {err}", path.display())),
-            },
-            Err(err) => return Err(format!("mount point parent {}: {err}", current.display())),
-        }
-    }
-}
-
-/// What is at a mount point.
-#[derive(Debug, PartialEq, Eq)]
-enum MountState {
-    NotMounted,
-    /// A FUSE mount whose server is gone (`ENOTCONN`).
-    Stale,
-    /// A working mount.
-    Live(MountEntry),
-}
-
-/// Creates the mount point if missing and detaches stale mounts left by a killed server;
-/// refuses a mount point where a running vfsserver is mounted.
-fn prepare_mountpoint(mountpoint: &Path) -> Result<(), String> {
-    // A stale mount may hide another one below it: detach until none is left.
-    for _ in 0..8 {
-        match mount_state(mountpoint) {
-            MountState::NotMounted => break,
-            MountState::Stale => {
-                log::warn!(
-                    "{} is a stale mount (its server is gone); detaching it",
-                    mountpoint.display()
-                );
-                lazy_unmount(mountpoint);
-                if mount_state(mountpoint) == MountState::Stale {
-                    return Err(format!(
-                        "cannot detach the stale mount at {0}; detach it by hand (umount -l {0})",
-                        mountpoint.display()
-                    ));
-                }
-            }
-            MountState::Live(entry) if entry.is_ours() => {
-                return Err(format!(
-                    "{} is already mounted by a running vfsserver; refusing to mount on top \
-                     of it: stop the other server first",
-                    mountpoint.display()
-                ))
-            }
-            MountState::Live(entry) => {
-                log::warn!(
-                    "{} has a {} file system ({}) mounted; mounting on top of it",
-                    mountpoint.display(),
-                    entry.fstype,
-                    entry.source
-                );
-                break;
-            }
-        }
-    }
-    match std::fs::metadata(mountpoint) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(mountpoint)
-            .map_err(|e| format!("cannot create mount point {}: {e}", mountpoint.display())),
-        Err(err) => Err(format!("mount point {}: {err}", mountpoint.display())),
-        Ok(meta) if !meta.is_dir() => Err(format!(
-            "mount point {} is not a directory",
-            mountpoint.display()
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
-/// A stale mount is recognised by `ENOTCONN` from `stat` or `readdir`, whatever mountinfo
-/// says (the kernel may answer `stat` from its cache; listing needs the server).
-fn mount_state(path: &Path) -> MountState {
-    let probe = std::fs::metadata(path)
-        .and_then(|_| std::fs::read_dir(path).map(|_| ()))
-        .err();
-    if probe.and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN) {
-        return MountState::Stale;
-    }
-    match mount_entry(path) {
-        Some(entry) => MountState::Live(entry),
-        None => MountState::NotMounted,
-    }
-}
-
-/// One line of /proc/self/mountinfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MountEntry {
-    major: u32,
-    minor: u32,
-    mount_point: PathBuf,
-    fstype: String,
-    source: String,
-}
-
-impl MountEntry {
-    /// Parses a mountinfo line (see proc(5)); octal escapes in the path are undone.
-    fn parse(line: &str) -> Option<MountEntry> {
-        let mut fields = line.split(' ');
-        let (_id, _parent, device, _root, mount_point) = (
-            fields.next()?,
-            fields.next()?,
-            fields.next()?,
-            fields.next()?,
-            fields.next()?,
-        );
-        let mut rest = fields.skip_while(|&f| f != "-").skip(1);
-        let (fstype, source) = (rest.next()?, rest.next()?);
-        let (major, minor) = device.split_once(':')?;
-        let text = |field: &str| String::from_utf8_lossy(&unescape_mountinfo(field)).into_owned();
-        Some(MountEntry {
-            major: major.parse().ok()?,
-            minor: minor.parse().ok()?,
-            mount_point: PathBuf::from(OsString::from_vec(unescape_mountinfo(mount_point))),
-            fstype: text(fstype),
-            source: text(source),
-        })
-    }
-
-    /// Whether a vfsserver made this mount: type `fuse` (mounted directly, as root) or
-    /// `fuse.valuestor` (through fusermount3), source `valuestor`.
-    fn is_ours(&self) -> bool {
-        (self.fstype == "fuse" || self.fstype == "fuse.valuestor") && self.source == OUR_SOURCE
-    }
-
-    /// The connection's name under /sys/fs/fuse/connections (the kernel's `dev_t`).
-    fn connection_id(&self) -> u64 {
-        (u64::from(self.major) << 20) | u64::from(self.minor)
-    }
-}
-
-/// The top-most mount at exactly `path`, per /proc/self/mountinfo.
-fn mount_entry(path: &Path) -> Option<MountEntry> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mounts
-        .lines()
-        .rev()
-        .filter_map(MountEntry::parse)
-        .find(|entry| entry.mount_point == path)
-}
-
-/// Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
-/// backslash) in a mountinfo field.
-fn unescape_mountinfo(field: &str) -> Vec<u8> {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
-            .and_then(|n| u8::try_from(n).ok());
-        match octal {
-            Some(byte) => {
-                out.push(byte);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 fn block_signals() -> libc::sigset_t {
     // SAFETY: plain signal-set manipulation on a local set.
     unsafe {
@@ -931,93 +694,6 @@ mod tests {
             readable_error("Access denied for user 'x'"),
             "Access denied for user 'x'"
         );
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("/plain"), b"/plain");
-        assert_eq!(
-            unescape_mountinfo(r"/a\040b\011c\012d\134e"),
-            b"/a b\tc\nd\\e"
-        );
-        // Not an escape: too short, not octal, out of range.
-        assert_eq!(unescape_mountinfo(r"/x\04"), br"/x\04");
-        assert_eq!(unescape_mountinfo(r"/x\089"), br"/x\089");
-        assert_eq!(unescape_mountinfo(r"/x\777"), br"/x\777");
-    }
-
-    #[test]
-    fn mountinfo_line_gives_device_path_and_type() {
-        let line = r"812 35 0:123 / /tmp/vs\040mnt rw,nosuid,nodev,relatime shared:1 master:2 - fuse.valuestor valuestor rw,user_id=0";
-        let entry = MountEntry::parse(line).unwrap();
-        assert_eq!(entry.mount_point, Path::new("/tmp/vs mnt"));
-        assert_eq!(entry.fstype, "fuse.valuestor");
-        assert!(entry.is_ours());
-        assert_eq!((entry.major, entry.minor), (0, 123));
-        assert_eq!(entry.connection_id(), 123);
-        let direct = "90 35 0:50 / /opt/VS/vsMounts rw - fuse valuestor rw,user_id=0";
-        assert!(MountEntry::parse(direct).unwrap().is_ours());
-        let other = "91 35 0:51 / /mnt rw - fuse.sshfs host:/ rw";
-        assert!(!MountEntry::parse(other).unwrap().is_ours());
-        assert_eq!(MountEntry::parse("garbage"), None);
-    }
-
-    #[test]
-    fn mount_point_loses_trailing_slash_and_symlinked_parent() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = std::fs::canonicalize(dir.path()).unwrap().join("real");
-        std::fs::create_dir(&real).unwrap();
-        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
-        let configured = dir.path().join("link").join("vs mnt/");
-        assert_eq!(
-            normalise_mountpoint(&configured).unwrap(),
-            real.join("vs mnt")
-        );
-        // Missing directories are kept as written, below the resolved part.
-        let deep = dir.path().join("link/a/./b/");
-        assert_eq!(normalise_mountpoint(&deep).unwrap(), real.join("a/b"));
-        // A mount point that is itself a symlink resolves to its target.
-        std::os::unix::fs::symlink(&real, dir.path().join("mnt-link")).unwrap();
-        assert_eq!(
-            normalise_mountpoint(&dir.path().join("mnt-link/")).unwrap(),
-            real
-        );
-        assert!(normalise_mountpoint(Path::new("/")).is_err());
-    }
-
-    #[test]
-    fn plain_directory_is_not_mounted() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(mount_state(dir.path()), MountState::NotMounted);
-        let root = mount_state(Path::new("/"));
-        assert!(matches!(root, MountState::Live(_)), "{root:?}");
-    }
-
-    /// A file system that answers nothing but the kernel's defaults.
-    struct Empty;
-
-    impl fuser::Filesystem for Empty {}
-
-    #[test]
-    fn aborted_mount_is_stale_however_its_path_is_spelled() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        let real = root.join("mnt");
-        std::fs::create_dir(&real).unwrap();
-        std::os::unix::fs::symlink(&root, root.join("link")).unwrap();
-        let session = fuser::spawn_mount(Empty, &real, &fuser::Config::default())
-            .expect("mount (needs root)");
-        let entry = mount_entry(&real).expect("the mount is in mountinfo");
-        abort_connection(entry.connection_id()).expect("abort the FUSE connection");
-        assert_eq!(mount_state(&real), MountState::Stale);
-        // mountinfo knows no such path, yet the mount behind it is stale.
-        let spelled = root.join("link/mnt/");
-        assert_eq!(mount_entry(&spelled), None);
-        assert_eq!(mount_state(&spelled), MountState::Stale);
-        lazy_unmount(&real);
-        // Already detached: fuser's own unmount has nothing left to do.
-        let _ = session.umount_and_join();
-        assert_eq!(mount_state(&real), MountState::NotMounted);
     }
 
     /// A file system whose `statfs` blocks until the test lets it answer.
