@@ -151,20 +151,26 @@ fn returned_connection_goes_to_waiter_not_newcomer() {
     waiter.join().unwrap();
 }
 
+/// A pool of one connection that pings before every hand-out (with a 30 s socket timeout),
+/// whose server is then frozen: the next `get()` meets a ping that never answers.
+fn one_connection_then_hang(db: &mut MariaDb) -> Pool {
+    let pool = pool(db, |o| {
+        o.max_size = 1;
+        o.io_timeout = Duration::from_secs(30);
+        o.ping_bypass = Duration::ZERO;
+    });
+    drop(pool.get().unwrap());
+    db.pause();
+    pool
+}
+
 #[test]
 fn get_returns_within_its_timeout_when_the_server_hangs() {
     let mut db = MariaDb::start();
     if !db.require_control() {
         return;
     }
-    let pool = pool(&db, |o| {
-        o.max_size = 1;
-        o.io_timeout = Duration::from_secs(30);
-        // Every hand-out pings, so the next get() meets the hung server.
-        o.ping_bypass = Duration::ZERO;
-    });
-    drop(pool.get().unwrap());
-    db.pause();
+    let pool = one_connection_then_hang(&mut db);
     let started = Instant::now();
     let result = pool.get_timeout(Duration::from_secs(1));
     let waited = started.elapsed();
@@ -228,13 +234,7 @@ fn close_during_a_hung_ping_wakes_the_waiter_and_hands_nothing_out() {
     if !db.require_control() {
         return;
     }
-    let pool = pool(&db, |o| {
-        o.max_size = 1;
-        o.io_timeout = Duration::from_secs(30);
-        o.ping_bypass = Duration::ZERO;
-    });
-    drop(pool.get().unwrap());
-    db.pause();
+    let pool = one_connection_then_hang(&mut db);
     let waiter_pool = pool.clone();
     let waiter = std::thread::spawn(move || {
         let started = Instant::now();
