@@ -313,3 +313,37 @@ fn size_edge_cases() {
         assert!(parse_size(bad).is_err(), "{bad}");
     }
 }
+
+/// A `<VSConf>` document with `n` elements (unknown keys, so each is also a warning).
+fn many_elements(n: usize) -> String {
+    let mut text = String::with_capacity(n * 12 + 32);
+    text.push_str("<VSConf>\n");
+    for i in 0..n {
+        text.push_str(&format!("<K{i}>1</K{i}>\n"));
+    }
+    text.push_str("</VSConf>\n");
+    text
+}
+
+#[test]
+fn a_config_of_100000_elements_parses_in_linear_time() {
+    // Quadratic parsing took 31.6 s for 40,000 elements (release) and minutes for 100,000
+    // in a debug build; linear parsing takes well under a second. The bound is generous for
+    // a loaded machine and still far below what quadratic parsing needs.
+    const LIMIT: Duration = Duration::from_secs(20);
+    let text = many_elements(100_000);
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let parsed = Config::from_xml(&text).map(|c| c.warnings.len());
+        let _ = done.send((parsed, started.elapsed()));
+    });
+    match result.recv_timeout(LIMIT) {
+        Ok((parsed, elapsed)) => {
+            let warnings = parsed.expect("100,000 elements parse");
+            assert!(warnings > 0, "unknown keys are reported");
+            eprintln!("100,000 elements parsed in {elapsed:?} (limit {LIMIT:?})");
+        }
+        Err(_) => panic!("100,000 elements not parsed within {LIMIT:?}"),
+    }
+}
