@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use regex::Regex;
 
+mod file;
 mod value;
 mod xml;
 
+pub use file::MAX_CONFIG_BYTES;
 pub use value::{parse_bool, parse_percent, parse_seconds, parse_size};
 use xml::Entry;
 
@@ -181,6 +183,14 @@ pub enum ConfigError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The file is never read as a configuration: not a regular file, too large, not UTF-8.
+    #[error("cannot use {path} as the configuration: it {reason}")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why (e.g. "is a named pipe (FIFO), not a regular file").
+        reason: String,
+    },
     /// The XML is malformed.
     #[error("malformed XML at line {line}: {message}")]
     Xml {
@@ -307,12 +317,26 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`: a regular file of at most
+    /// [`MAX_CONFIG_BYTES`] (anything else is refused without blocking).
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let refused = |reason: String| ConfigError::Refused {
             path: path.to_path_buf(),
-            source,
+            reason,
+        };
+        let bytes = file::read_regular(path, MAX_CONFIG_BYTES).map_err(|err| match err {
+            file::ReadError::Io(source) => ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            file::ReadError::Refused(reason) => refused(reason),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            refused(format!(
+                "is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Config::from_xml(&text)
     }
@@ -629,6 +653,9 @@ fn schema_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Largest DatabasePasswordFile accepted.
+const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
+
 /// The first line of a password file; errors name the file, never its content.
 fn read_password_file(path: &Path, line: usize) -> Result<Secret, ConfigError> {
     let bad = |reason: String| ConfigError::Value {
@@ -637,10 +664,12 @@ fn read_password_file(path: &Path, line: usize) -> Result<Secret, ConfigError> {
         line,
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
-    if bytes.len() > 4096 {
-        return Err(bad("is larger than 4K; it should hold one password".into()));
-    }
+    let bytes = file::read_regular(path, MAX_PASSWORD_FILE_BYTES).map_err(|err| match err {
+        file::ReadError::Io(e) => bad(format!("cannot be read: {e}")),
+        file::ReadError::Refused(reason) => bad(format!(
+            "{reason}; it should be a file holding one password"
+        )),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".into()))?;
     let first = text.lines().next().unwrap_or("");
     Ok(Secret::new(first.trim_end_matches('\r')))

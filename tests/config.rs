@@ -347,3 +347,110 @@ fn a_config_of_100000_elements_parses_in_linear_time() {
         Err(_) => panic!("100,000 elements not parsed within {LIMIT:?}"),
     }
 }
+
+/// `Config::load(path)` run on another thread: a load that blocks fails the test instead of
+/// hanging it.
+fn load_within(path: &std::path::Path, limit: Duration) -> Result<Config, ConfigError> {
+    let (done, result) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = done.send(Config::load(&path));
+    });
+    result
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("loading the config did not return within {limit:?}"))
+}
+
+fn make_fifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+fn assert_refused(path: &std::path::Path, needle: &str) {
+    let err = load_within(path, Duration::from_secs(10)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigError::Refused { .. }), "{err:?}");
+    assert!(
+        text.contains(&path.display().to_string()) && text.contains(needle),
+        "expected the path {} and {needle:?} in: {text}",
+        path.display()
+    );
+}
+
+#[test]
+fn a_fifo_as_config_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("vs_conf.xml");
+    make_fifo(&fifo);
+    assert_refused(&fifo, "named pipe (FIFO), not a regular file");
+}
+
+#[test]
+fn a_device_as_config_is_refused_without_reading_it() {
+    assert_refused(std::path::Path::new("/dev/zero"), "character device");
+}
+
+#[test]
+fn a_directory_as_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_refused(dir.path(), "is a directory");
+}
+
+#[test]
+fn a_config_larger_than_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vs_conf.xml");
+    let limit = valuestor::config::MAX_CONFIG_BYTES;
+    let mut text = many_elements(200_000);
+    assert!(text.len() as u64 > limit, "the test file exceeds the limit");
+    std::fs::write(&path, &text).unwrap();
+    assert_refused(&path, &format!("larger than {limit} bytes"));
+    // Just below the limit is fine.
+    text = many_elements(10);
+    text.insert_str(
+        text.len() - "</VSConf>\n".len(),
+        &" ".repeat(limit as usize - text.len()),
+    );
+    std::fs::write(&path, &text).unwrap();
+    load_within(&path, Duration::from_secs(10)).expect("a file at the limit loads");
+}
+
+#[test]
+fn a_password_file_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pw");
+    make_fifo(&fifo);
+    for (path, needle) in [
+        (fifo.as_path(), "named pipe"),
+        (std::path::Path::new("/dev/zero"), "character device"),
+        (dir.path(), "directory"),
+    ] {
+        let config = dir.path().join("vs_conf.xml");
+        std::fs::write(
+            &config,
+            format!(
+                "<VSConf>\n<DatabasePasswordFile>{}</DatabasePasswordFile>\n</VSConf>\n",
+                path.display()
+            ),
+        )
+        .unwrap();
+        let err = load_within(&config, Duration::from_secs(10)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("DatabasePasswordFile")
+                && text.contains(&path.display().to_string())
+                && text.contains(needle)
+                && text.ends_with("(line 2)"),
+            "{path:?}: {text}"
+        );
+    }
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 5000]).unwrap();
+    let err = parse(&format!(
+        "<DatabasePasswordFile>{}</DatabasePasswordFile>",
+        big.display()
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+}
