@@ -219,6 +219,46 @@ pub enum ConfigError {
     },
 }
 
+const MINUTE: u64 = 60;
+const HOUR: Duration = Duration::from_secs(60 * MINUTE);
+const DAY: Duration = Duration::from_secs(24 * 60 * MINUTE);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 60 * MINUTE);
+const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * MINUTE);
+
+/// The longest value of every duration key. Longer values are refused when the file is
+/// loaded (naming key, value, line and maximum), so no deadline computed from a configured
+/// duration can overflow. A new duration key must be listed here: its parser looks its
+/// maximum up in this table.
+pub const DURATION_LIMITS: &[(&str, Duration)] = &[
+    ("DatabaseTimeout", HOUR),
+    ("DatabaseConnectTimeout", HOUR),
+    (
+        "DatabaseIdleTimeout",
+        Duration::from_secs(30 * 24 * 60 * MINUTE),
+    ),
+    (
+        "DatabaseMaxLifetime",
+        Duration::from_secs(30 * 24 * 60 * MINUTE),
+    ),
+    ("CachePurgeWaitTime", DAY),
+    ("ThrottleInterval", HOUR),
+    ("IgnoreWriteByReadCheckTime", DAY),
+    ("TapeIdleTime", DAY),
+    ("FileIdleTime", DAY),
+    ("DeleteTapeFileTimeDiff", YEAR),
+    ("WriteToTapeWaitTime", WEEK),
+    ("WriteToTapeWaitFile", WEEK),
+    ("WriteToTapeMultipleWaitTime", WEEK),
+];
+
+/// The longest value duration key `key` accepts ([`DURATION_LIMITS`]).
+pub fn duration_limit(key: &str) -> Option<Duration> {
+    DURATION_LIMITS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|&(_, max)| max)
+}
+
 /// The largest DatabaseMaxPoolSize accepted.
 pub const MAX_POOL_SIZE: usize = 1000;
 
@@ -388,6 +428,32 @@ impl Config {
         Ok(config)
     }
 
+    /// Every duration of the configuration with the key that sets it.
+    pub fn durations(&self) -> Vec<(&'static str, Duration)> {
+        let (db, cache, archive) = (&self.database, &self.cache, &self.archive);
+        vec![
+            ("DatabaseTimeout", db.timeout),
+            ("DatabaseConnectTimeout", db.connect_timeout),
+            ("DatabaseIdleTimeout", db.idle_timeout),
+            ("DatabaseMaxLifetime", db.max_lifetime),
+            ("CachePurgeWaitTime", cache.purge_wait_time),
+            ("ThrottleInterval", cache.throttle_interval),
+            (
+                "IgnoreWriteByReadCheckTime",
+                cache.ignore_write_by_read_check_time,
+            ),
+            ("TapeIdleTime", archive.tape_idle_time),
+            ("FileIdleTime", archive.file_idle_time),
+            ("DeleteTapeFileTimeDiff", archive.delete_tape_file_time_diff),
+            ("WriteToTapeWaitTime", archive.write_wait_time),
+            ("WriteToTapeWaitFile", archive.write_wait_file),
+            (
+                "WriteToTapeMultipleWaitTime",
+                archive.write_multiple_wait_time,
+            ),
+        ]
+    }
+
     /// Checks values that parse on their own but contradict each other or the platform.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let db = &self.database;
@@ -455,7 +521,14 @@ impl Config {
             reason,
         };
         let size = || value::parse_size(text).map_err(bad);
-        let seconds = || value::parse_seconds(text).map_err(bad);
+        // Every duration has a maximum; a key missing from DURATION_LIMITS is refused
+        // rather than left unbounded.
+        let limit = || {
+            duration_limit(&entry.key)
+                .ok_or_else(|| bad("has no maximum in DURATION_LIMITS (a bug)".into()))
+        };
+        let seconds = || value::parse_seconds_at_most(text, limit()?).map_err(bad);
+        let millis = || value::parse_millis_at_most(text, limit()?).map_err(bad);
         let percent = || value::parse_percent(text).map_err(bad);
         let boolean = || value::parse_bool(text).map_err(bad);
         let pattern = || value::parse_pattern(text).map_err(bad);
@@ -509,9 +582,7 @@ impl Config {
             "WriteCacheFreeSize" => cache.write_free_size = size()?,
             "WriteCachePercent" => cache.write_percent = percent()?,
             "MetaFreeLeastSize" => cache.meta_free_least_size = size()?,
-            "ThrottleInterval" => {
-                cache.throttle_interval = value::parse_millis(text).map_err(bad)?
-            }
+            "ThrottleInterval" => cache.throttle_interval = millis()?,
             "ThrottleValve" => cache.throttle_valve = size()?,
             "IgnoreWriteByReadCheckTime" => cache.ignore_write_by_read_check_time = seconds()?,
             "IgnoreWriteByReadPercent" => cache.ignore_write_by_read_percent = percent()?,

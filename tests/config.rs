@@ -454,3 +454,50 @@ fn a_password_file_that_is_not_a_regular_file_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
 }
+
+#[test]
+fn durations_beyond_their_maximum_are_refused_naming_key_value_line_and_maximum() {
+    for (key, maximum) in [
+        ("DatabaseTimeout", "3600 s (1 hour)"),
+        ("DatabaseIdleTimeout", "2592000 s (30 days)"),
+        ("DatabaseMaxLifetime", "2592000 s (30 days)"),
+    ] {
+        let body = format!(
+            "<DatabaseHost>h</DatabaseHost>\n<{key}>{}</{key}>",
+            u64::MAX
+        );
+        let (got_key, value, line, text) = value_error(&body);
+        assert_eq!(
+            (got_key.as_str(), value, line),
+            (key, u64::MAX.to_string(), 3),
+            "{text}"
+        );
+        assert_eq!(
+            text,
+            format!(
+                "{key}: \"{}\" is longer than the maximum of {maximum} (line 3)",
+                u64::MAX
+            )
+        );
+    }
+}
+
+#[test]
+fn every_duration_key_has_a_maximum() {
+    use valuestor::config::DURATION_LIMITS;
+    let mut listed: Vec<&str> = DURATION_LIMITS.iter().map(|(key, _)| *key).collect();
+    let mut fields: Vec<&str> = Config::default()
+        .durations()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    listed.sort_unstable();
+    fields.sort_unstable();
+    assert_eq!(
+        listed, fields,
+        "DURATION_LIMITS against Config::durations()"
+    );
+    for key in listed {
+        assert!(known_keys().contains(&key), "{key} is not a known key");
+    }
+}

@@ -3,7 +3,9 @@
 //! legacy file); a rejected file always gets an error that says where.
 
 use proptest::prelude::*;
-use valuestor::config::{known_keys, parse_size, Config, ConfigError};
+use valuestor::config::{
+    duration_limit, known_keys, parse_size, Config, ConfigError, DURATION_LIMITS,
+};
 
 const UNITS: [(&str, u32); 6] = [
     ("", 0),
@@ -87,5 +89,43 @@ proptest! {
             }
         }
         parse_checked(&String::from_utf8_lossy(&bytes))?;
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_duration_value_is_refused_or_safe_to_add_to_now(
+        which in 0..DURATION_LIMITS.len(),
+        n in prop_oneof![any::<u64>(), 0u64..100_000_000, Just(u64::MAX)],
+    ) {
+        let (key, max) = DURATION_LIMITS[which];
+        let text = format!("<VSConf>\n<{key}>{n}</{key}>\n</VSConf>\n");
+        match Config::from_xml(&text) {
+            Ok(config) => {
+                let now = std::time::Instant::now();
+                for (name, duration) in config.durations() {
+                    prop_assert!(
+                        now.checked_add(duration).is_some(),
+                        "{key}={n}: {name} = {duration:?} overflows Instant::now()"
+                    );
+                    let limit = duration_limit(name);
+                    prop_assert!(limit.is_some_and(|l| duration <= l), "{name} = {duration:?} exceeds {limit:?}");
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                if let ConfigError::Value { key: got, value, line, .. } = &err {
+                    prop_assert_eq!(got.as_str(), key);
+                    prop_assert_eq!(value, &n.to_string());
+                    prop_assert_eq!(*line, 2);
+                    let unit_max = if key == "ThrottleInterval" { max.as_millis() } else { u128::from(max.as_secs()) };
+                    prop_assert!(u128::from(n) > unit_max, "{key}={n} refused below the maximum: {message}");
+                    prop_assert!(message.contains("is longer than the maximum of"), "{message}");
+                } else {
+                    // Only a zero DatabaseTimeout/ConnectTimeout is invalid beyond its range.
+                    prop_assert!(n == 0, "{key}={n}: {message}");
+                }
+            }
+        }
     }
 }

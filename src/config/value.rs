@@ -55,13 +55,63 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| "is not a whole number of seconds".into())
 }
 
-/// Parses a whole number of milliseconds, optionally followed by `ms`.
-pub fn parse_millis(text: &str) -> Result<Duration, String> {
+/// Parses a whole number of seconds (optionally followed by `s`) of at most `max`.
+pub fn parse_seconds_at_most(text: &str, max: Duration) -> Result<Duration, String> {
+    let number = text.trim();
+    let number = number.strip_suffix(['s', 'S']).unwrap_or(number);
+    at_most(number, max, Duration::from_secs, "seconds")
+}
+
+/// Parses a whole number of milliseconds (optionally followed by `ms`) of at most `max`.
+pub fn parse_millis_at_most(text: &str, max: Duration) -> Result<Duration, String> {
     let number = text.trim();
     let number = number.strip_suffix("ms").unwrap_or(number);
-    parse_count(number)
-        .map(Duration::from_millis)
-        .map_err(|_| "is not a whole number of milliseconds".into())
+    at_most(number, max, Duration::from_millis, "milliseconds")
+}
+
+/// `max` for people: `3600 s (1 hour)`.
+pub fn describe_duration(max: Duration) -> String {
+    let secs = max.as_secs();
+    let human = [
+        (365 * 86400, "year"),
+        (7 * 86400, "week"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ]
+    .iter()
+    .find(|(unit, _)| secs >= *unit && secs % unit == 0)
+    .map(|(unit, name)| {
+        let n = secs / unit;
+        format!(" ({n} {name}{})", if n == 1 { "" } else { "s" })
+    })
+    .unwrap_or_default();
+    if max.subsec_nanos() == 0 {
+        format!("{secs} s{human}")
+    } else {
+        format!("{} ms", max.as_millis())
+    }
+}
+
+fn at_most(
+    number: &str,
+    max: Duration,
+    make: fn(u64) -> Duration,
+    unit: &str,
+) -> Result<Duration, String> {
+    let too_long = || format!("is longer than the maximum of {}", describe_duration(max));
+    let count = parse_count(number).map_err(|reason| {
+        if reason.contains("too large") {
+            too_long()
+        } else {
+            format!("is not a whole number of {unit}")
+        }
+    })?;
+    let duration = make(count);
+    if duration > max {
+        return Err(too_long());
+    }
+    Ok(duration)
 }
 
 /// Parses a non-negative whole number.
@@ -144,7 +194,10 @@ mod tests {
         assert_eq!(parse_seconds("5s"), Ok(Duration::from_secs(5)));
         assert!(parse_seconds("6O").is_err());
         assert!(parse_seconds("-1").is_err());
-        assert_eq!(parse_millis("1000"), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_millis_at_most("1000", Duration::MAX),
+            Ok(Duration::from_secs(1))
+        );
         assert_eq!(parse_percent("100"), Ok(100));
         assert_eq!(parse_percent("20%"), Ok(20));
         assert!(parse_percent("101").is_err());
@@ -155,6 +208,33 @@ mod tests {
             assert_eq!(parse_bool(no), Ok(false), "{no}");
         }
         assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(parse_seconds_at_most("3600", hour), Ok(hour));
+        assert_eq!(
+            parse_seconds_at_most("60s", hour),
+            Ok(Duration::from_secs(60))
+        );
+        for long in ["3601", "18446744073709551615", "99999999999999999999999"] {
+            assert_eq!(
+                parse_seconds_at_most(long, hour),
+                Err("is longer than the maximum of 3600 s (1 hour)".to_string()),
+                "{long}"
+            );
+        }
+        assert!(parse_seconds_at_most("6O", hour)
+            .unwrap_err()
+            .contains("not a whole number of seconds"));
+        assert_eq!(parse_millis_at_most("3600000ms", hour), Ok(hour));
+        assert!(parse_millis_at_most("3600001", hour).is_err());
+        assert_eq!(
+            describe_duration(Duration::from_secs(14 * 86400)),
+            "1209600 s (2 weeks)"
+        );
+        assert_eq!(describe_duration(Duration::from_secs(90)), "90 s");
     }
 
     #[test]
