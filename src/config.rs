@@ -14,6 +14,7 @@ use std::time::Duration;
 use regex::Regex;
 
 mod file;
+mod folders;
 mod value;
 mod xml;
 
@@ -378,7 +379,9 @@ impl Config {
                 e.utf8_error().valid_up_to()
             ))
         })?;
-        Config::from_xml(&text)
+        let config = Config::from_xml(&text)?;
+        config.check_folders(&config.mount_point)?;
+        Ok(config)
     }
 
     /// Parses and validates a `<VSConf>` document.
@@ -501,14 +504,28 @@ impl Config {
         if cache.file_size_block == 0 {
             return invalid("CacheFileSizeBlock must be larger than 0".into());
         }
-        if self.cache_folder.starts_with(&self.mount_point) {
-            return invalid(format!(
-                "CacheFolder ({}) is inside MountPoint ({})",
-                self.cache_folder.display(),
-                self.mount_point.display()
-            ));
+        let mount = folders::lexical(&self.mount_point);
+        let cache = folders::lexical(&self.cache_folder);
+        let archive = self.archive_folder.as_deref().map(folders::lexical);
+        if let Some(message) = overlap(&mount, &cache, archive.as_deref()) {
+            return invalid(message);
         }
         Ok(())
+    }
+
+    /// Checks that `mount_point` (MountPoint, or the one given on the command line),
+    /// CacheFolder and ArchiveFolder are separate trees once symlinks are resolved (where
+    /// the paths exist); [`Config::load`] does this for MountPoint.
+    pub fn check_folders(&self, mount_point: &Path) -> Result<(), ConfigError> {
+        let mount = folders::resolved(mount_point);
+        let cache = folders::resolved(&self.cache_folder);
+        let archive = self.archive_folder.as_deref().map(folders::resolved);
+        match overlap(&mount, &cache, archive.as_deref()) {
+            Some(message) => Err(ConfigError::Invalid {
+                message: format!("{message}, with symlinks resolved"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Sets the field named by `entry.key`; false if the key is unknown.
@@ -698,6 +715,13 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// How MountPoint, CacheFolder and ArchiveFolder overlap, if they do.
+fn overlap(mount: &Path, cache: &Path, archive: Option<&Path>) -> Option<String> {
+    let mut folders = vec![("MountPoint", mount), ("CacheFolder", cache)];
+    folders.extend(archive.map(|path| ("ArchiveFolder", path)));
+    folders::first_overlap(&folders)
 }
 
 /// An absolute path from a config value.

@@ -501,3 +501,69 @@ fn every_duration_key_has_a_maximum() {
         assert!(known_keys().contains(&key), "{key} is not a known key");
     }
 }
+
+#[test]
+fn mount_cache_and_archive_folders_must_be_separate_trees() {
+    for (body, message) in [
+        (
+            "<MountPoint>/srv/vs/cache/mnt/</MountPoint><CacheFolder>/srv/vs/cache</CacheFolder>",
+            "MountPoint (/srv/vs/cache/mnt) is inside CacheFolder (/srv/vs/cache)",
+        ),
+        (
+            "<MountPoint>/srv/vs</MountPoint><CacheFolder>/srv/./vs/</CacheFolder>",
+            "MountPoint and CacheFolder are the same directory (/srv/vs)",
+        ),
+        (
+            "<MountPoint>/srv/vs</MountPoint><CacheFolder>/srv/x/../vs/cache</CacheFolder>",
+            "CacheFolder (/srv/vs/cache) is inside MountPoint (/srv/vs)",
+        ),
+        (
+            "<MountPoint>/srv/mnt</MountPoint><CacheFolder>/srv/cache</CacheFolder>\
+             <ArchiveFolder>/srv/cache/archive</ArchiveFolder>",
+            "ArchiveFolder (/srv/cache/archive) is inside CacheFolder (/srv/cache)",
+        ),
+        (
+            "<MountPoint>/srv/mnt/</MountPoint><CacheFolder>/srv/cache</CacheFolder>\
+             <ArchiveFolder>/srv/mnt</ArchiveFolder>",
+            "MountPoint and ArchiveFolder are the same directory (/srv/mnt)",
+        ),
+    ] {
+        let err = parse(body).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { .. }),
+            "{body}: {err:?}"
+        );
+        assert_eq!(err.to_string(), format!("invalid configuration: {message}"));
+    }
+    parse(
+        "<MountPoint>/srv/vs/cachex</MountPoint><CacheFolder>/srv/vs/cache</CacheFolder>\
+         <ArchiveFolder>/srv/vs/archive</ArchiveFolder>",
+    )
+    .expect("siblings sharing a name prefix are separate trees");
+}
+
+#[test]
+fn a_mount_point_reached_through_a_symlink_into_the_cache_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir(real.join("cache")).unwrap();
+    std::os::unix::fs::symlink(real.join("cache"), real.join("link")).unwrap();
+    let path = real.join("vs_conf.xml");
+    std::fs::write(
+        &path,
+        format!(
+            "<VSConf><MountPoint>{0}/link/mnt</MountPoint><CacheFolder>{0}/cache</CacheFolder></VSConf>",
+            real.display()
+        ),
+    )
+    .unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid configuration: MountPoint ({0}/cache/mnt) is inside CacheFolder \
+             ({0}/cache), with symlinks resolved",
+            real.display()
+        )
+    );
+}

@@ -187,6 +187,9 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| config.mount_point.clone());
     let mountpoint = normalise_mountpoint(&configured)?;
+    config
+        .check_folders(&mountpoint)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
     prepare_mountpoint(&mountpoint)?;
 
     options.start_policy = StartPolicy::Background;
