@@ -3,7 +3,9 @@
 //! `Config::load(path)` reads the file; `Config::from_xml(text)` (also `str::parse`) reads a
 //! string. Values are typed: sizes (`128M`, `1G`, binary, optional `B`), seconds, percents,
 //! booleans and regexes. Errors name the key, the value and the line; unknown keys are
-//! collected in [`Config::warnings`], not rejected.
+//! collected in [`Config::warnings`], not rejected. Known keys the server does not act on
+//! yet (everything not in [`USED_KEYS`]) are listed in [`Config::unused_keys`], which the
+//! server reports at start and `--check` prints: no key is silently ignored.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -48,9 +50,41 @@ pub struct Config {
     pub file_max_size: u64,
     /// Size of a metadata file (MetaFileSize). Default 1M.
     pub meta_file_size: u64,
-    /// Unknown keys and other non-fatal findings, one message each (with the line).
+    /// Unknown keys and other non-fatal findings, one message each (with the line); at most
+    /// [`MAX_WARNINGS`] and a count of the rest.
     pub warnings: Vec<String>,
+    /// Keys set in the file that are recognised (and their values checked) but that the
+    /// server does not act on yet, as `Key (line N)`, in file order. See [`USED_KEYS`].
+    pub unused_keys: Vec<String>,
 }
+
+/// The keys the server acts on. Every other known key is accepted and checked, but reported
+/// at start and by `--check` as recognised-but-not-used ([`Config::unused_report`]). Making
+/// a key work means adding it here, in this one place.
+pub const USED_KEYS: &[&str] = &[
+    "DatabaseHost",
+    "DatabasePort",
+    "DatabaseSocket",
+    "DatabaseUser",
+    "DatabasePassword",
+    "DatabasePasswordFile",
+    "DatabaseName",
+    "DatabaseMaxPoolSize",
+    "DatabaseInitialPoolSize",
+    "DatabaseTimeout",
+    "DatabaseConnectTimeout",
+    "DatabaseIdleTimeout",
+    "DatabaseMaxLifetime",
+    "DatabaseMaxResultSize",
+    "DatabaseMaxAllowedPacket",
+    "MountPoint",
+    "CacheFolder",
+    "CacheFreeLeastSize",
+    "FileMaxSize",
+];
+
+/// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
+pub const MAX_WARNINGS: usize = 100;
 
 /// The `Database*` keys.
 #[derive(Debug, Clone)]
@@ -353,6 +387,7 @@ impl Default for Config {
             file_max_size: 0,
             meta_file_size: MIB,
             warnings: Vec::new(),
+            unused_keys: Vec::new(),
         }
     }
 }
@@ -391,11 +426,21 @@ impl Config {
         let mut password: Option<usize> = None;
         let mut password_file: Option<(PathBuf, usize)> = None;
         for entry in xml::read_entries(text)? {
-            if let Some(previous) = first_line.insert(entry.key.clone(), entry.line) {
-                config.warnings.push(format!(
-                    "{} is set twice (lines {previous} and {}); the last one is used",
-                    entry.key, entry.line
-                ));
+            let first = match first_line.insert(entry.key.clone(), entry.line) {
+                Some(previous) => {
+                    config.warnings.push(format!(
+                        "{} is set twice (lines {previous} and {}); the last one is used",
+                        entry.key, entry.line
+                    ));
+                    false
+                }
+                None => true,
+            };
+            let key = entry.key.as_str();
+            if first && known_keys().contains(&key) && !USED_KEYS.contains(&key) {
+                config
+                    .unused_keys
+                    .push(format!("{key} (line {})", entry.line));
             }
             match entry.key.as_str() {
                 "DatabasePassword" => {
@@ -427,8 +472,26 @@ impl Config {
             }
             config.database.password = read_password_file(&path, line)?;
         }
+        if config.warnings.len() > MAX_WARNINGS {
+            let more = config.warnings.len() - MAX_WARNINGS;
+            config.warnings.truncate(MAX_WARNINGS);
+            config
+                .warnings
+                .push(format!("... and {more} more warnings"));
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// One line naming the keys set in the file that the server does not act on yet, or
+    /// `None` if every key set works.
+    pub fn unused_report(&self) -> Option<String> {
+        (!self.unused_keys.is_empty()).then(|| {
+            format!(
+                "recognised but not used yet (no effect): {}",
+                self.unused_keys.join(", ")
+            )
+        })
     }
 
     /// Every duration of the configuration with the key that sets it.

@@ -567,3 +567,36 @@ fn a_mount_point_reached_through_a_symlink_into_the_cache_is_refused_at_load() {
         )
     );
 }
+
+#[test]
+fn every_known_key_set_is_either_used_or_reported_as_unused() {
+    use valuestor::config::USED_KEYS;
+    for key in USED_KEYS {
+        assert!(known_keys().contains(key), "USED_KEYS lists unknown {key}");
+    }
+    let config = parse("<WriteToTapeWaitTime>100</WriteToTapeWaitTime>\n<FileMaxSize>1G</FileMaxSize>\n<WriteToTapeWaitTime>90</WriteToTapeWaitTime>\n<Colour>blue</Colour>").unwrap();
+    assert_eq!(config.unused_keys, vec!["WriteToTapeWaitTime (line 2)"]);
+    assert_eq!(
+        config.unused_report().as_deref(),
+        Some("recognised but not used yet (no effect): WriteToTapeWaitTime (line 2)")
+    );
+    let config =
+        parse("<FileMaxSize>1G</FileMaxSize><CacheFreeLeastSize>1G</CacheFreeLeastSize>").unwrap();
+    assert_eq!(config.unused_report(), None, "{:?}", config.unused_keys);
+}
+
+#[test]
+fn warnings_are_bounded() {
+    use valuestor::config::MAX_WARNINGS;
+    let config = Config::from_xml(&many_elements(1000)).unwrap();
+    assert_eq!(
+        config.warnings.len(),
+        MAX_WARNINGS + 1,
+        "{:?}",
+        config.warnings.last()
+    );
+    assert_eq!(
+        config.warnings.last().map(String::as_str),
+        Some(format!("... and {} more warnings", 1000 - MAX_WARNINGS).as_str())
+    );
+}

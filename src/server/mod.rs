@@ -165,6 +165,11 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
     for warning in &config.warnings {
         log::warn!("{}: {warning}", args.config.display());
     }
+    // `--check` prints it below instead.
+    let unused = config.unused_report();
+    if let (Some(unused), false) = (&unused, args.check) {
+        log::warn!("{}: {unused}", args.config.display());
+    }
     let notifier = Notifier::from_env();
     let mut options = PoolOptions::from_config(&config.database);
     options.backoff = Backoff {
@@ -173,6 +178,9 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
     };
     let endpoint = describe_endpoint(&options);
     if args.check {
+        if let Some(unused) = &unused {
+            println!("{}: {unused}", args.config.display());
+        }
         return check(options, &endpoint, &args.config);
     }
 

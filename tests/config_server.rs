@@ -1,0 +1,72 @@
+//! `vfsserver` and its configuration file: `--check` reports keys that are recognised but
+//! not used, and a configuration that is not a regular file is refused at once.
+
+mod support;
+
+use std::time::Duration;
+
+use support::server::{Server, ServerDir};
+use support::MariaDb;
+
+/// Longest `--check` may take (connect once, exit), with slack for a loaded machine.
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
+
+const UNUSED: &str = "recognised but not used yet";
+
+#[test]
+fn check_reports_keys_that_are_recognised_but_not_used() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(
+        &db,
+        "\n<WriteToTapeWaitTime>100</WriteToTapeWaitTime>\n<FileMaxSize>1G</FileMaxSize>\
+         \n<DigestMD5Enable>true</DigestMD5Enable>",
+    );
+    let (status, output) = Server::start(&dir, &[], &["--check"]).wait(EXIT_LIMIT);
+    assert!(status.success(), "{output}");
+    let report = output
+        .lines()
+        .find(|line| line.contains(UNUSED))
+        .unwrap_or_else(|| panic!("no {UNUSED:?} line in:\n{output}"));
+    assert!(
+        report.contains("WriteToTapeWaitTime (line ") && report.contains("DigestMD5Enable (line "),
+        "{report}"
+    );
+    assert!(
+        !report.contains("FileMaxSize"),
+        "FileMaxSize works: {report}"
+    );
+}
+
+#[test]
+fn check_reports_nothing_unused_when_every_key_set_works() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(
+        &db,
+        "<FileMaxSize>1G</FileMaxSize><CacheFreeLeastSize>1G</CacheFreeLeastSize>",
+    );
+    let (status, output) = Server::start(&dir, &[], &["--check"]).wait(EXIT_LIMIT);
+    assert!(status.success(), "{output}");
+    assert!(output.contains("reachable"), "{output}");
+    assert!(!output.contains(UNUSED), "{output}");
+}
+
+#[test]
+fn a_fifo_as_config_is_refused_at_once() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(&db, "");
+    let config = dir.config();
+    std::fs::remove_file(&config).unwrap();
+    let c_path = std::ffi::CString::new(config.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    for args in [&["--check"][..], &[][..]] {
+        let (status, output) = Server::start(&dir, &[], args).wait(EXIT_LIMIT);
+        assert!(!status.success(), "{args:?}: {output}");
+        assert!(
+            output.contains(&config.display().to_string())
+                && output.contains("named pipe (FIFO), not a regular file"),
+            "{args:?}: {output}"
+        );
+        assert!(!dir.is_mounted());
+    }
+}
