@@ -10,6 +10,10 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+mod reserve;
+
+pub use reserve::{Reserve, RECHECK_INTERVAL, REFRESH_BYTES, REFRESH_INTERVAL};
+
 /// Free and total space of the file system holding the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Space {
@@ -115,6 +119,18 @@ impl Cache {
             }
         }
         Ok(inos)
+    }
+
+    /// A [`Reserve`] of `least` bytes on the cache file system.
+    pub fn reserve(&self, least: u64) -> Reserve {
+        let cache = self.clone();
+        Reserve::new(
+            least,
+            Box::new(move || {
+                let space = cache.space()?;
+                Ok(space.blocks_available.saturating_mul(space.block_size))
+            }),
+        )
     }
 
     /// Space on the cache file system.

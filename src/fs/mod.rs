@@ -15,6 +15,7 @@
 //! between the two) are removed at the next start.
 
 mod inodes;
+mod limits;
 mod listing;
 mod mount;
 mod workers;
@@ -47,6 +48,7 @@ use crate::catalog::{
     RenameMode, XattrMode, NAME_MAX,
 };
 use inodes::Inodes;
+use limits::Limits;
 use listing::Listing;
 use workers::{Job, Workers};
 
@@ -69,12 +71,25 @@ const CATALOG_THREADS: usize = 4;
 pub struct FsOptions {
     /// How often unsaved sizes and times are written to the catalog. Default 1 s.
     pub save_interval: Duration,
+    /// Largest file size in bytes (FileMaxSize); 0 = no limit. Default 0.
+    pub file_max_size: u64,
+    /// Space on the cache file system writes never take (CacheFreeLeastSize). Default 2G.
+    pub cache_free_least_size: u64,
 }
 
 impl Default for FsOptions {
     fn default() -> Self {
+        FsOptions::from_config(&crate::Config::default())
+    }
+}
+
+impl FsOptions {
+    /// The options `config` sets (the save interval has no key and stays 1 s).
+    pub fn from_config(config: &crate::Config) -> FsOptions {
         FsOptions {
             save_interval: Duration::from_secs(1),
+            file_max_size: config.file_max_size,
+            cache_free_least_size: config.cache.free_least_size,
         }
     }
 }
@@ -89,6 +104,8 @@ pub struct VsFs {
 struct Shared {
     catalog: Catalog,
     cache: Cache,
+    /// FileMaxSize and CacheFreeLeastSize.
+    limits: Limits,
     inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     /// Open directory handles with what they have fetched but not yet listed.
@@ -135,9 +152,14 @@ impl VsFs {
         }
         sweep_cache(&catalog, &cache)?;
         let capabilities = catalog.xattr_in_use(CAPABILITY_XATTR)?;
+        let limits = Limits::new(
+            options.file_max_size,
+            cache.reserve(options.cache_free_least_size),
+        );
         let shared = Arc::new(Shared {
             catalog,
             cache,
+            limits,
             inodes: Inodes::default(),
             handles: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
@@ -543,7 +565,8 @@ impl Shared {
     ) -> Result<Attr, Errno> {
         let mut change = change;
         let resize = change.size;
-        if resize.is_some() {
+        if let Some(size) = resize {
+            self.limits.check_size(size)?;
             let attr = self.attr(ino).map_err(catalog_errno)?;
             match attr.kind {
                 Kind::File => {}
@@ -983,6 +1006,10 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        let data = match self.shared.limits.write_len(offset, data.len()) {
+            Ok(len) => &data[..len],
+            Err(errno) => return reply.error(errno),
+        };
         let file = match self.shared.data_for_write(&open) {
             Ok(file) => file,
             Err(err) => return reply.error(io_errno(err)),
@@ -1157,7 +1184,10 @@ impl Filesystem for VsFs {
             Ok(space) => reply.statfs(
                 space.blocks,
                 space.blocks_free,
-                space.blocks_available,
+                // The reserve is not available to writers.
+                space
+                    .blocks_available
+                    .saturating_sub(self.shared.limits.reserved() / space.block_size.max(1)),
                 space.files,
                 space.files_free,
                 space.block_size as u32,
@@ -1299,6 +1329,10 @@ impl Filesystem for VsFs {
             let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
                 return Err(Errno::EFBIG);
             };
+            let frees = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
+            shared
+                .limits
+                .allocate(offset.saturating_add(length), length, !frees)?;
             let file = shared.data_for_write(&open).map_err(io_errno)?;
             // SAFETY: the descriptor belongs to the open cache file.
             if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {

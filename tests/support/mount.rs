@@ -62,9 +62,15 @@ impl MountedFs {
         mounted
     }
 
-    /// Like `start`, with the cache folder on a tmpfs of `bytes` bytes (needs root).
+    /// Like `start`, with the cache folder on a tmpfs of `bytes` bytes and no
+    /// CacheFreeLeastSize, so the cache can fill up completely (needs root).
     pub fn start_with_small_cache(bytes: u64) -> MountedFs {
-        MountedFs::start_with_cache_tmpfs(&format!("size={bytes}"))
+        MountedFs::start_with_small_cache_options(bytes, no_reserve())
+    }
+
+    /// Like `start_with_small_cache`, with file system options `fs`.
+    pub fn start_with_small_cache_options(bytes: u64, fs: FsOptions) -> MountedFs {
+        MountedFs::start_with_cache_tmpfs(&format!("size={bytes}"), fs)
     }
 
     /// Like `start_with_small_cache`, with room for only `data_files` data files besides
@@ -72,12 +78,13 @@ impl MountedFs {
     pub fn start_with_few_cache_files(bytes: u64, data_files: u64) -> MountedFs {
         // The tmpfs root, `data` and its 256 buckets take one inode each.
         let inodes = 2 + 256 + data_files;
-        MountedFs::start_with_cache_tmpfs(&format!("size={bytes},nr_inodes={inodes}"))
+        MountedFs::start_with_cache_tmpfs(&format!("size={bytes},nr_inodes={inodes}"), no_reserve())
     }
 
-    fn start_with_cache_tmpfs(mount_options: &str) -> MountedFs {
+    fn start_with_cache_tmpfs(mount_options: &str, options: FsOptions) -> MountedFs {
         let mut fs = MountedFs::start();
         fs.unmount();
+        fs.fs_options = options;
         let cache = fs.cache_dir();
         std::fs::remove_dir_all(&cache).unwrap();
         std::fs::create_dir(&cache).unwrap();
@@ -183,6 +190,14 @@ impl Drop for MountedFs {
         if self.small_cache {
             valuestor::fs::lazy_unmount(&self.cache_dir());
         }
+    }
+}
+
+/// File system options without a CacheFreeLeastSize.
+fn no_reserve() -> FsOptions {
+    FsOptions {
+        cache_free_least_size: 0,
+        ..FsOptions::default()
     }
 }
 
