@@ -578,9 +578,11 @@ impl Config {
 
     /// Checks that `mount_point` (MountPoint, or the one given on the command line),
     /// CacheFolder and ArchiveFolder are separate trees once symlinks are resolved (where
-    /// the paths exist); [`Config::load`] does this for MountPoint.
+    /// the paths exist); [`Config::load`] does this for MountPoint. The last component of
+    /// `mount_point` is taken as written (a mount there may be hung): pass the server's
+    /// normalised mount point to have it resolved too.
     pub fn check_folders(&self, mount_point: &Path) -> Result<(), ConfigError> {
-        let mount = folders::resolved(mount_point);
+        let mount = folders::resolved_parent(mount_point);
         let cache = folders::resolved(&self.cache_folder);
         let archive = self.archive_folder.as_deref().map(folders::resolved);
         match overlap(&mount, &cache, archive.as_deref()) {

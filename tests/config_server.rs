@@ -70,3 +70,29 @@ fn a_fifo_as_config_is_refused_at_once() {
         assert!(!dir.is_mounted());
     }
 }
+
+#[test]
+fn a_mount_point_inside_the_cache_folder_is_refused_at_start() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(&db, "");
+    let cache = std::fs::canonicalize(dir.root.path())
+        .unwrap()
+        .join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let inside = cache.join("mnt");
+    let (status, output) =
+        Server::start(&dir, &[], &["--mountpoint", inside.to_str().unwrap()]).wait(EXIT_LIMIT);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(&format!(
+            "MountPoint ({}) is inside CacheFolder ({})",
+            inside.display(),
+            cache.display()
+        )),
+        "{output}"
+    );
+    assert!(
+        !support::server::mount_points().contains(&inside),
+        "mounted at {inside:?}"
+    );
+}

@@ -22,15 +22,20 @@ pub fn lexical(path: &Path) -> PathBuf {
 }
 
 /// `path` cleaned, with the longest existing prefix of its parent resolved (symlinks
-/// followed) and the last component resolved only if it is a symlink, so a mount point is
-/// never `stat`ed through (a stale mount answers `ENOTCONN`). Parts that cannot be resolved
-/// stay as written.
-pub fn resolved(path: &Path) -> PathBuf {
+/// followed) and the last component as written. Nothing is looked up through the last
+/// component, so this is safe for a mount point whose server is gone or hung.
+pub fn resolved_parent(path: &Path) -> PathBuf {
     let clean = lexical(path);
-    let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
-        return clean; // `/`
-    };
-    let joined = resolve_existing_prefix(parent).join(name);
+    match (clean.parent(), clean.file_name()) {
+        (Some(parent), Some(name)) => resolve_existing_prefix(parent).join(name),
+        _ => clean, // `/`
+    }
+}
+
+/// [`resolved_parent`], with the last component resolved too if it is a symlink. Parts
+/// that cannot be resolved stay as written.
+pub fn resolved(path: &Path) -> PathBuf {
+    let joined = resolved_parent(path);
     match std::fs::symlink_metadata(&joined) {
         Ok(meta) if meta.file_type().is_symlink() => {
             std::fs::canonicalize(&joined).unwrap_or(joined)
@@ -117,5 +122,10 @@ mod tests {
         assert_eq!(resolved(&real.join("link/mnt/x")), real.join("cache/mnt/x"));
         assert_eq!(resolved(&real.join("link")), real.join("cache"));
         assert_eq!(resolved(&real.join("missing/.")), real.join("missing"));
+        assert_eq!(resolved_parent(&real.join("link")), real.join("link"));
+        assert_eq!(
+            resolved_parent(&real.join("link/mnt")),
+            real.join("cache/mnt")
+        );
     }
 }
