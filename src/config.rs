@@ -258,6 +258,7 @@ const MINUTE: u64 = 60;
 const HOUR: Duration = Duration::from_secs(60 * MINUTE);
 const DAY: Duration = Duration::from_secs(24 * 60 * MINUTE);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 60 * MINUTE);
+const MONTH: Duration = Duration::from_secs(30 * 24 * 60 * MINUTE);
 const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * MINUTE);
 
 /// The longest value of every duration key. Longer values are refused when the file is
@@ -267,14 +268,8 @@ const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * MINUTE);
 pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("DatabaseTimeout", HOUR),
     ("DatabaseConnectTimeout", HOUR),
-    (
-        "DatabaseIdleTimeout",
-        Duration::from_secs(30 * 24 * 60 * MINUTE),
-    ),
-    (
-        "DatabaseMaxLifetime",
-        Duration::from_secs(30 * 24 * 60 * MINUTE),
-    ),
+    ("DatabaseIdleTimeout", MONTH),
+    ("DatabaseMaxLifetime", MONTH),
     ("CachePurgeWaitTime", DAY),
     ("ThrottleInterval", HOUR),
     ("IgnoreWriteByReadCheckTime", DAY),
