@@ -215,7 +215,10 @@ fn abort_fuse_connection(dev: u64) {
     let _serial = FUSECTL.lock().unwrap_or_else(|e| e.into_inner());
     let connections = Path::new("/sys/fs/fuse/connections");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mounted_here = !mounts.lines().any(|l| l.contains(" - fusectl "));
+    // fusectl mounted elsewhere (another test's private directory) does not count.
+    let mounted_here = !mounts.lines().any(|l| {
+        l.contains(" - fusectl ") && l.split(' ').nth(4) == Some("/sys/fs/fuse/connections")
+    });
     if mounted_here {
         let status = std::process::Command::new("mount")
             .args(["-t", "fusectl", "fusectl"])
