@@ -96,3 +96,37 @@ fn a_mount_point_inside_the_cache_folder_is_refused_at_start() {
         "mounted at {inside:?}"
     );
 }
+
+#[test]
+fn the_server_reports_unused_keys_at_start_and_applies_file_max_size() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(
+        &db,
+        "<FileMaxSize>4K</FileMaxSize><WriteToTapeWaitTime>100</WriteToTapeWaitTime>",
+    );
+    let mut server = Server::start(&dir, &[], &[]);
+    assert!(
+        server
+            .await_notify("READY=1", Duration::from_secs(30))
+            .is_some(),
+        "no READY=1; output:\n{}",
+        server.output()
+    );
+    let report = server
+        .await_output(UNUSED, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no {UNUSED:?} line in:\n{}", server.output()));
+    assert!(
+        report.contains("WARN") && report.contains("WriteToTapeWaitTime (line "),
+        "{report}"
+    );
+    assert!(!report.contains("FileMaxSize"), "{report}");
+
+    let path = dir.mountpoint().join("f");
+    let err = std::fs::write(&path, vec![7u8; 5000]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4096]);
+
+    server.signal(libc::SIGTERM);
+    let (status, output) = server.wait(EXIT_LIMIT);
+    assert!(status.success(), "exit {status}:\n{output}");
+}
