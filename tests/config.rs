@@ -1,4 +1,6 @@
-//! `vs_conf.xml`: the legacy file, the seed sample, the shipped sample, every error class.
+//! `vs_conf.xml`: the legacy file, the seed sample, the shipped sample, every error class,
+//! and the limits: file kind and size, parse time, duration maxima, separate folders, keys
+//! recognised but not used.
 
 use std::time::Duration;
 

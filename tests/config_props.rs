@@ -1,6 +1,7 @@
 //! Property tests: size parsing round trips, and the `vs_conf.xml` parser never panics on
 //! arbitrary input (free text, arbitrary values under every known key, and mutations of the
-//! legacy file); a rejected file always gets an error that says where.
+//! legacy file); a rejected file always gets an error that says where; any value of any
+//! duration key is refused or safe to add to `Instant::now()`.
 
 use proptest::prelude::*;
 use valuestor::config::{
