@@ -45,6 +45,9 @@ pub struct Config {
     pub file_max_size: u64,
     /// Size of a metadata file (MetaFileSize). Default 1M.
     pub meta_file_size: u64,
+    /// Most bytes of extended attributes (names plus values) one inode may hold
+    /// (XattrMaxSize); more is `ENOSPC`. Default 4K, like ext4's one block.
+    pub xattr_max_size: u64,
     /// Unknown keys and other non-fatal findings, one message each (with the line).
     pub warnings: Vec<String>,
 }
@@ -301,6 +304,7 @@ impl Default for Config {
             filters: FilterConfig::default(),
             file_max_size: 0,
             meta_file_size: MIB,
+            xattr_max_size: 4 * 1024,
             warnings: Vec::new(),
         }
     }
@@ -493,6 +497,7 @@ impl Config {
             "IgnoreWriteByReadPercent" => cache.ignore_write_by_read_percent = percent()?,
             "FileMaxSize" => self.file_max_size = size()?,
             "MetaFileSize" => self.meta_file_size = size()?,
+            "XattrMaxSize" => self.xattr_max_size = size()?,
             "TapeIdleTime" => archive.tape_idle_time = seconds()?,
             "FileIdleTime" => archive.file_idle_time = seconds()?,
             "TapeReservedMinFreeSize" => archive.tape_reserved_min_free_size = size()?,
@@ -554,6 +559,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "IgnoreWriteByReadPercent",
         "FileMaxSize",
         "MetaFileSize",
+        "XattrMaxSize",
         "TapeIdleTime",
         "FileIdleTime",
         "TapeReservedMinFreeSize",

@@ -562,6 +562,7 @@ fn fsync_makes_data_and_size_durable_without_a_clean_unmount() {
     // No timer saves during the test: only fsync can have saved the size.
     let options = FsOptions {
         save_interval: Duration::from_secs(3600),
+        ..FsOptions::default()
     };
     let mut fs = MountedFs::start_with_options(|_| {}, options);
     let content: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();

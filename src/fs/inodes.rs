@@ -117,6 +117,22 @@ impl Inodes {
         }
     }
 
+    /// `ino` was read at `now`: its access time moves as under `relatime` (when it is not
+    /// after the last change, or a day old), in memory only; the save that follows writes it
+    /// with the size and times, so reads cost no catalog round trip. Returns whether it moved.
+    pub fn accessed(&self, ino: u64, now: i64) -> bool {
+        let mut nodes = self.nodes.lock();
+        let Some(node) = nodes.get_mut(&ino) else {
+            return false;
+        };
+        if !relatime_due(&node.attr, now) {
+            return false;
+        }
+        node.attr.atime = now;
+        node.dirty = true;
+        true
+    }
+
     /// Starts saving `ino`: waits for a save of it that is running, then returns its unsaved
     /// size and times, or `None` if there are none (no save started). Saves of one inode run
     /// one at a time, so an older save can never commit after a newer one; the caller ends a
@@ -169,6 +185,18 @@ impl Inodes {
     pub fn remove(&self, ino: u64) {
         self.nodes.lock().remove(&ino);
     }
+}
+
+/// How old an access time may get before a read moves it even when it is after the last
+/// change (Linux `relatime`: one day).
+const RELATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// Whether a read at `now` moves the access time of `attr` under `relatime` rules: the
+/// access time is not after the last modification or status change, or is a day old.
+pub fn relatime_due(attr: &Attr, now: i64) -> bool {
+    attr.atime <= attr.mtime
+        || attr.atime <= attr.ctime
+        || now.saturating_sub(attr.atime) >= RELATIME_MAX_AGE_NS
 }
 
 /// `committed` as the kernel should see it for `node`: unsaved size and times stay.
@@ -277,6 +305,36 @@ mod tests {
         // The second save waits for the first to end, then takes the newer size.
         inodes.end_save(3, true);
         assert_eq!(second.join().unwrap(), Some(Some(20)));
+    }
+
+    #[test]
+    fn reads_move_the_access_time_as_relatime_does() {
+        let day = RELATIME_MAX_AGE_NS;
+        let mut a = attr(4, 10, 100);
+        a.mtime = 100;
+        a.atime = 50;
+        assert!(relatime_due(&a, 200), "access before the last change");
+        a.atime = 100;
+        assert!(relatime_due(&a, 200), "access at the last change");
+        a.atime = 150;
+        assert!(!relatime_due(&a, 200), "accessed since the last change");
+        assert!(relatime_due(&a, 150 + day), "a day old");
+
+        let inodes = Inodes::default();
+        assert!(!inodes.accessed(4, 200), "untracked: nothing to move");
+        a.atime = 50;
+        inodes.opened(a);
+        assert!(inodes.accessed(4, 200));
+        assert_eq!(inodes.get(4).unwrap().atime, 200);
+        assert_eq!(inodes.get(4).unwrap().ctime, 100, "ctime stays");
+        assert_eq!(inodes.dirty_inodes(), [4], "saved with the next save");
+        assert_eq!(inodes.begin_save(4).unwrap().atime, Some(200));
+        inodes.end_save(4, true);
+        assert!(
+            !inodes.accessed(4, 201),
+            "a second read right after: no change"
+        );
+        assert!(inodes.dirty_inodes().is_empty(), "and nothing to save");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! between the two) are removed at the next start.
 
 mod inodes;
+mod killpriv;
 mod listing;
 mod mount;
 mod workers;
@@ -26,7 +27,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,7 +47,9 @@ use crate::catalog::{
     now_ns, system_time_ns, Attr, AttrChange, Catalog, CatalogError, Changed, Kind, NewNode,
     RenameMode, XattrMode, NAME_MAX,
 };
+use crate::log_limit;
 use inodes::Inodes;
+use killpriv::Caller;
 use listing::Listing;
 use workers::{Job, Workers};
 
@@ -60,6 +63,8 @@ const MAX_IO: u32 = 1 << 20;
 const SWEEP_BATCH: usize = 1000;
 /// The extended attribute holding file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
+/// Extended attributes listed to root only.
+const TRUSTED_XATTR_PREFIX: &[u8] = b"trusted.";
 /// Threads running requests that need the catalog: as many as the pool has connections by
 /// default (more would only wait in the pool).
 const CATALOG_THREADS: usize = 4;
@@ -69,12 +74,26 @@ const CATALOG_THREADS: usize = 4;
 pub struct FsOptions {
     /// How often unsaved sizes and times are written to the catalog. Default 1 s.
     pub save_interval: Duration,
+    /// Most bytes of extended attributes (names plus values) per inode; more is `ENOSPC`.
+    /// Default 4 KiB (`XattrMaxSize`).
+    pub xattr_max_size: usize,
 }
 
 impl Default for FsOptions {
     fn default() -> Self {
         FsOptions {
             save_interval: Duration::from_secs(1),
+            xattr_max_size: 4 * 1024,
+        }
+    }
+}
+
+impl FsOptions {
+    /// The defaults, with the limits `config` sets.
+    pub fn from_config(config: &crate::Config) -> FsOptions {
+        FsOptions {
+            xattr_max_size: usize::try_from(config.xattr_max_size).unwrap_or(usize::MAX),
+            ..FsOptions::default()
         }
     }
 }
@@ -99,6 +118,7 @@ struct Shared {
     /// Whether any inode may have [`CAPABILITY_XATTR`] (set once one is stored).
     capabilities: AtomicBool,
     save_interval: Duration,
+    xattr_max_size: usize,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -145,6 +165,7 @@ impl VsFs {
             unsynced_entries: Mutex::new(HashSet::new()),
             capabilities: AtomicBool::new(capabilities),
             save_interval: options.save_interval,
+            xattr_max_size: options.xattr_max_size,
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -257,7 +278,10 @@ impl Shared {
             if *stop {
                 break;
             }
-            parking_lot::MutexGuard::unlocked(&mut stop, || self.flush_dirty());
+            parking_lot::MutexGuard::unlocked(&mut stop, || {
+                self.flush_dirty();
+                log_limit::flush();
+            });
         }
     }
 
@@ -266,7 +290,10 @@ impl Shared {
     fn flush_dirty(&self) {
         for ino in self.inodes.dirty_inodes() {
             if let Err(err) = self.save(ino) {
-                log::warn!("cannot save size and times of inode {ino}: {err}");
+                log_limit::warn(
+                    "cannot save size and times",
+                    format_args!("cannot save size and times of inode {ino}: {err}"),
+                );
                 if matches!(err, CatalogError::Unreachable(_)) {
                     return;
                 }
@@ -297,6 +324,17 @@ impl Shared {
             Some(attr) => Ok(attr),
             None => self.catalog.get_attr(ino),
         }
+    }
+
+    /// `attr` as the kernel is told it. A regular file's blocks are those its data file
+    /// occupies in the cache (one `stat`, no database), so `du` sees holes; others' follow
+    /// their size.
+    fn file_attr(&self, attr: &Attr) -> FileAttr {
+        let mut reported = file_attr(attr);
+        if attr.kind == Kind::File {
+            reported.blocks = self.cache.allocated_blocks(attr.ino);
+        }
+        reported
     }
 
     /// Takes the attributes a namespace change committed.
@@ -501,7 +539,8 @@ impl_fail!(
     ReplyDirectory,
     fuser::ReplyDirectoryPlus,
     ReplyXattr,
-    ReplyCreate
+    ReplyCreate,
+    ReplyWrite
 );
 
 impl VsFs {
@@ -540,17 +579,31 @@ impl Shared {
         fh: Option<FileHandle>,
         change: AttrChange,
         now: i64,
+        caller: impl FnOnce() -> Caller,
     ) -> Result<Attr, Errno> {
         let mut change = change;
         let resize = change.size;
-        if resize.is_some() {
+        let chown = change.uid.is_some() || change.gid.is_some();
+        if resize.is_some() || chown {
             let attr = self.attr(ino).map_err(catalog_errno)?;
-            match attr.kind {
-                Kind::File => {}
-                Kind::Directory => return Err(Errno::EISDIR),
-                _ => return Err(Errno::EINVAL),
+            if resize.is_some() {
+                match attr.kind {
+                    Kind::File => {}
+                    Kind::Directory => return Err(Errno::EISDIR),
+                    _ => return Err(Errno::EINVAL),
+                }
+                change.mtime = change.mtime.or(Some(now));
             }
-            change.mtime = change.mtime.or(Some(now));
+            // Kill-priv of a truncation or change of owner, unless a mode is given too.
+            if change.perm.is_none() && killpriv::has_setid(attr.kind, attr.perm) {
+                let rule = if chown {
+                    killpriv::after_chown
+                } else {
+                    killpriv::after_modify
+                };
+                let perm = rule(attr.perm, attr.gid, &caller());
+                change.perm = (perm != attr.perm).then_some(perm);
+            }
         }
         // Unsaved size and times from writes go into the same update (explicit ones win);
         // holding the save also keeps an older save from committing after this change.
@@ -600,6 +653,97 @@ impl Shared {
             }
         }
         self.save(ino).map_err(catalog_errno)
+    }
+
+    /// Writes `data` at `offset` through `open` and replies.
+    fn write(&self, open: &OpenFile, offset: u64, data: &[u8], reply: ReplyWrite) {
+        let file = match self.data_for_write(open) {
+            Ok(file) => file,
+            Err(err) => return reply.error(io_errno(err)),
+        };
+        // A write that stops part-way (a full cache) reports the bytes that reached the file,
+        // so the size the kernel and the catalog record covers exactly what was written.
+        let mut written = 0;
+        let failure = loop {
+            if written == data.len() {
+                break None;
+            }
+            match file.write_at(&data[written..], offset + written as u64) {
+                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break Some(err),
+            }
+        };
+        if written > 0 {
+            let end = offset.saturating_add(written as u64);
+            self.inodes.wrote(open.ino, end, now_ns());
+            reply.written(written as u32);
+        } else if let Some(err) = failure {
+            reply.error(io_errno(err));
+        } else {
+            reply.written(0);
+        }
+    }
+
+    /// The permission bits an open (tracked) file `ino` must have after the change `req`
+    /// is making, when kill-priv `rule` clears a bit; `None` when nothing changes (the
+    /// usual case, decided from memory without a system call).
+    fn perm_after(
+        &self,
+        ino: u64,
+        req: &Request,
+        rule: fn(u16, u32, &Caller) -> u16,
+    ) -> Option<u16> {
+        let attr = self.inodes.get(ino)?;
+        if !killpriv::has_setid(attr.kind, attr.perm) {
+            return None;
+        }
+        let caller = Caller::of_request(req.uid(), req.gid(), req.pid());
+        let perm = rule(attr.perm, attr.gid, &caller);
+        (perm != attr.perm).then_some(perm)
+    }
+
+    /// Commits new permission bits of `ino` (kill-priv), before the change that needs it.
+    fn set_perm(&self, ino: u64, perm: u16) -> Result<(), Errno> {
+        let change = AttrChange {
+            perm: Some(perm),
+            ctime: Some(now_ns()),
+            ..AttrChange::default()
+        };
+        let attr = self.catalog.set_attr(ino, &change).map_err(catalog_errno)?;
+        self.inodes.changed(attr);
+        Ok(())
+    }
+
+    /// `fallocate` on the data file behind `fh`.
+    fn fallocate(
+        &self,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
+        let open = self.handle(fh)?;
+        let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return Err(Errno::EFBIG);
+        };
+        let file = self.data_for_write(&open).map_err(io_errno)?;
+        // SAFETY: the descriptor belongs to the open cache file.
+        if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
+            return Err(io_errno(io::Error::last_os_error()));
+        }
+        let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
+            offset.saturating_add(length)
+        } else {
+            0
+        };
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
+            // Contents (holes, zeros) or the size changed.
+            self.inodes.wrote(ino, end, now_ns());
+        }
+        Ok(())
     }
 
     fn create(&self, parent: u64, name: &OsStr, node: &NewNode<'_>) -> Result<(u64, Attr), Errno> {
@@ -676,6 +820,10 @@ impl Filesystem for VsFs {
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
         );
+        // Clearing set-user-ID and set-group-ID on write, truncate and chown is done here
+        // (module `killpriv`), by Linux's rules; the kernel's FUSE fallback keeps set-group-ID
+        // on files without group-execute. File capabilities are still removed by the kernel.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV);
         Ok(())
     }
 
@@ -690,26 +838,35 @@ impl Filesystem for VsFs {
             match shared.catalog.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => {
                     let attr = shared.inodes.view(attr);
-                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                    reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
             }
         });
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         if let Some(attr) = self.shared.inodes.get(ino.0) {
-            return reply.attr(&TTL, &file_attr(&attr));
+            // fstat: the blocks of the handle's data file, without a path lookup.
+            let open = fh.and_then(|fh| self.shared.handle(fh).ok());
+            if let Some(file) = open.as_ref().and_then(|open| open.file.get()) {
+                let mut reported = file_attr(&attr);
+                if let Ok(meta) = file.metadata() {
+                    reported.blocks = meta.blocks();
+                    return reply.attr(&TTL, &reported);
+                }
+            }
+            return reply.attr(&TTL, &self.shared.file_attr(&attr));
         }
         self.offload(reply, move |shared, reply| match shared.attr(ino.0) {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            Ok(attr) => reply.attr(&TTL, &shared.file_attr(&attr)),
             Err(err) => reply.error(catalog_errno(err)),
         });
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -739,9 +896,11 @@ impl Filesystem for VsFs {
             mtime: mtime.map(to_ns),
             ctime: Some(now),
         };
+        let (uid, gid, pid) = (req.uid(), req.gid(), req.pid());
         self.offload(reply, move |shared, reply| {
-            match shared.setattr(ino.0, fh, change, now) {
-                Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            let caller = || Caller::of_request(uid, gid, pid);
+            match shared.setattr(ino.0, fh, change, now, caller) {
+                Ok(attr) => reply.attr(&TTL, &shared.file_attr(&attr)),
                 Err(errno) => reply.error(errno),
             }
         });
@@ -909,7 +1068,7 @@ impl Filesystem for VsFs {
             match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
                 Ok(changed) => {
                     let attr = shared.apply(&changed);
-                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                    reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
             }
@@ -949,6 +1108,8 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        // relatime: in memory, saved later with the size and times.
+        self.shared.inodes.accessed(open.ino, now_ns());
         let file = match self.shared.existing_data(&open) {
             Ok(Some(file)) => file,
             Ok(None) => return reply.data(&[]), // never written: empty
@@ -969,7 +1130,7 @@ impl Filesystem for VsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -983,33 +1144,20 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
-        let file = match self.shared.data_for_write(&open) {
-            Ok(file) => file,
-            Err(err) => return reply.error(io_errno(err)),
-        };
-        // A write that stops part-way (a full cache) reports the bytes that reached the file,
-        // so the size the kernel and the catalog record covers exactly what was written.
-        let mut written = 0;
-        let failure = loop {
-            if written == data.len() {
-                break None;
-            }
-            match file.write_at(&data[written..], offset + written as u64) {
-                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => written += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => break Some(err),
-            }
-        };
-        if written > 0 {
-            let end = offset.saturating_add(written as u64);
-            self.shared.inodes.wrote(open.ino, end, now_ns());
-            reply.written(written as u32);
-        } else if let Some(err) = failure {
-            reply.error(io_errno(err));
-        } else {
-            reply.written(0);
+        // A set-user-ID or set-group-ID bit to clear first (rare): that needs the catalog.
+        if let Some(perm) = self
+            .shared
+            .perm_after(open.ino, req, killpriv::after_modify)
+        {
+            let data = data.to_vec();
+            return self.offload(reply, move |shared, reply| {
+                match shared.set_perm(open.ino, perm) {
+                    Ok(()) => shared.write(&open, offset, &data, reply),
+                    Err(errno) => reply.error(errno),
+                }
+            });
         }
+        self.shared.write(&open, offset, data, reply);
     }
 
     fn flush(
@@ -1131,7 +1279,14 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, mut reply| {
             let listed = shared.list(ino.0, fh, offset, |position, name, attr| {
                 let ino = INodeNo(attr.ino);
-                reply.add(ino, position, name, &TTL, &file_attr(attr), Generation(0))
+                reply.add(
+                    ino,
+                    position,
+                    name,
+                    &TTL,
+                    &shared.file_attr(attr),
+                    Generation(0),
+                )
             });
             match listed {
                 Ok(()) => reply.ok(),
@@ -1181,6 +1336,9 @@ impl Filesystem for VsFs {
         if position != 0 {
             return reply.error(Errno::EINVAL);
         }
+        if !known_xattr_namespace(name.as_bytes()) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         let mode = match flags {
             0 => XattrMode::Any,
             libc::XATTR_CREATE => XattrMode::Create,
@@ -1193,10 +1351,13 @@ impl Filesystem for VsFs {
         }
         let (name, value) = (name.to_os_string(), value.to_vec());
         self.offload(reply, move |shared, reply| {
-            match shared
-                .catalog
-                .set_xattr(ino.0, name.as_bytes(), &value, mode)
-            {
+            match shared.catalog.set_xattr(
+                ino.0,
+                name.as_bytes(),
+                &value,
+                mode,
+                shared.xattr_max_size,
+            ) {
                 Ok(attr) => {
                     shared.inodes.changed(attr);
                     reply.ok()
@@ -1222,12 +1383,18 @@ impl Filesystem for VsFs {
         });
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        // Linux lists `trusted.*` only to CAP_SYS_ADMIN (the kernel guards reading them, not
+        // listing); the request carries no capabilities, so: to root.
+        let trusted_visible = req.uid() == 0;
         self.offload(reply, move |shared, reply| {
             match shared.catalog.list_xattrs(ino.0) {
                 Ok(names) => {
                     let mut list = Vec::new();
                     for name in names {
+                        if !trusted_visible && name.starts_with(TRUSTED_XATTR_PREFIX) {
+                            continue;
+                        }
                         list.extend_from_slice(&name);
                         list.push(0);
                     }
@@ -1278,9 +1445,25 @@ impl Filesystem for VsFs {
         });
     }
 
-    fn fallocate(
+    fn ioctl(
         &self,
         _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No ioctl is supported: the answer a device gives to a command it does not know,
+        // without a log line (any user can send them as fast as they like).
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -1294,32 +1477,36 @@ impl Filesystem for VsFs {
         if mode & !supported != 0 {
             return reply.error(Errno::EOPNOTSUPP);
         }
-        let shared = &self.shared;
-        let result = shared.handle(fh).and_then(|open| {
-            let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
-                return Err(Errno::EFBIG);
-            };
-            let file = shared.data_for_write(&open).map_err(io_errno)?;
-            // SAFETY: the descriptor belongs to the open cache file.
-            if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
-                return Err(io_errno(io::Error::last_os_error()));
-            }
-            let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
-                offset.saturating_add(length)
-            } else {
-                0
-            };
-            if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
-                // Contents (holes, zeros) or the size changed.
-                shared.inodes.wrote(ino.0, end, now_ns());
-            }
-            Ok(())
-        });
-        match result {
+        // The kernel leaves kill-priv on fallocate to the file system.
+        if let Some(perm) = self.shared.perm_after(ino.0, req, killpriv::after_modify) {
+            return self.offload(reply, move |shared, reply| {
+                let result = shared
+                    .set_perm(ino.0, perm)
+                    .and_then(|()| shared.fallocate(ino.0, fh, offset, length, mode));
+                match result {
+                    Ok(()) => reply.ok(),
+                    Err(errno) => reply.error(errno),
+                }
+            });
+        }
+        match self.shared.fallocate(ino.0, fh, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(errno) => reply.error(errno),
         }
     }
+}
+
+/// Whether `name` is in a namespace Linux defines (`user.`, `trusted.`, `security.`,
+/// `system.`); others are `EOPNOTSUPP`, as on any Linux file system.
+fn known_xattr_namespace(name: &[u8]) -> bool {
+    [
+        &b"user."[..],
+        TRUSTED_XATTR_PREFIX,
+        b"security.",
+        b"system.",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Replies with `data`, or with its size when `size` is 0, or `ERANGE` when it does not fit.
@@ -1337,7 +1524,10 @@ fn catalog_errno(err: CatalogError) -> Errno {
     match err {
         CatalogError::Errno(code) => Errno::from_i32(code),
         CatalogError::Database(message) | CatalogError::Unreachable(message) => {
-            log::warn!("catalog unavailable: {message}");
+            log_limit::warn(
+                "catalog unavailable",
+                format_args!("catalog unavailable: {message}"),
+            );
             Errno::EIO
         }
     }

@@ -22,7 +22,6 @@ pub fn mount_config() -> Config {
         MountOption::FSName("valuestor".into()),
         MountOption::Subtype("valuestor".into()),
         MountOption::DefaultPermissions,
-        MountOption::NoAtime,
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::fs::{lazy_unmount, mount_config, FsStatsHandle, VsFs};
+use crate::fs::{lazy_unmount, mount_config, FsOptions, FsStatsHandle, VsFs};
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
@@ -204,8 +204,12 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
 
     let cache = Cache::open(&config.cache_folder)
         .map_err(|e| format!("cache folder {}: {e}", config.cache_folder.display()))?;
-    let fs = VsFs::new(Catalog::new(pool.clone()), cache)
-        .map_err(|e| format!("cannot open the catalog: {e}"))?;
+    let fs = VsFs::with_options(
+        Catalog::new(pool.clone()),
+        cache,
+        FsOptions::from_config(&config),
+    )
+    .map_err(|e| format!("cannot open the catalog: {e}"))?;
     let stats = fs.stats_handle();
     // Again: another server may have mounted here while this one waited.
     prepare_mountpoint(&mountpoint)?;
