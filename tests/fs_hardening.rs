@@ -268,9 +268,22 @@ fn trusted_attributes_are_listed_to_root_only() {
     assert_eq!(probe, "user.shown\0".len() as i64);
 }
 
-/// Permission bits of `path` (with set-user-ID, set-group-ID and sticky).
+/// Permission bits of `path` (with set-user-ID, set-group-ID and sticky) as the kernel
+/// holds them: `statx` for the mode alone is answered from the kernel's cache while it is
+/// valid, as exec's checks are, so a change the kernel was not told about shows here.
 fn mode_of(path: &Path) -> u32 {
-    fs::metadata(path).unwrap().mode() & 0o7777
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c(path).as_ptr(),
+            0,
+            libc::STATX_MODE,
+            &mut stx,
+        )
+    };
+    assert_eq!(rc, 0, "statx {}: errno {}", path.display(), errno());
+    u32::from(stx.stx_mode) & 0o7777
 }
 
 /// The modes xfstests generic/683-685 start from, and what a change by a user outside the
@@ -499,4 +512,27 @@ fn reads_move_the_access_time_as_relatime_without_a_write_per_read() {
         (again.atime(), again.atime_nsec()),
         (after.atime(), after.atime_nsec())
     );
+}
+
+#[test]
+fn chown_clears_set_user_id_and_executable_set_group_id() {
+    if !is_root() {
+        return;
+    }
+    let fs = start();
+    // (before, after) for a change of owner by root: set-user-ID always goes, set-group-ID
+    // when group-executable (root keeps it on a file without group-execute).
+    for (i, (before, after)) in [(0o6755, 0o755), (0o6745, 0o2745), (0o2755, 0o755)]
+        .into_iter()
+        .enumerate()
+    {
+        let path = setid_file(&fs, &format!("chown-{i}"), before);
+        std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
+        assert_eq!(
+            mode_of(&path),
+            after,
+            "chown of {before:o}: got {:o}",
+            mode_of(&path)
+        );
+    }
 }

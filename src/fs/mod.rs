@@ -119,6 +119,8 @@ struct Shared {
     capabilities: AtomicBool,
     save_interval: Duration,
     xattr_max_size: usize,
+    /// Tells the kernel about changes not made through a reply (set once mounted).
+    notifier: OnceLock<fuser::Notifier>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -166,6 +168,7 @@ impl VsFs {
             capabilities: AtomicBool::new(capabilities),
             save_interval: options.save_interval,
             xattr_max_size: options.xattr_max_size,
+            notifier: OnceLock::new(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -244,6 +247,12 @@ pub struct FsStats {
 }
 
 impl FsStatsHandle {
+    /// Gives the file system the session's channel for telling the kernel about changes it
+    /// makes on its own (set-user-ID cleared by a write); call once the session exists.
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.0.notifier.set(notifier);
+    }
+
     /// Saves every unsaved size and time now (used when shutting down).
     pub fn flush(&self) {
         self.0.flush_dirty();
@@ -716,6 +725,15 @@ impl Shared {
         Ok(())
     }
 
+    /// Makes the kernel fetch the attributes of `ino` again before it next uses them.
+    fn invalidate_attr(&self, ino: u64) {
+        if let Some(notifier) = self.notifier.get() {
+            if let Err(err) = notifier.inval_inode(INodeNo(ino), -1, 0) {
+                log::warn!("cannot invalidate the kernel's attributes of inode {ino}: {err}");
+            }
+        }
+    }
+
     /// `fallocate` on the data file behind `fh`.
     fn fallocate(
         &self,
@@ -1152,7 +1170,12 @@ impl Filesystem for VsFs {
             let data = data.to_vec();
             return self.offload(reply, move |shared, reply| {
                 match shared.set_perm(open.ino, perm) {
-                    Ok(()) => shared.write(&open, offset, &data, reply),
+                    Ok(()) => {
+                        // A write's reply carries no mode: the kernel must drop the mode it
+                        // holds, or an exec could still see set-user-ID.
+                        shared.invalidate_attr(open.ino);
+                        shared.write(&open, offset, &data, reply)
+                    }
                     Err(errno) => reply.error(errno),
                 }
             });
@@ -1480,9 +1503,10 @@ impl Filesystem for VsFs {
         // The kernel leaves kill-priv on fallocate to the file system.
         if let Some(perm) = self.shared.perm_after(ino.0, req, killpriv::after_modify) {
             return self.offload(reply, move |shared, reply| {
-                let result = shared
-                    .set_perm(ino.0, perm)
-                    .and_then(|()| shared.fallocate(ino.0, fh, offset, length, mode));
+                let result = shared.set_perm(ino.0, perm).and_then(|()| {
+                    shared.invalidate_attr(ino.0); // as for a write: the reply has no mode
+                    shared.fallocate(ino.0, fh, offset, length, mode)
+                });
                 match result {
                     Ok(()) => reply.ok(),
                     Err(errno) => reply.error(errno),
