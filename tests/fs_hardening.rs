@@ -415,6 +415,27 @@ fn sparse_files_report_the_blocks_they_occupy() {
         open.blocks(),
         open.len()
     );
+    // Space allocated without a change of size or contents counts too.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            1 << 20,
+            1 << 20,
+        )
+    };
+    assert_eq!(rc, 0, "fallocate KEEP_SIZE: errno {}", errno());
+    let allocated = file.metadata().unwrap().blocks();
+    assert!(
+        allocated >= open.blocks() + 2048,
+        "st_blocks after allocating 1 MiB more: {allocated} (before {})",
+        open.blocks()
+    );
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    assert_eq!(
+        unsafe { libc::fallocate(file.as_raw_fd(), punch, 1 << 20, 1 << 20) },
+        0
+    );
     drop(file);
     fs.await_consistent();
     let closed = fs::metadata(&path).unwrap();

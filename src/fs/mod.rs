@@ -346,6 +346,29 @@ impl Shared {
         reported
     }
 
+    /// A tracked inode as the kernel is told it: blocks measured since its last change are
+    /// reused; otherwise the data file behind handle `fh` is measured with `fstat` (no path
+    /// lookup), or the data file by its path.
+    fn tracked_attr(&self, view: inodes::StatView, fh: Option<FileHandle>) -> FileAttr {
+        let mut reported = file_attr(&view.attr);
+        if view.attr.kind != Kind::File {
+            return reported;
+        }
+        reported.blocks = match view.blocks {
+            Some(blocks) => blocks,
+            None => {
+                let open = fh.and_then(|fh| self.handle(fh).ok());
+                let blocks = match open.as_ref().and_then(|open| open.file.get()) {
+                    Some(file) => file.metadata().map_or(0, |meta| meta.blocks()),
+                    None => self.cache.allocated_blocks(view.attr.ino),
+                };
+                self.inodes.measured(view.attr.ino, view.changes, blocks);
+                blocks
+            }
+        };
+        reported
+    }
+
     /// Takes the attributes a namespace change committed.
     fn apply(&self, changed: &Changed) -> Attr {
         for dir in &changed.dirs {
@@ -760,6 +783,8 @@ impl Shared {
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
             // Contents (holes, zeros) or the size changed.
             self.inodes.wrote(ino, end, now_ns());
+        } else {
+            self.inodes.allocated(ino);
         }
         Ok(())
     }
@@ -864,17 +889,8 @@ impl Filesystem for VsFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(attr) = self.shared.inodes.get(ino.0) {
-            // fstat: the blocks of the handle's data file, without a path lookup.
-            let open = fh.and_then(|fh| self.shared.handle(fh).ok());
-            if let Some(file) = open.as_ref().and_then(|open| open.file.get()) {
-                let mut reported = file_attr(&attr);
-                if let Ok(meta) = file.metadata() {
-                    reported.blocks = meta.blocks();
-                    return reply.attr(&TTL, &reported);
-                }
-            }
-            return reply.attr(&TTL, &self.shared.file_attr(&attr));
+        if let Some(view) = self.shared.inodes.stat_view(ino.0) {
+            return reply.attr(&TTL, &self.shared.tracked_attr(view, fh));
         }
         self.offload(reply, move |shared, reply| match shared.attr(ino.0) {
             Ok(attr) => reply.attr(&TTL, &shared.file_attr(&attr)),
