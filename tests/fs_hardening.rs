@@ -189,6 +189,16 @@ fn extended_attributes_outside_the_linux_namespaces_are_refused() {
     fs::write(&path, b"").unwrap();
     assert_eq!(setxattr(&path, "bogus.x", b"v"), Err(libc::EOPNOTSUPP));
     assert_eq!(setxattr(&path, "userx", b"v"), Err(libc::EOPNOTSUPP));
+    let mut buf = [0u8; 8];
+    let got = unsafe {
+        libc::getxattr(
+            c(&path).as_ptr(),
+            c"bogus.x".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!((got, errno()), (-1, libc::EOPNOTSUPP), "getxattr bogus.x");
     assert_eq!(setxattr(&path, "user.x", b"v"), Ok(()));
     assert_eq!(setxattr(&path, "trusted.x", b"v"), Ok(()), "root may");
     let mut conn = fs.db.connect();

@@ -1413,6 +1413,9 @@ impl Filesystem for VsFs {
         {
             return reply.error(Errno::ENODATA);
         }
+        if !known_xattr_namespace(name.as_bytes()) {
+            return reply.error(Errno::EOPNOTSUPP); // as Linux, without asking the catalog
+        }
         let name = name.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.get_xattr(ino.0, name.as_bytes()) {
