@@ -50,6 +50,9 @@ pub struct Config {
     pub file_max_size: u64,
     /// Size of a metadata file (MetaFileSize). Default 1M.
     pub meta_file_size: u64,
+    /// Most bytes of extended attributes (names plus values) one inode may hold
+    /// (XattrMaxSize); more is `ENOSPC`. Default 4K, like ext4's one block.
+    pub xattr_max_size: u64,
     /// Unknown keys and other non-fatal findings, one message each (with the line); at most
     /// [`MAX_WARNINGS`] and a count of the rest.
     pub warnings: Vec<String>,
@@ -81,6 +84,7 @@ pub const USED_KEYS: &[&str] = &[
     "CacheFolder",
     "CacheFreeLeastSize",
     "FileMaxSize",
+    "XattrMaxSize",
 ];
 
 /// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
@@ -381,6 +385,7 @@ impl Default for Config {
             filters: FilterConfig::default(),
             file_max_size: 0,
             meta_file_size: MIB,
+            xattr_max_size: 4 * 1024,
             warnings: Vec::new(),
             unused_keys: Vec::new(),
         }
@@ -665,6 +670,7 @@ impl Config {
             "IgnoreWriteByReadPercent" => cache.ignore_write_by_read_percent = percent()?,
             "FileMaxSize" => self.file_max_size = size()?,
             "MetaFileSize" => self.meta_file_size = size()?,
+            "XattrMaxSize" => self.xattr_max_size = size()?,
             "TapeIdleTime" => archive.tape_idle_time = seconds()?,
             "FileIdleTime" => archive.file_idle_time = seconds()?,
             "TapeReservedMinFreeSize" => archive.tape_reserved_min_free_size = size()?,
@@ -726,6 +732,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "IgnoreWriteByReadPercent",
         "FileMaxSize",
         "MetaFileSize",
+        "XattrMaxSize",
         "TapeIdleTime",
         "FileIdleTime",
         "TapeReservedMinFreeSize",

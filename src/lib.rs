@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod ffi;
 pub mod fs;
+pub mod log_limit;
 pub mod notify;
 
 pub mod pool;

@@ -288,12 +288,12 @@ fn every_name_longer_than_255_bytes_is_refused() {
     // Extended attribute names: Linux says ERANGE past 255 bytes.
     let any = XattrMode::Any;
     assert_eq!(
-        errno(catalog.set_xattr(f.ino, &long, b"v", any)),
+        errno(catalog.set_xattr(f.ino, &long, b"v", any, 4096)),
         libc::ERANGE
     );
     assert_eq!(errno(catalog.get_xattr(f.ino, &long)), libc::ERANGE);
     assert_eq!(errno(catalog.remove_xattr(f.ino, &long)), libc::ERANGE);
-    catalog.set_xattr(f.ino, &ok, b"v", any).unwrap();
+    catalog.set_xattr(f.ino, &ok, b"v", any, 4096).unwrap();
     assert_eq!(catalog.get_xattr(f.ino, &ok).unwrap(), b"v");
     assert_eq!(
         catalog.read_dir(ROOT_INO, 0, 10).unwrap().len(),
@@ -395,7 +395,7 @@ fn changes_return_the_attributes_of_every_inode_they_touch() {
     let before = catalog.get_attr(f.ino).unwrap();
     later(before.ctime);
     let tagged = catalog
-        .set_xattr(f.ino, b"user.t", b"1", XattrMode::Any)
+        .set_xattr(f.ino, b"user.t", b"1", XattrMode::Any, 4096)
         .unwrap();
     assert!(tagged.ctime > before.ctime);
     assert_eq!(tagged, catalog.get_attr(f.ino).unwrap());

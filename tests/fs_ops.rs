@@ -375,7 +375,12 @@ fn count_files(dir: &Path) -> usize {
 
 #[test]
 fn extended_attributes_with_flags_and_size_probing() {
-    let fs = MountedFs::start();
+    // Room for a 64 KiB value (the default bound per inode is 4 KiB).
+    let options = valuestor::fs::FsOptions {
+        xattr_max_size: 128 * 1024,
+        ..Default::default()
+    };
+    let fs = MountedFs::start_with_options(|_| {}, options);
     let path = fs.path("x");
     fs::write(&path, b"").unwrap();
     let p = c(&path);

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 mod reserve;
@@ -88,6 +88,12 @@ impl Cache {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// The 512-byte blocks the data file of `ino` occupies (holes take none); 0 when it
+    /// has none or it cannot be examined.
+    pub fn allocated_blocks(&self, ino: u64) -> u64 {
+        std::fs::symlink_metadata(self.path(ino)).map_or(0, |meta| meta.blocks())
     }
 
     /// Makes the directory entry of the data file of `ino` durable (fsyncs its bucket).

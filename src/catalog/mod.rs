@@ -658,16 +658,23 @@ impl Catalog {
     }
 
     /// Sets extended attribute `name` of `ino`; returns the inode's new attributes.
+    ///
+    /// `ENOSPC` when the inode's attributes would then take more than `max_total` bytes
+    /// (names plus values, as ext4 counts its one block).
     pub fn set_xattr(
         &self,
         ino: u64,
         name: &[u8],
         value: &[u8],
         mode: XattrMode,
+        max_total: usize,
     ) -> Result<Attr, CatalogError> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(CatalogError::Errno(libc::E2BIG));
+        }
+        if name.len() + value.len() > max_total {
+            return Err(CatalogError::Errno(libc::ENOSPC));
         }
         self.write(|tx| {
             lock_inode(tx, ino)?;
@@ -679,6 +686,16 @@ impl Catalog {
                 (XattrMode::Create, true) => return Err(CatalogError::Errno(libc::EEXIST)),
                 (XattrMode::Replace, false) => return Err(CatalogError::Errno(libc::ENODATA)),
                 _ => {}
+            }
+            // The inode row is locked: no other change to its attributes runs meanwhile.
+            let others: Option<u64> = tx.exec_first(
+                "SELECT CAST(COALESCE(SUM(LENGTH(name) + LENGTH(value)), 0) AS UNSIGNED)
+                 FROM vs_xattrs WHERE ino = ? AND name <> ?",
+                (ino, name),
+            )?;
+            let total = others.unwrap_or(0) + (name.len() + value.len()) as u64;
+            if total > max_total as u64 {
+                return Err(CatalogError::Errno(libc::ENOSPC));
             }
             tx.exec_drop(
                 "INSERT INTO vs_xattrs (ino, name, value) VALUES (?, ?, ?)

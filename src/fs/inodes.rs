@@ -22,6 +22,22 @@ struct Node {
     dirty: bool,
     /// A save of this inode is running (between `begin_save` and `end_save`).
     saving: bool,
+    /// Blocks its data file occupied when last looked at, while no change happened since.
+    blocks: Option<u64>,
+    /// Counts changes, so blocks measured before one are not kept after it.
+    changes: u64,
+}
+
+/// What a `getattr` of a tracked inode needs: its attributes, its data file's blocks if
+/// known, and the change count to hand back to [`Inodes::measured`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatView {
+    /// The attributes.
+    pub attr: Attr,
+    /// 512-byte blocks of its data file, unless they may have changed since measured.
+    pub blocks: Option<u64>,
+    /// The change count when read.
+    pub changes: u64,
 }
 
 /// The table of tracked inodes.
@@ -36,6 +52,26 @@ impl Inodes {
     /// The attributes of a tracked inode.
     pub fn get(&self, ino: u64) -> Option<Attr> {
         self.nodes.lock().get(&ino).map(|n| n.attr)
+    }
+
+    /// A tracked inode's attributes with its data file's blocks, if measured since its last
+    /// change (so repeated `getattr`s cost no system call).
+    pub fn stat_view(&self, ino: u64) -> Option<StatView> {
+        self.nodes.lock().get(&ino).map(|n| StatView {
+            attr: n.attr,
+            blocks: n.blocks,
+            changes: n.changes,
+        })
+    }
+
+    /// Records `blocks` measured for `ino` after [`Inodes::stat_view`] gave `changes`;
+    /// dropped if the inode changed meanwhile.
+    pub fn measured(&self, ino: u64, changes: u64, blocks: u64) {
+        if let Some(node) = self.nodes.lock().get_mut(&ino) {
+            if node.changes == changes {
+                node.blocks = Some(blocks);
+            }
+        }
     }
 
     /// What the kernel should see for `attr` as just read from the catalog: a tracked
@@ -53,6 +89,8 @@ impl Inodes {
             return attr;
         };
         node.attr = merge(attr, node);
+        node.blocks = None; // a truncation may have cut the data
+        node.changes += 1;
         node.attr
     }
 
@@ -74,6 +112,8 @@ impl Inodes {
             open: 0,
             dirty: false,
             saving: false,
+            blocks: None,
+            changes: 0,
         });
         node.open += 1;
         node.attr
@@ -114,6 +154,37 @@ impl Inodes {
             node.attr.mtime = now;
             node.attr.ctime = node.attr.ctime.max(now);
             node.dirty = true;
+            node.blocks = None;
+            node.changes += 1;
+        }
+    }
+
+    /// `ino` was read at `now`: its access time moves as under `relatime` (when it is not
+    /// after the last change, or a day old), in memory only; the save that follows writes it
+    /// with the size and times, so reads cost no catalog round trip. Returns whether it moved.
+    ///
+    /// Access times are best effort: while [`ATIME_TRACKED_MAX`] inodes are tracked (the
+    /// database is gone and unsaved changes pile up), reads add no more.
+    pub fn accessed(&self, ino: u64, now: i64) -> bool {
+        let mut nodes = self.nodes.lock();
+        let crowded = nodes.len() >= ATIME_TRACKED_MAX;
+        let Some(node) = nodes.get_mut(&ino) else {
+            return false;
+        };
+        if !relatime_due(&node.attr, now) || (crowded && !node.dirty) {
+            return false;
+        }
+        node.attr.atime = now;
+        node.dirty = true;
+        true
+    }
+
+    /// Space was allocated to the data file of `ino` without a change of contents or size
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): its blocks are measured again.
+    pub fn allocated(&self, ino: u64) {
+        if let Some(node) = self.nodes.lock().get_mut(&ino) {
+            node.blocks = None;
+            node.changes += 1;
         }
     }
 
@@ -169,6 +240,22 @@ impl Inodes {
     pub fn remove(&self, ino: u64) {
         self.nodes.lock().remove(&ino);
     }
+}
+
+/// Tracked inodes beyond which a read no longer marks a clean inode unsaved for its access
+/// time (a bound on what reads alone can keep in memory while the database is down).
+pub const ATIME_TRACKED_MAX: usize = 65536;
+
+/// How old an access time may get before a read moves it even when it is after the last
+/// change (Linux `relatime`: one day).
+const RELATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// Whether a read at `now` moves the access time of `attr` under `relatime` rules: the
+/// access time is not after the last modification or status change, or is a day old.
+pub fn relatime_due(attr: &Attr, now: i64) -> bool {
+    attr.atime <= attr.mtime
+        || attr.atime <= attr.ctime
+        || now.saturating_sub(attr.atime) >= RELATIME_MAX_AGE_NS
 }
 
 /// `committed` as the kernel should see it for `node`: unsaved size and times stay.
@@ -277,6 +364,75 @@ mod tests {
         // The second save waits for the first to end, then takes the newer size.
         inodes.end_save(3, true);
         assert_eq!(second.join().unwrap(), Some(Some(20)));
+    }
+
+    #[test]
+    fn reads_move_the_access_time_as_relatime_does() {
+        let day = RELATIME_MAX_AGE_NS;
+        let mut a = attr(4, 10, 100);
+        a.mtime = 100;
+        a.atime = 50;
+        assert!(relatime_due(&a, 200), "access before the last change");
+        a.atime = 100;
+        assert!(relatime_due(&a, 200), "access at the last change");
+        a.atime = 150;
+        assert!(!relatime_due(&a, 200), "accessed since the last change");
+        assert!(relatime_due(&a, 150 + day), "a day old");
+
+        let inodes = Inodes::default();
+        assert!(!inodes.accessed(4, 200), "untracked: nothing to move");
+        a.atime = 50;
+        inodes.opened(a);
+        assert!(inodes.accessed(4, 200));
+        assert_eq!(inodes.get(4).unwrap().atime, 200);
+        assert_eq!(inodes.get(4).unwrap().ctime, 100, "ctime stays");
+        assert_eq!(inodes.dirty_inodes(), [4], "saved with the next save");
+        assert_eq!(inodes.begin_save(4).unwrap().atime, Some(200));
+        inodes.end_save(4, true);
+        assert!(
+            !inodes.accessed(4, 201),
+            "a second read right after: no change"
+        );
+        assert!(inodes.dirty_inodes().is_empty(), "and nothing to save");
+    }
+
+    #[test]
+    fn reads_stop_marking_access_times_when_too_many_inodes_are_tracked() {
+        let inodes = Inodes::default();
+        for ino in 0..ATIME_TRACKED_MAX as u64 {
+            inodes.opened(attr(ino + 100, 0, 1));
+        }
+        let mut stale = attr(1, 0, 100);
+        stale.mtime = 100;
+        inodes.opened(stale);
+        assert!(
+            !inodes.accessed(1, 200),
+            "crowded: the access time is skipped"
+        );
+        assert!(inodes.dirty_inodes().is_empty());
+        inodes.wrote(1, 10, 150);
+        assert!(inodes.accessed(1, 200), "an inode unsaved anyway takes it");
+    }
+
+    #[test]
+    fn measured_blocks_are_kept_until_the_next_change() {
+        let inodes = Inodes::default();
+        inodes.opened(attr(6, 0, 1));
+        let view = inodes.stat_view(6).unwrap();
+        assert_eq!(view.blocks, None, "not measured yet");
+        inodes.measured(6, view.changes, 8);
+        assert_eq!(inodes.stat_view(6).unwrap().blocks, Some(8));
+        inodes.wrote(6, 8192, 2);
+        let view = inodes.stat_view(6).unwrap();
+        assert_eq!(view.blocks, None, "a write may allocate");
+        // Measured before a change that lands before the result: not kept.
+        inodes.wrote(6, 16384, 3);
+        inodes.measured(6, view.changes, 16);
+        assert_eq!(inodes.stat_view(6).unwrap().blocks, None);
+        let view = inodes.stat_view(6).unwrap();
+        inodes.measured(6, view.changes, 32);
+        inodes.changed(attr(6, 0, 4)); // a truncation
+        assert_eq!(inodes.stat_view(6).unwrap().blocks, None);
     }
 
     #[test]

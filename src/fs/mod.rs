@@ -15,6 +15,7 @@
 //! between the two) are removed at the next start.
 
 mod inodes;
+mod killpriv;
 mod limits;
 mod listing;
 mod mount;
@@ -27,7 +28,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,7 +48,9 @@ use crate::catalog::{
     now_ns, system_time_ns, Attr, AttrChange, Catalog, CatalogError, Changed, Kind, NewNode,
     RenameMode, XattrMode, NAME_MAX,
 };
+use crate::log_limit;
 use inodes::Inodes;
+use killpriv::Caller;
 use limits::Limits;
 use listing::Listing;
 use workers::{Job, Workers};
@@ -62,6 +65,8 @@ const MAX_IO: u32 = 1 << 20;
 const SWEEP_BATCH: usize = 1000;
 /// The extended attribute holding file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
+/// Extended attributes listed to root only.
+const TRUSTED_XATTR_PREFIX: &[u8] = b"trusted.";
 /// Threads running requests that need the catalog: as many as the pool has connections by
 /// default (more would only wait in the pool).
 const CATALOG_THREADS: usize = 4;
@@ -75,6 +80,9 @@ pub struct FsOptions {
     pub file_max_size: u64,
     /// Space on the cache file system writes never take (CacheFreeLeastSize). Default 2G.
     pub cache_free_least_size: u64,
+    /// Most bytes of extended attributes (names plus values) per inode; more is `ENOSPC`.
+    /// Default 4 KiB (`XattrMaxSize`).
+    pub xattr_max_size: usize,
 }
 
 impl Default for FsOptions {
@@ -90,6 +98,7 @@ impl FsOptions {
             save_interval: Duration::from_secs(1),
             file_max_size: config.file_max_size,
             cache_free_least_size: config.cache.free_least_size,
+            xattr_max_size: usize::try_from(config.xattr_max_size).unwrap_or(usize::MAX),
         }
     }
 }
@@ -116,6 +125,9 @@ struct Shared {
     /// Whether any inode may have [`CAPABILITY_XATTR`] (set once one is stored).
     capabilities: AtomicBool,
     save_interval: Duration,
+    xattr_max_size: usize,
+    /// Tells the kernel about changes not made through a reply (set once mounted).
+    notifier: OnceLock<fuser::Notifier>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -167,6 +179,8 @@ impl VsFs {
             unsynced_entries: Mutex::new(HashSet::new()),
             capabilities: AtomicBool::new(capabilities),
             save_interval: options.save_interval,
+            xattr_max_size: options.xattr_max_size,
+            notifier: OnceLock::new(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -245,6 +259,12 @@ pub struct FsStats {
 }
 
 impl FsStatsHandle {
+    /// Gives the file system the session's channel for telling the kernel about changes it
+    /// makes on its own (set-user-ID cleared by a write); call once the session exists.
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.0.notifier.set(notifier);
+    }
+
     /// Saves every unsaved size and time now (used when shutting down).
     pub fn flush(&self) {
         self.0.flush_dirty();
@@ -279,7 +299,10 @@ impl Shared {
             if *stop {
                 break;
             }
-            parking_lot::MutexGuard::unlocked(&mut stop, || self.flush_dirty());
+            parking_lot::MutexGuard::unlocked(&mut stop, || {
+                self.flush_dirty();
+                log_limit::flush();
+            });
         }
     }
 
@@ -288,7 +311,10 @@ impl Shared {
     fn flush_dirty(&self) {
         for ino in self.inodes.dirty_inodes() {
             if let Err(err) = self.save(ino) {
-                log::warn!("cannot save size and times of inode {ino}: {err}");
+                log_limit::warn(
+                    "cannot save size and times",
+                    format_args!("cannot save size and times of inode {ino}: {err}"),
+                );
                 if matches!(err, CatalogError::Unreachable(_)) {
                     return;
                 }
@@ -319,6 +345,40 @@ impl Shared {
             Some(attr) => Ok(attr),
             None => self.catalog.get_attr(ino),
         }
+    }
+
+    /// `attr` as the kernel is told it. A regular file's blocks are those its data file
+    /// occupies in the cache (one `stat`, no database), so `du` sees holes; others' follow
+    /// their size.
+    fn file_attr(&self, attr: &Attr) -> FileAttr {
+        let mut reported = file_attr(attr);
+        if attr.kind == Kind::File {
+            reported.blocks = self.cache.allocated_blocks(attr.ino);
+        }
+        reported
+    }
+
+    /// A tracked inode as the kernel is told it: blocks measured since its last change are
+    /// reused; otherwise the data file behind handle `fh` is measured with `fstat` (no path
+    /// lookup), or the data file by its path.
+    fn tracked_attr(&self, view: inodes::StatView, fh: Option<FileHandle>) -> FileAttr {
+        let mut reported = file_attr(&view.attr);
+        if view.attr.kind != Kind::File {
+            return reported;
+        }
+        reported.blocks = match view.blocks {
+            Some(blocks) => blocks,
+            None => {
+                let open = fh.and_then(|fh| self.handle(fh).ok());
+                let blocks = match open.as_ref().and_then(|open| open.file.get()) {
+                    Some(file) => file.metadata().map_or(0, |meta| meta.blocks()),
+                    None => self.cache.allocated_blocks(view.attr.ino),
+                };
+                self.inodes.measured(view.attr.ino, view.changes, blocks);
+                blocks
+            }
+        };
+        reported
     }
 
     /// Takes the attributes a namespace change committed.
@@ -523,7 +583,8 @@ impl_fail!(
     ReplyDirectory,
     fuser::ReplyDirectoryPlus,
     ReplyXattr,
-    ReplyCreate
+    ReplyCreate,
+    ReplyWrite
 );
 
 impl VsFs {
@@ -562,18 +623,34 @@ impl Shared {
         fh: Option<FileHandle>,
         change: AttrChange,
         now: i64,
+        caller: impl FnOnce() -> Caller,
     ) -> Result<Attr, Errno> {
         let mut change = change;
         let resize = change.size;
+        let chown = change.uid.is_some() || change.gid.is_some();
         if let Some(size) = resize {
             self.limits.check_size(size)?;
+        }
+        if resize.is_some() || chown {
             let attr = self.attr(ino).map_err(catalog_errno)?;
-            match attr.kind {
-                Kind::File => {}
-                Kind::Directory => return Err(Errno::EISDIR),
-                _ => return Err(Errno::EINVAL),
+            if resize.is_some() {
+                match attr.kind {
+                    Kind::File => {}
+                    Kind::Directory => return Err(Errno::EISDIR),
+                    _ => return Err(Errno::EINVAL),
+                }
+                change.mtime = change.mtime.or(Some(now));
             }
-            change.mtime = change.mtime.or(Some(now));
+            // Kill-priv of a truncation or change of owner, unless a mode is given too.
+            if change.perm.is_none() && killpriv::has_setid(attr.kind, attr.perm) {
+                let rule = if chown {
+                    killpriv::after_chown
+                } else {
+                    killpriv::after_modify
+                };
+                let perm = rule(attr.perm, attr.gid, &caller());
+                change.perm = (perm != attr.perm).then_some(perm);
+            }
         }
         // Unsaved size and times from writes go into the same update (explicit ones win);
         // holding the save also keeps an older save from committing after this change.
@@ -623,6 +700,111 @@ impl Shared {
             }
         }
         self.save(ino).map_err(catalog_errno)
+    }
+
+    /// Writes `data` at `offset` through `open` and replies.
+    fn write(&self, open: &OpenFile, offset: u64, data: &[u8], reply: ReplyWrite) {
+        let file = match self.data_for_write(open) {
+            Ok(file) => file,
+            Err(err) => return reply.error(io_errno(err)),
+        };
+        // A write that stops part-way (a full cache) reports the bytes that reached the file,
+        // so the size the kernel and the catalog record covers exactly what was written.
+        let mut written = 0;
+        let failure = loop {
+            if written == data.len() {
+                break None;
+            }
+            match file.write_at(&data[written..], offset + written as u64) {
+                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break Some(err),
+            }
+        };
+        if written > 0 {
+            let end = offset.saturating_add(written as u64);
+            self.inodes.wrote(open.ino, end, now_ns());
+            reply.written(written as u32);
+        } else if let Some(err) = failure {
+            reply.error(io_errno(err));
+        } else {
+            reply.written(0);
+        }
+    }
+
+    /// The permission bits an open (tracked) file `ino` must have after the change `req`
+    /// is making, when kill-priv `rule` clears a bit; `None` when nothing changes (the
+    /// usual case, decided from memory without a system call).
+    fn perm_after(
+        &self,
+        ino: u64,
+        req: &Request,
+        rule: fn(u16, u32, &Caller) -> u16,
+    ) -> Option<u16> {
+        let attr = self.inodes.get(ino)?;
+        if !killpriv::has_setid(attr.kind, attr.perm) {
+            return None;
+        }
+        let caller = Caller::of_request(req.uid(), req.gid(), req.pid());
+        let perm = rule(attr.perm, attr.gid, &caller);
+        (perm != attr.perm).then_some(perm)
+    }
+
+    /// Commits new permission bits of `ino` (kill-priv), before the change that needs it.
+    fn set_perm(&self, ino: u64, perm: u16) -> Result<(), Errno> {
+        let change = AttrChange {
+            perm: Some(perm),
+            ctime: Some(now_ns()),
+            ..AttrChange::default()
+        };
+        let attr = self.catalog.set_attr(ino, &change).map_err(catalog_errno)?;
+        self.inodes.changed(attr);
+        Ok(())
+    }
+
+    /// Makes the kernel fetch the attributes of `ino` again before it next uses them.
+    fn invalidate_attr(&self, ino: u64) {
+        if let Some(notifier) = self.notifier.get() {
+            if let Err(err) = notifier.inval_inode(INodeNo(ino), -1, 0) {
+                log::warn!("cannot invalidate the kernel's attributes of inode {ino}: {err}");
+            }
+        }
+    }
+
+    /// `fallocate` on the data file behind `fh`.
+    fn fallocate(
+        &self,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
+        let open = self.handle(fh)?;
+        let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return Err(Errno::EFBIG);
+        };
+        let frees = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
+        self.limits
+            .allocate(offset.saturating_add(length), length, !frees)?;
+        let file = self.data_for_write(&open).map_err(io_errno)?;
+        // SAFETY: the descriptor belongs to the open cache file.
+        if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
+            return Err(io_errno(io::Error::last_os_error()));
+        }
+        let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
+            offset.saturating_add(length)
+        } else {
+            0
+        };
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
+            // Contents (holes, zeros) or the size changed.
+            self.inodes.wrote(ino, end, now_ns());
+        } else {
+            self.inodes.allocated(ino);
+        }
+        Ok(())
     }
 
     fn create(&self, parent: u64, name: &OsStr, node: &NewNode<'_>) -> Result<(u64, Attr), Errno> {
@@ -699,6 +881,10 @@ impl Filesystem for VsFs {
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
         );
+        // Clearing set-user-ID and set-group-ID on write, truncate and chown is done here
+        // (module `killpriv`), by Linux's rules; the kernel's FUSE fallback keeps set-group-ID
+        // on files without group-execute. File capabilities are still removed by the kernel.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV);
         Ok(())
     }
 
@@ -713,26 +899,26 @@ impl Filesystem for VsFs {
             match shared.catalog.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => {
                     let attr = shared.inodes.view(attr);
-                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                    reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
             }
         });
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(attr) = self.shared.inodes.get(ino.0) {
-            return reply.attr(&TTL, &file_attr(&attr));
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(view) = self.shared.inodes.stat_view(ino.0) {
+            return reply.attr(&TTL, &self.shared.tracked_attr(view, fh));
         }
         self.offload(reply, move |shared, reply| match shared.attr(ino.0) {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            Ok(attr) => reply.attr(&TTL, &shared.file_attr(&attr)),
             Err(err) => reply.error(catalog_errno(err)),
         });
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -762,9 +948,11 @@ impl Filesystem for VsFs {
             mtime: mtime.map(to_ns),
             ctime: Some(now),
         };
+        let (uid, gid, pid) = (req.uid(), req.gid(), req.pid());
         self.offload(reply, move |shared, reply| {
-            match shared.setattr(ino.0, fh, change, now) {
-                Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            let caller = || Caller::of_request(uid, gid, pid);
+            match shared.setattr(ino.0, fh, change, now, caller) {
+                Ok(attr) => reply.attr(&TTL, &shared.file_attr(&attr)),
                 Err(errno) => reply.error(errno),
             }
         });
@@ -932,7 +1120,7 @@ impl Filesystem for VsFs {
             match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
                 Ok(changed) => {
                     let attr = shared.apply(&changed);
-                    reply.entry(&TTL, &file_attr(&attr), Generation(0));
+                    reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
             }
@@ -972,6 +1160,8 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        // relatime: in memory, saved later with the size and times.
+        self.shared.inodes.accessed(open.ino, now_ns());
         let file = match self.shared.existing_data(&open) {
             Ok(Some(file)) => file,
             Ok(None) => return reply.data(&[]), // never written: empty
@@ -992,7 +1182,7 @@ impl Filesystem for VsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -1006,37 +1196,31 @@ impl Filesystem for VsFs {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
         };
+        // FileMaxSize and CacheFreeLeastSize come first, as Linux checks limits before it
+        // removes privileges.
         let data = match self.shared.limits.write_len(offset, data.len()) {
             Ok(len) => &data[..len],
             Err(errno) => return reply.error(errno),
         };
-        let file = match self.shared.data_for_write(&open) {
-            Ok(file) => file,
-            Err(err) => return reply.error(io_errno(err)),
-        };
-        // A write that stops part-way (a full cache) reports the bytes that reached the file,
-        // so the size the kernel and the catalog record covers exactly what was written.
-        let mut written = 0;
-        let failure = loop {
-            if written == data.len() {
-                break None;
-            }
-            match file.write_at(&data[written..], offset + written as u64) {
-                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => written += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => break Some(err),
-            }
-        };
-        if written > 0 {
-            let end = offset.saturating_add(written as u64);
-            self.shared.inodes.wrote(open.ino, end, now_ns());
-            reply.written(written as u32);
-        } else if let Some(err) = failure {
-            reply.error(io_errno(err));
-        } else {
-            reply.written(0);
+        // A set-user-ID or set-group-ID bit to clear first (rare): that needs the catalog.
+        if let Some(perm) = self
+            .shared
+            .perm_after(open.ino, req, killpriv::after_modify)
+        {
+            let data = data.to_vec();
+            return self.offload(reply, move |shared, reply| {
+                match shared.set_perm(open.ino, perm) {
+                    Ok(()) => {
+                        // A write's reply carries no mode: the kernel must drop the mode it
+                        // holds, or an exec could still see set-user-ID.
+                        shared.invalidate_attr(open.ino);
+                        shared.write(&open, offset, &data, reply)
+                    }
+                    Err(errno) => reply.error(errno),
+                }
+            });
         }
+        self.shared.write(&open, offset, data, reply);
     }
 
     fn flush(
@@ -1158,7 +1342,14 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, mut reply| {
             let listed = shared.list(ino.0, fh, offset, |position, name, attr| {
                 let ino = INodeNo(attr.ino);
-                reply.add(ino, position, name, &TTL, &file_attr(attr), Generation(0))
+                reply.add(
+                    ino,
+                    position,
+                    name,
+                    &TTL,
+                    &shared.file_attr(attr),
+                    Generation(0),
+                )
             });
             match listed {
                 Ok(()) => reply.ok(),
@@ -1211,6 +1402,9 @@ impl Filesystem for VsFs {
         if position != 0 {
             return reply.error(Errno::EINVAL);
         }
+        if !known_xattr_namespace(name.as_bytes()) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         let mode = match flags {
             0 => XattrMode::Any,
             libc::XATTR_CREATE => XattrMode::Create,
@@ -1223,10 +1417,13 @@ impl Filesystem for VsFs {
         }
         let (name, value) = (name.to_os_string(), value.to_vec());
         self.offload(reply, move |shared, reply| {
-            match shared
-                .catalog
-                .set_xattr(ino.0, name.as_bytes(), &value, mode)
-            {
+            match shared.catalog.set_xattr(
+                ino.0,
+                name.as_bytes(),
+                &value,
+                mode,
+                shared.xattr_max_size,
+            ) {
                 Ok(attr) => {
                     shared.inodes.changed(attr);
                     reply.ok()
@@ -1243,6 +1440,9 @@ impl Filesystem for VsFs {
         {
             return reply.error(Errno::ENODATA);
         }
+        if !known_xattr_namespace(name.as_bytes()) {
+            return reply.error(Errno::EOPNOTSUPP); // as Linux, without asking the catalog
+        }
         let name = name.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.get_xattr(ino.0, name.as_bytes()) {
@@ -1252,12 +1452,18 @@ impl Filesystem for VsFs {
         });
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        // Linux lists `trusted.*` only to CAP_SYS_ADMIN (the kernel guards reading them, not
+        // listing); the request carries no capabilities, so: to root.
+        let trusted_visible = req.uid() == 0;
         self.offload(reply, move |shared, reply| {
             match shared.catalog.list_xattrs(ino.0) {
                 Ok(names) => {
                     let mut list = Vec::new();
                     for name in names {
+                        if !trusted_visible && name.starts_with(TRUSTED_XATTR_PREFIX) {
+                            continue;
+                        }
                         list.extend_from_slice(&name);
                         list.push(0);
                     }
@@ -1308,9 +1514,25 @@ impl Filesystem for VsFs {
         });
     }
 
-    fn fallocate(
+    fn ioctl(
         &self,
         _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No ioctl is supported: the answer a device gives to a command it does not know,
+        // without a log line (any user can send them as fast as they like).
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -1324,36 +1546,37 @@ impl Filesystem for VsFs {
         if mode & !supported != 0 {
             return reply.error(Errno::EOPNOTSUPP);
         }
-        let shared = &self.shared;
-        let result = shared.handle(fh).and_then(|open| {
-            let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(length)) else {
-                return Err(Errno::EFBIG);
-            };
-            let frees = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
-            shared
-                .limits
-                .allocate(offset.saturating_add(length), length, !frees)?;
-            let file = shared.data_for_write(&open).map_err(io_errno)?;
-            // SAFETY: the descriptor belongs to the open cache file.
-            if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
-                return Err(io_errno(io::Error::last_os_error()));
-            }
-            let end = if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
-                offset.saturating_add(length)
-            } else {
-                0
-            };
-            if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 || end > 0 {
-                // Contents (holes, zeros) or the size changed.
-                shared.inodes.wrote(ino.0, end, now_ns());
-            }
-            Ok(())
-        });
-        match result {
+        // The kernel leaves kill-priv on fallocate to the file system.
+        if let Some(perm) = self.shared.perm_after(ino.0, req, killpriv::after_modify) {
+            return self.offload(reply, move |shared, reply| {
+                let result = shared.set_perm(ino.0, perm).and_then(|()| {
+                    shared.invalidate_attr(ino.0); // as for a write: the reply has no mode
+                    shared.fallocate(ino.0, fh, offset, length, mode)
+                });
+                match result {
+                    Ok(()) => reply.ok(),
+                    Err(errno) => reply.error(errno),
+                }
+            });
+        }
+        match self.shared.fallocate(ino.0, fh, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(errno) => reply.error(errno),
         }
     }
+}
+
+/// Whether `name` is in a namespace Linux defines (`user.`, `trusted.`, `security.`,
+/// `system.`); others are `EOPNOTSUPP`, as on any Linux file system.
+fn known_xattr_namespace(name: &[u8]) -> bool {
+    [
+        &b"user."[..],
+        TRUSTED_XATTR_PREFIX,
+        b"security.",
+        b"system.",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Replies with `data`, or with its size when `size` is 0, or `ERANGE` when it does not fit.
@@ -1371,7 +1594,10 @@ fn catalog_errno(err: CatalogError) -> Errno {
     match err {
         CatalogError::Errno(code) => Errno::from_i32(code),
         CatalogError::Database(message) | CatalogError::Unreachable(message) => {
-            log::warn!("catalog unavailable: {message}");
+            log_limit::warn(
+                "catalog unavailable",
+                format_args!("catalog unavailable: {message}"),
+            );
             Errno::EIO
         }
     }

@@ -22,7 +22,6 @@ pub fn mount_config() -> Config {
         MountOption::FSName("valuestor".into()),
         MountOption::Subtype("valuestor".into()),
         MountOption::DefaultPermissions,
-        MountOption::NoAtime,
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -44,7 +43,9 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts `fs` at `mountpoint` (an existing directory) and serves it in the background.
     pub fn spawn(fs: VsFs, mountpoint: &Path) -> io::Result<Mounted> {
+        let handle = fs.stats_handle();
         let session = fuser::spawn_mount(fs, mountpoint, &mount_config())?;
+        handle.set_notifier(session.notifier());
         Ok(Mounted {
             session: Some(session),
             mountpoint: mountpoint.to_path_buf(),

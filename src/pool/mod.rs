@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::log_limit::{RateLimit, WINDOW};
+
 /// A thread-safe connection pool; clones share the same connections.
 ///
 /// Dropping the last clone closes the pool (see [`Pool::close`]).
@@ -174,6 +176,8 @@ pub(crate) struct Shared {
     reaper_wakeup: Condvar,
     /// Signalled whenever a connection is opened.
     connected: Condvar,
+    /// Holds back repeated connect-failure warnings of this pool.
+    log_limit: RateLimit,
 }
 
 struct State {
@@ -308,7 +312,7 @@ enum Event {
 }
 
 impl Event {
-    fn log(&self, options: &PoolOptions) {
+    fn log(&self, options: &PoolOptions, limit: &RateLimit) {
         match self {
             Event::PingFailed { id } => {
                 log::info!("database connection {id} failed its ping; replacing it")
@@ -321,9 +325,12 @@ impl Event {
                 attempt: 1,
                 message,
                 ..
-            } => log::warn!(
-                "cannot connect to database {}: {message}; retrying with backoff",
-                options.endpoint()
+            } => limit.warn(
+                "database connect failed",
+                format_args!(
+                    "cannot connect to database {}: {message}; retrying with backoff",
+                    options.endpoint()
+                ),
             ),
             Event::ConnectFailed {
                 attempt,
@@ -333,9 +340,12 @@ impl Event {
                 "connect attempt {attempt} to {} failed: {message}; next in {delay:?}",
                 options.endpoint()
             ),
-            Event::Unavailable { failures } => log::warn!(
-                "database {} unavailable after {failures} failed connects; failing fast until it answers",
-                options.endpoint()
+            Event::Unavailable { failures } => limit.warn(
+                "database unavailable",
+                format_args!(
+                    "database {} unavailable after {failures} failed connects; failing fast until it answers",
+                    options.endpoint()
+                ),
             ),
             Event::Leak {
                 id,
@@ -382,6 +392,7 @@ impl Shared {
             connector_wakeup: Condvar::new(),
             reaper_wakeup: Condvar::new(),
             connected: Condvar::new(),
+            log_limit: RateLimit::new(WINDOW),
         }
     }
 
@@ -401,7 +412,7 @@ impl Shared {
         }
         MutexGuard::unlocked(state, || {
             for event in &after.events {
-                event.log(&self.options);
+                event.log(&self.options, &self.log_limit);
             }
             drop(after.closing); // COM_QUIT for each: I/O
         });

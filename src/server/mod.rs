@@ -226,6 +226,7 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
     prepare_mountpoint(&mountpoint)?;
     let mut session = fuser::Session::new(fs, &mountpoint, &mount_config())
         .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))?;
+    stats.set_notifier(session.notifier());
     let _ = mounted_at.set(mountpoint.clone());
     let unmounter = session.unmount_callable();
     let connection = mount_entry(&mountpoint).map(|entry| entry.connection_id());
