@@ -26,9 +26,11 @@ use crate::fs::{lazy_unmount, mount_config, FsStatsHandle, VsFs};
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
+mod fusectl;
 mod mountpoint;
 
-use mountpoint::{abort_connection, mount_entry, normalise_mountpoint, prepare_mountpoint};
+use fusectl::abort_connection;
+use mountpoint::{mount_entry, normalise_mountpoint, prepare_mountpoint};
 
 /// Longest pause between connect attempts while waiting for the database, so the mount
 /// appears within a few seconds of the database becoming reachable.
