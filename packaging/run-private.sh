@@ -16,6 +16,16 @@
 # VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
 set -euo pipefail
 
+# A signal ignored when a non-interactive shell starts cannot be trapped (POSIX): started in
+# the background of another script (`cmd &` without job control ignores SIGINT for cmd and
+# everything it starts), the INT trap below would silently do nothing and Ctrl-C or
+# `kill -INT` would be ignored. Start again with SIGINT and SIGTERM at their defaults.
+ignored=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$$/status")
+if [ -z "${VS_PRIVATE_SIGNALS_RESET:-}" ] && ((0x${ignored:-0} & (1 << 1 | 1 << 14))); then
+  VS_PRIVATE_SIGNALS_RESET=1 exec env --default-signal=INT,TERM "$BASH" "${BASH_SOURCE[0]}" "$@"
+fi
+unset VS_PRIVATE_SIGNALS_RESET
+
 die() {
   echo "run-private.sh: $*" >&2
   exit 1

@@ -5,6 +5,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -251,10 +252,31 @@ impl Drop for DetachOnDrop {
     }
 }
 
+/// The signal lines (`SigIgn:`, `SigCgt:`, ...) of `/proc/<pid>/status`: how a process
+/// treats signals, for messages about one that did not stop.
+fn signal_dispositions(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Sig") || l.starts_with("ShdPnd"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One `bash packaging/run-private.sh mnt` from `cwd`: waits for READY=1 from vfsserver,
 /// runs `check` on the mount, stops the script with `signal`, and checks the aftermath.
 fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl FnOnce(&Path)) {
-    let mut command = Command::new("bash");
+    run_private_with(Command::new("bash"), cwd, state, signal, check);
+}
+
+/// [`run_private_once`] with `command` (`bash`, perhaps with a `pre_exec`) running the script.
+fn run_private_with(
+    mut command: Command,
+    cwd: &Path,
+    state: &Path,
+    signal: libc::c_int,
+    check: impl FnOnce(&Path),
+) {
     command
         .arg(repo().join("packaging/run-private.sh"))
         .arg("mnt")
@@ -286,8 +308,16 @@ fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl F
         .unwrap();
     check(&mountpoint);
 
+    let dispositions = signal_dispositions(script.pid());
     script.signal(signal);
-    let (status, output) = script.wait(Duration::from_secs(60));
+    let Some(status) = script.try_wait_for(Duration::from_secs(60)) else {
+        panic!(
+            "run-private.sh did not exit within 60 s of signal {signal}; its signal \
+             dispositions when signalled: {dispositions}\noutput:\n{}",
+            script.output()
+        );
+    };
+    let (_, output) = script.wait(Duration::ZERO);
     assert!(status.success(), "exit {status}:\n{output}");
     assert!(
         !mount_points().contains(&mountpoint),
@@ -333,6 +363,28 @@ fn run_private_script_serves_a_mount_and_stops_cleanly() {
             fs::read_to_string(mnt.join("from-shell")).unwrap(),
             "written\n"
         );
+    });
+}
+
+#[test]
+fn run_private_script_stops_on_sigint_when_started_with_sigint_ignored() {
+    let dir = tempfile::Builder::new()
+        .prefix("vs-test-private-")
+        .tempdir()
+        .unwrap();
+    let cwd: PathBuf = fs::canonicalize(dir.path()).unwrap();
+    // What `run-private.sh &` in a non-interactive shell (or a test run started that way)
+    // hands the script: SIGINT ignored, which a shell cannot trap.
+    let mut bash = Command::new("bash");
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        bash.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    run_private_with(bash, &cwd, &cwd.join("state"), libc::SIGINT, |mnt| {
+        assert!(mnt.is_dir());
     });
 }
 
