@@ -205,6 +205,17 @@ mod tests {
         let after = std::fs::metadata(&mnt).and_then(|_| std::fs::read_dir(&mnt).map(|_| ()));
         crate::fs::lazy_unmount(&mnt);
         let _ = session.umount_and_join();
+        // Nothing may stay mounted where the planted symlink points (other tests look for
+        // fusectl in mountinfo): detach it before failing.
+        let real_target = std::fs::canonicalize(&target).unwrap();
+        let mounted_on_target = super::super::mountpoint::mount_entry(&real_target).is_some();
+        if mounted_on_target {
+            crate::fs::lazy_unmount(&real_target);
+        }
+        assert!(
+            !mounted_on_target,
+            "something was mounted on {real_target:?}"
+        );
         assert_eq!(result, Ok(()));
         assert_eq!(
             after.as_ref().err().and_then(io::Error::raw_os_error),
