@@ -1,4 +1,5 @@
-//! Pool benchmark: valuestor's pool side by side with r2d2 + r2d2_mysql and `mysql::Pool`,
+//! Pool benchmark: valuestor's pool side by side with r2d2 (with r2d2_mysql's connection
+//! manager, see [`MySqlConnectionManager`]) and `mysql::Pool`,
 //! in one run against one private MariaDB.
 //!
 //! Run with `cargo bench --bench pool` (set `VS_TEST_MYSQL_URL` to use an existing server;
@@ -54,7 +55,7 @@ struct Contender {
 #[derive(Clone)]
 enum AnyPool {
     Valuestor(Pool),
-    R2d2(r2d2::Pool<r2d2_mysql::MySqlConnectionManager>),
+    R2d2(r2d2::Pool<MySqlConnectionManager>),
     Mysql(mysql::Pool),
 }
 
@@ -372,8 +373,8 @@ fn r2d2_pool(
     db: &MariaDb,
     size: Option<u32>,
     defaults: bool,
-) -> r2d2::Pool<r2d2_mysql::MySqlConnectionManager> {
-    let manager = r2d2_mysql::MySqlConnectionManager::new(mysql::OptsBuilder::from_opts(db.opts()));
+) -> r2d2::Pool<MySqlConnectionManager> {
+    let manager = MySqlConnectionManager::new(db.opts());
     let mut builder = r2d2::Pool::builder();
     if let Some(size) = size {
         builder = builder.max_size(size);
@@ -511,4 +512,38 @@ fn per_query(query: &mut impl FnMut()) -> f64 {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// r2d2_mysql 28's connection manager, call for call: connect with `Conn::new`, validate
+/// (on check-out, r2d2's default) and test for breakage (on every return) with a ping.
+///
+/// Written here instead of depending on r2d2_mysql, which switches on mysql's "minimal"
+/// feature (the C zlib backend); feature unification would then change how
+/// libvaluestor.a must be linked whenever it is built together with the benchmarks.
+#[derive(Debug)]
+struct MySqlConnectionManager {
+    opts: mysql::Opts,
+}
+
+impl MySqlConnectionManager {
+    fn new(opts: mysql::Opts) -> MySqlConnectionManager {
+        MySqlConnectionManager { opts }
+    }
+}
+
+impl r2d2::ManageConnection for MySqlConnectionManager {
+    type Connection = mysql::Conn;
+    type Error = mysql::Error;
+
+    fn connect(&self) -> Result<mysql::Conn, mysql::Error> {
+        mysql::Conn::new(self.opts.clone())
+    }
+
+    fn is_valid(&self, conn: &mut mysql::Conn) -> Result<(), mysql::Error> {
+        conn.ping()
+    }
+
+    fn has_broken(&self, conn: &mut mysql::Conn) -> bool {
+        self.is_valid(conn).is_err()
+    }
 }

@@ -10,11 +10,27 @@
 # unmounts, then MariaDB shuts down, and the script exits with the server's status (0).
 # Data stays in the state directory for the next run.
 #
+# The private MariaDB lets its administrator (the account named after the user running the
+# script) in over its socket by unix_socket authentication only, and the catalog user
+# (vsadmin, over loopback TCP) with a new random password each run, kept only in the 0600
+# vs_conf.xml, and with only the privileges the catalog needs on CatalogDb.
+#
 # State directory: $VS_PRIVATE_DIR, default target/vs-private in this repository. It holds
-# the database password: created with mode 700 if missing; an existing one must be owned by
-# the user running the script and have mode 700 (it is never changed).
+# the database, its socket and the config with the password: created with mode 700 if
+# missing; an existing one must be owned by the user running the script and have mode 700
+# (it is never changed).
 # VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
 set -euo pipefail
+
+# A signal ignored when a non-interactive shell starts cannot be trapped (POSIX): started in
+# the background of another script (`cmd &` without job control ignores SIGINT for cmd and
+# everything it starts), the INT trap below would silently do nothing and Ctrl-C or
+# `kill -INT` would be ignored. Start again with SIGINT and SIGTERM at their defaults.
+ignored=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$$/status")
+if [ -z "${VS_PRIVATE_SIGNALS_RESET:-}" ] && ((0x${ignored:-0} & (1 << 1 | 1 << 14))); then
+  VS_PRIVATE_SIGNALS_RESET=1 exec env --default-signal=INT,TERM "$BASH" "${BASH_SOURCE[0]}" "$@"
+fi
+unset VS_PRIVATE_SIGNALS_RESET
 
 die() {
   echo "run-private.sh: $*" >&2
@@ -70,10 +86,15 @@ free_port() {
 port=$(free_port)
 user_args=()
 [ "$(id -u)" -ne 0 ] || user_args=(--user=root)
+# The database's administrator: the account named after the user running this script,
+# which logs in over the socket (in the private state directory) by unix_socket
+# authentication only, as that user; never over TCP, never with a password.
+admin=$(id -un)
+[[ $admin =~ ^[A-Za-z0-9._-]+$ ]] || die "user name $admin cannot name a database account"
 mkdir -p "$state/cache"
 if [ ! -d "$state/data/mysql" ]; then
-  mariadb-install-db --no-defaults --datadir="$state/data" --auth-root-authentication-method=normal \
-    --skip-test-db "${user_args[@]}" >"$state/install.log" 2>&1 ||
+  mariadb-install-db --no-defaults --datadir="$state/data" --auth-root-authentication-method=socket \
+    --auth-root-socket-user="$admin" --skip-test-db "${user_args[@]}" >"$state/install.log" 2>&1 ||
     die "mariadb-install-db failed; see $state/install.log"
 fi
 
@@ -104,24 +125,46 @@ env -u NOTIFY_SOCKET "$mariadbd" --no-defaults --datadir="$state/data" --port="$
 db_pid=$!
 set +m
 
+# Everything the script asks the database goes through the socket as the administrator.
+sql() {
+  mariadb --no-defaults --socket="$state/mysqld.sock" -u"$admin" "$@"
+}
 ready_by=$((SECONDS + 60))
-until mariadb --no-defaults -uroot -h127.0.0.1 -P"$port" -e 'SELECT 1' >/dev/null 2>&1; do
+until sql -e 'SELECT 1' >/dev/null 2>&1; do
   kill -0 "$db_pid" 2>/dev/null || die "mariadbd exited during start-up; see $state/mariadb.log"
   [ "$SECONDS" -lt "$ready_by" ] ||
-    die "mariadbd did not accept connections within 60 s; see $state/mariadb.log"
+    die "cannot log in to the private MariaDB as $admin over $state/mysqld.sock within 60 s" \
+      "(see $state/mariadb.log); a data directory made by another user or an older version" \
+      "of this script may not let $admin in: remove $state/data to start afresh"
   sleep 0.2
 done
 
-password_file="$state/db.password"
-[ -s "$password_file" ] ||
-  (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$password_file")
-# ALTER USER sets the password even when the user exists from an earlier run.
-mariadb --no-defaults -uroot -h127.0.0.1 -P"$port" <<SQL
+# The privileges the catalog user needs on its database: the same list as
+# valuestor::catalog::privileges::NEEDED (tests/packaging.rs compares them).
+catalog_privileges="SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, CREATE ROUTINE, ALTER ROUTINE, EXECUTE"
+# A new random password for the catalog user on every run. It goes to mariadb on stdin and
+# into the 0600 config, never onto a command line or into a log; here-documents are
+# written below the private state directory.
+export TMPDIR=$state
+password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+rm -f "$state/db.password" # the password file of earlier versions
+# Only the administrator (unix_socket), MariaDB's own mariadb.sys and root@localhost
+# (unix_socket, made by mariadb-install-db) remain; everything else, including accounts
+# an earlier version made (root over TCP without a password, a catalog user with ALL on
+# its database), is dropped, and the catalog user made again with only what it needs.
+accounts=$(sql -N -e "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.global_priv
+  WHERE NOT (Host = 'localhost' AND User IN ('root', 'mariadb.sys', '$admin'))")
+{
+  echo "ALTER USER '$admin'@'localhost' IDENTIFIED VIA unix_socket;"
+  while IFS= read -r account; do
+    [ -z "$account" ] || echo "DROP USER $account;"
+  done <<<"$accounts"
+  cat <<SQL
 CREATE DATABASE IF NOT EXISTS CatalogDb;
-CREATE USER IF NOT EXISTS 'vsadmin'@'127.0.0.1';
-ALTER USER 'vsadmin'@'127.0.0.1' IDENTIFIED BY '$(cat "$password_file")';
-GRANT ALL ON CatalogDb.* TO 'vsadmin'@'127.0.0.1';
+CREATE USER 'vsadmin'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT $catalog_privileges ON CatalogDb.* TO 'vsadmin'@'127.0.0.1';
 SQL
+} | sql || die "cannot set up the catalog user in the private MariaDB"
 (
   umask 077
   cat >"$state/vs_conf.xml" <<XML
@@ -129,7 +172,7 @@ SQL
   <DatabaseHost>127.0.0.1</DatabaseHost>
   <DatabasePort>$port</DatabasePort>
   <DatabaseUser>vsadmin</DatabaseUser>
-  <DatabasePasswordFile>$password_file</DatabasePasswordFile>
+  <DatabasePassword>$password</DatabasePassword>
   <DatabaseName>CatalogDb</DatabaseName>
   <DatabaseMaxPoolSize>4</DatabaseMaxPoolSize>
   <DatabaseInitialPoolSize>1</DatabaseInitialPoolSize>
@@ -139,6 +182,8 @@ SQL
 </VSConf>
 XML
 )
+chmod 600 "$state/vs_conf.xml"
+unset password
 
 echo "mounting at $mountpoint (database on 127.0.0.1:$port); stop with Ctrl-C or kill -TERM $$"
 interrupted=

@@ -38,6 +38,11 @@ pub struct Config {
     pub cache_folder: PathBuf,
     /// Archive tier directory (ArchiveFolder). Default none.
     pub archive_folder: Option<PathBuf>,
+    /// Honour setuid/setgid bits and device files in the mount (MountAllowSuidDev): turns
+    /// the default `nosuid,nodev` off, which makes everyone who can write the catalog
+    /// (its database user, and whoever can create files with any owner and mode) able to
+    /// become root on this host. Default false.
+    pub mount_allow_suid_dev: bool,
     /// Cache space and eviction keys.
     pub cache: CacheConfig,
     /// Archive (tape) tier keys.
@@ -85,6 +90,7 @@ pub const USED_KEYS: &[&str] = &[
     "CacheFreeLeastSize",
     "FileMaxSize",
     "XattrMaxSize",
+    "MountAllowSuidDev",
 ];
 
 /// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
@@ -379,6 +385,7 @@ impl Default for Config {
             mount_point: PathBuf::from("/opt/VS/vsMounts"),
             cache_folder: PathBuf::from("/opt/VS/vsCache"),
             archive_folder: None,
+            mount_allow_suid_dev: false,
             cache: CacheConfig::default(),
             archive: ArchiveConfig::default(),
             digest: DigestConfig::default(),
@@ -652,6 +659,7 @@ impl Config {
             "ArchiveFolder" => {
                 self.archive_folder = if text.is_empty() { None } else { Some(path()?) }
             }
+            "MountAllowSuidDev" => self.mount_allow_suid_dev = boolean()?,
             "CacheFreeMinSize" => cache.free_min_size = size()?,
             "CacheFreeMaxSize" => cache.free_max_size = size()?,
             "CacheFreeMinPercent" => cache.free_min_percent = percent()?,
@@ -714,6 +722,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "MountPoint",
         "CacheFolder",
         "ArchiveFolder",
+        "MountAllowSuidDev",
         "CacheFreeMinSize",
         "CacheFreeMaxSize",
         "CacheFreeMinPercent",

@@ -99,7 +99,7 @@ fn every_known_key_is_understood() {
             "DatabaseSocket" | "MountPoint" | "ArchiveFolder" => "/var/run/x",
             "CacheFolder" => "/var/cache/x",
             "DatabasePasswordFile" => "",
-            "DigestMD5Enable" | "DigestSHA1Enable" => "true",
+            "DigestMD5Enable" | "DigestSHA1Enable" | "MountAllowSuidDev" => "true",
             k if k.ends_with("Pattern") => "^a$",
             "DatabasePort" => "3307",
             "DatabaseInitialPoolSize" => "1",

@@ -5,6 +5,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -251,10 +252,37 @@ impl Drop for DetachOnDrop {
     }
 }
 
+/// The signal lines (`SigIgn:`, `SigCgt:`, ...) of `/proc/<pid>/status`: how a process
+/// treats signals, for messages about one that did not stop.
+fn signal_dispositions(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Sig") || l.starts_with("ShdPnd"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One `bash packaging/run-private.sh mnt` from `cwd`: waits for READY=1 from vfsserver,
 /// runs `check` on the mount, stops the script with `signal`, and checks the aftermath.
-fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl FnOnce(&Path)) {
-    let mut command = Command::new("bash");
+fn run_private_once(
+    cwd: &Path,
+    state: &Path,
+    signal: libc::c_int,
+    check: impl FnOnce(&Path),
+) -> String {
+    run_private_with(Command::new("bash"), cwd, state, signal, check)
+}
+
+/// [`run_private_once`] with `command` (`bash`, perhaps with a `pre_exec`) running the
+/// script; returns the script's output.
+fn run_private_with(
+    mut command: Command,
+    cwd: &Path,
+    state: &Path,
+    signal: libc::c_int,
+    check: impl FnOnce(&Path),
+) -> String {
     command
         .arg(repo().join("packaging/run-private.sh"))
         .arg("mnt")
@@ -286,8 +314,16 @@ fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl F
         .unwrap();
     check(&mountpoint);
 
+    let dispositions = signal_dispositions(script.pid());
     script.signal(signal);
-    let (status, output) = script.wait(Duration::from_secs(60));
+    let Some(status) = script.try_wait_for(Duration::from_secs(60)) else {
+        panic!(
+            "run-private.sh did not exit within 60 s of signal {signal}; its signal \
+             dispositions when signalled: {dispositions}\noutput:\n{}",
+            script.output()
+        );
+    };
+    let (_, output) = script.wait(Duration::ZERO);
     assert!(status.success(), "exit {status}:\n{output}");
     assert!(
         !mount_points().contains(&mountpoint),
@@ -298,6 +334,7 @@ fn run_private_once(cwd: &Path, state: &Path, signal: libc::c_int, check: impl F
         !state.join("mysqld.pid").exists(),
         "mariadbd did not shut down cleanly (pid file left):\n{output}"
     );
+    output
 }
 
 #[test]
@@ -334,6 +371,211 @@ fn run_private_script_serves_a_mount_and_stops_cleanly() {
             "written\n"
         );
     });
+}
+
+#[test]
+fn run_private_script_stops_on_sigint_when_started_with_sigint_ignored() {
+    let dir = tempfile::Builder::new()
+        .prefix("vs-test-private-")
+        .tempdir()
+        .unwrap();
+    let cwd: PathBuf = fs::canonicalize(dir.path()).unwrap();
+    // What `run-private.sh &` in a non-interactive shell (or a test run started that way)
+    // hands the script: SIGINT ignored, which a shell cannot trap.
+    let mut bash = Command::new("bash");
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        bash.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    run_private_with(bash, &cwd, &cwd.join("state"), libc::SIGINT, |mnt| {
+        assert!(mnt.is_dir());
+    });
+}
+
+/// The text of element `key` in the config `text`.
+fn config_value<'a>(text: &'a str, key: &str) -> &'a str {
+    let open = format!("<{key}>");
+    let start = text.find(&open).map(|i| i + open.len());
+    let end = text.find(&format!("</{key}>"));
+    match (start, end) {
+        (Some(start), Some(end)) => &text[start..end],
+        _ => panic!("no {key} in:\n{text}"),
+    }
+}
+
+/// What `sql` prints (one line per row, no column names), asked of the private MariaDB in
+/// `state` over its socket as root (this test runs as root: unix_socket lets it in).
+fn ask_as_root_over_socket(state: &Path, sql: &str) -> Vec<String> {
+    let output = Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", state.join("mysqld.sock").display()))
+        .args(["-uroot", "-N", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "root over the socket, {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// While run-private.sh serves: root gets in over the socket only (unix_socket), the catalog
+/// user's password is in the 0600 config and on no command line, and the catalog user
+/// reaches its own database with exactly the needed privileges and nothing else.
+fn assert_database_locked_down(state: &Path) -> String {
+    let config_path = state.join("vs_conf.xml");
+    let mode = fs::metadata(&config_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode of {config_path:?}");
+    let config = fs::read_to_string(&config_path).unwrap();
+    let port: u16 = config_value(&config, "DatabasePort").parse().unwrap();
+    let password = config_value(&config, "DatabasePassword").to_string();
+    assert!(
+        password.len() == 32 && password.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the catalog password is not 32 random hex digits: {} characters",
+        password.len()
+    );
+    assert_eq!(
+        processes_mentioning(Path::new(&password)),
+        Vec::<i32>::new(),
+        "processes with the catalog password on their command line"
+    );
+
+    let tcp = |user: &str, pass: Option<&str>| {
+        mysql::Conn::new(
+            mysql::OptsBuilder::new()
+                .ip_or_hostname(Some("127.0.0.1"))
+                .tcp_port(port)
+                .user(Some(user))
+                .pass(pass)
+                .prefer_socket(false)
+                .tcp_connect_timeout(Some(Duration::from_secs(5))),
+        )
+    };
+    for pass in [None, Some(""), Some(password.as_str())] {
+        let root = tcp("root", pass);
+        assert!(
+            root.as_ref()
+                .is_err_and(|e| e.to_string().contains("Access denied")),
+            "root over TCP with password {:?}: {:?}",
+            pass.map(|p| if p.is_empty() {
+                "(empty)"
+            } else {
+                "(the catalog's)"
+            }),
+            root.map(|_| "connected")
+        );
+    }
+    assert_eq!(
+        ask_as_root_over_socket(
+            state,
+            "SELECT CONCAT(User, '@', Host) FROM mysql.global_priv ORDER BY 1"
+        ),
+        [
+            "mariadb.sys@localhost",
+            "root@localhost",
+            "vsadmin@127.0.0.1"
+        ],
+        "accounts of the private MariaDB"
+    );
+    assert_eq!(
+        ask_as_root_over_socket(state, "SHOW CREATE USER 'root'@'localhost'"),
+        ["CREATE USER `root`@`localhost` IDENTIFIED VIA unix_socket"],
+        "how root logs in"
+    );
+
+    use mysql::prelude::Queryable;
+    let mut catalog = tcp("vsadmin", Some(&password)).expect("the catalog user connects");
+    let databases: Vec<String> = catalog.query("SHOW DATABASES").unwrap();
+    assert_eq!(
+        databases,
+        ["CatalogDb", "information_schema"],
+        "SHOW DATABASES"
+    );
+    let created = catalog.query_drop("CREATE DATABASE vs_other");
+    assert!(
+        created
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("1044")),
+        "CREATE DATABASE as the catalog user: {created:?}"
+    );
+    let read = catalog.query_drop("SELECT User FROM mysql.user");
+    assert!(
+        read.as_ref().is_err_and(|e| e.to_string().contains("1142")),
+        "reading mysql.user as the catalog user: {read:?}"
+    );
+    let grants: Vec<String> = catalog.query("SHOW GRANTS").unwrap();
+    let excess = valuestor::catalog::privileges::excess(&grants, "CatalogDb");
+    assert_eq!(
+        excess,
+        Vec::<String>::new(),
+        "beyond what the catalog needs"
+    );
+    let script = fs::read_to_string(repo().join("packaging/run-private.sh")).unwrap();
+    assert!(
+        script.contains(&format!(
+            "catalog_privileges=\"{}\"",
+            valuestor::catalog::privileges::NEEDED.join(", ")
+        )),
+        "run-private.sh grants other privileges than {:?}",
+        valuestor::catalog::privileges::NEEDED
+    );
+    password
+}
+
+#[test]
+fn run_private_database_admits_root_only_by_socket_and_the_catalog_user_to_its_database_only() {
+    let dir = tempfile::Builder::new()
+        .prefix("vs-test-private-")
+        .tempdir()
+        .unwrap();
+    let cwd: PathBuf = fs::canonicalize(dir.path()).unwrap();
+    let state = cwd.join("state");
+    let mut password = String::new();
+    let output = run_private_once(&cwd, &state, libc::SIGTERM, |mnt| {
+        password = assert_database_locked_down(&state);
+        fs::write(mnt.join("f"), "kept").unwrap();
+    });
+    assert!(
+        !output.contains(&password),
+        "the password is in the output:\n{output}"
+    );
+    assert!(!state.join("db.password").exists());
+}
+
+#[test]
+fn run_private_script_locks_down_a_database_an_earlier_version_made() {
+    let dir = tempfile::Builder::new()
+        .prefix("vs-test-private-")
+        .tempdir()
+        .unwrap();
+    let cwd: PathBuf = fs::canonicalize(dir.path()).unwrap();
+    let state = cwd.join("state");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    // What earlier versions made: root without a password, also over loopback TCP.
+    let install = Command::new("mariadb-install-db")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", state.join("data").display()))
+        .args([
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--user=root",
+        ])
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{install:?}");
+    fs::write(state.join("db.password"), "0123456789abcdef").unwrap();
+    run_private_once(&cwd, &state, libc::SIGTERM, |_| {
+        assert_database_locked_down(&state);
+    });
+    assert!(!state.join("db.password").exists());
 }
 
 #[test]

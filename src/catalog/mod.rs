@@ -12,6 +12,7 @@
 //! Changes return the attributes of every inode they touched ([`Changed`]), so the file
 //! system can keep what it serves in step with the catalog.
 
+pub mod privileges;
 mod schema;
 
 use std::collections::HashMap;

@@ -144,7 +144,9 @@ pub unsafe extern "C" fn vs_pool_close(pool: *mut VsPool) {
 /// Frees a pool handle; NULL is a no-op.
 ///
 /// Connections still checked out keep the pool alive until they are released; then it
-/// closes. Do not use `pool` after this call.
+/// closes and its threads are joined (one busy connecting or pinging is waited for up to
+/// 1 s), so none is left running when this call (or that last `vs_conn_release`) returns.
+/// Do not use `pool` after this call.
 ///
 /// # Safety
 /// `pool` is NULL or a pool from `vs_pool_open` not yet freed.

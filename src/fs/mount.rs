@@ -15,8 +15,13 @@ use super::VsFs;
 const FUSE_THREADS: usize = 4;
 
 /// Mount options: kernel permission checks, `allow_other` when running as root, a
-/// multi-threaded session with one device descriptor per thread.
-pub fn mount_config() -> Config {
+/// multi-threaded session with one device descriptor per thread, and `nosuid,nodev` unless
+/// `allow_suid_dev` (MountAllowSuidDev) is set.
+///
+/// Whoever can write the catalog decides every file's owner and mode, so honouring setuid
+/// bits or device files would let any catalog writer become root; with `allow_suid_dev`
+/// (honoured only when running as root, as the kernel requires) that is trusted.
+pub fn mount_config(allow_suid_dev: bool) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("valuestor".into()),
@@ -24,10 +29,16 @@ pub fn mount_config() -> Config {
         MountOption::DefaultPermissions,
     ];
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
         config.acl = SessionACL::All;
+    }
+    if root && allow_suid_dev {
         config.mount_options.push(MountOption::Dev);
         config.mount_options.push(MountOption::Suid);
+    } else {
+        config.mount_options.push(MountOption::NoDev);
+        config.mount_options.push(MountOption::NoSuid);
     }
     config.n_threads = Some(FUSE_THREADS);
     config.clone_fd = true;
@@ -41,10 +52,11 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    /// Mounts `fs` at `mountpoint` (an existing directory) and serves it in the background.
+    /// Mounts `fs` at `mountpoint` (an existing directory) and serves it in the background,
+    /// `nosuid,nodev`.
     pub fn spawn(fs: VsFs, mountpoint: &Path) -> io::Result<Mounted> {
         let handle = fs.stats_handle();
-        let session = fuser::spawn_mount(fs, mountpoint, &mount_config())?;
+        let session = fuser::spawn_mount(fs, mountpoint, &mount_config(false))?;
         handle.set_notifier(session.notifier());
         Ok(Mounted {
             session: Some(session),

@@ -63,12 +63,24 @@ impl Pool {
             let managed = shared.manage(conn, &mut state);
             state.idle.push_back(managed);
         }
-        for index in 0..shared.options.max_connecting {
-            shared.spawn_thread(format!("vs-pool-conn-{index}"), Shared::connector_loop)?;
+        // Owned by a handle at once, so a failure to start a thread closes and joins the
+        // ones already started.
+        let mut handle = Handle {
+            shared,
+            threads: Vec::new(),
+        };
+        for index in 0..handle.shared.options.max_connecting {
+            let thread = handle
+                .shared
+                .spawn_thread(format!("vs-pool-conn-{index}"), Shared::connector_loop)?;
+            handle.threads.push(thread);
         }
-        shared.spawn_thread("vs-pool-reaper".into(), Shared::reaper_loop)?;
+        let reaper = handle
+            .shared
+            .spawn_thread("vs-pool-reaper".into(), Shared::reaper_loop)?;
+        handle.threads.push(reaper);
         let pool = Pool {
-            handle: Arc::new(Handle { shared }),
+            handle: Arc::new(handle),
         };
         if let StartPolicy::Wait(limit) = pool.handle.shared.options.start_policy {
             pool.wait_until_connected(limit)?;
@@ -154,14 +166,33 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// The user-facing owner: when the last `Pool` clone goes, the pool closes.
+/// The user-facing owner: when the last `Pool` clone goes, the pool closes and its threads
+/// end before the drop returns (see [`THREAD_EXIT_WAIT`]), so none outlives the pool's
+/// owner (a program returning from `main` right after `vs_pool_free` leaves no pool thread
+/// half-way through exiting).
 struct Handle {
     shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// How long dropping the last `Pool` clone waits for the pool's threads to end. They end
+/// at once when idle; one busy in a connect or a ping ends when that returns (bounded by
+/// the connect and I/O timeouts) and is left to end on its own after this wait.
+pub const THREAD_EXIT_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.close();
+        let all_ended = self.shared.await_threads_ended(THREAD_EXIT_WAIT);
+        for thread in self.threads.drain(..) {
+            // A thread whose body returned is only tearing down: join it; one still busy is
+            // left detached. (The caller is never a pool thread: they hold no `Pool`. Nor
+            // is `thread::current` used here: on a C thread it would allocate a handle that
+            // lives until exit.)
+            if all_ended || thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
     }
 }
 
@@ -178,6 +209,8 @@ pub(crate) struct Shared {
     connected: Condvar,
     /// Holds back repeated connect-failure warnings of this pool.
     log_limit: RateLimit,
+    /// Signalled when a pool thread's body returns.
+    thread_ended: Condvar,
 }
 
 struct State {
@@ -209,6 +242,8 @@ struct State {
     suspect_before: Instant,
     next_id: u64,
     stats: PoolStats,
+    /// Pool threads whose body has not returned yet.
+    threads_running: usize,
 }
 
 /// A connection plus what the pool knows about it.
@@ -388,21 +423,48 @@ impl Shared {
                 suspect_before: now,
                 next_id: 1,
                 stats: PoolStats::default(),
+                threads_running: 0,
             }),
             connector_wakeup: Condvar::new(),
             reaper_wakeup: Condvar::new(),
             connected: Condvar::new(),
             log_limit: RateLimit::new(WINDOW),
+            thread_ended: Condvar::new(),
         }
     }
 
-    fn spawn_thread(self: &Arc<Self>, name: String, body: fn(&Shared)) -> Result<(), PoolError> {
+    fn spawn_thread(
+        self: &Arc<Self>,
+        name: String,
+        body: fn(&Shared),
+    ) -> Result<std::thread::JoinHandle<()>, PoolError> {
         let shared = Arc::clone(self);
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || body(&shared))
-            .map(drop)
-            .map_err(|e| PoolError::InvalidOptions(format!("cannot start pool thread: {e}")))
+        self.state.lock().threads_running += 1;
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            body(&shared);
+            shared.state.lock().threads_running -= 1;
+            shared.thread_ended.notify_all();
+        });
+        spawned.map_err(|e| {
+            self.state.lock().threads_running -= 1;
+            PoolError::InvalidOptions(format!("cannot start pool thread: {e}"))
+        })
+    }
+
+    /// Waits until every pool thread's body has returned, at most `limit`; whether they did.
+    fn await_threads_ended(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut state = self.state.lock();
+        while state.threads_running > 0 {
+            if self
+                .thread_ended
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.threads_running == 0;
+            }
+        }
+        true
     }
 
     /// Logs and closes what `after` holds with the pool lock released.

@@ -19,16 +19,20 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mysql::prelude::Queryable;
+
 use crate::cache::Cache;
-use crate::catalog::Catalog;
+use crate::catalog::{privileges, Catalog};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::fs::{lazy_unmount, mount_config, FsOptions, FsStatsHandle, VsFs};
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
+mod fusectl;
 mod mountpoint;
 
-use mountpoint::{abort_connection, mount_entry, normalise_mountpoint, prepare_mountpoint};
+use fusectl::abort_connection;
+use mountpoint::{mount_entry, normalise_mountpoint, prepare_mountpoint};
 
 /// Longest pause between connect attempts while waiting for the database, so the mount
 /// appears within a few seconds of the database becoming reachable.
@@ -224,8 +228,16 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
     let stats = fs.stats_handle();
     // Again: another server may have mounted here while this one waited.
     prepare_mountpoint(&mountpoint)?;
-    let mut session = fuser::Session::new(fs, &mountpoint, &mount_config())
-        .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))?;
+    if config.mount_allow_suid_dev {
+        log::warn!(
+            "MountAllowSuidDev is set: setuid bits and device files in {} are honoured, so \
+             every catalog writer can become root on this host",
+            mountpoint.display()
+        );
+    }
+    let mut session =
+        fuser::Session::new(fs, &mountpoint, &mount_config(config.mount_allow_suid_dev))
+            .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))?;
     stats.set_notifier(session.notifier());
     let _ = mounted_at.set(mountpoint.clone());
     let unmounter = session.unmount_callable();
@@ -538,21 +550,44 @@ fn statfs(path: &Path) -> io::Result<()> {
     }
 }
 
-/// `--check`: the config is valid (already loaded) and the database answers.
+/// `--check`: the config is valid (already loaded) and the database answers; warns when
+/// the catalog user can do more than the catalog needs.
 fn check(mut options: PoolOptions, endpoint: &str, path: &Path) -> Result<(), String> {
     options.start_policy = StartPolicy::FailFast;
     options.initial_size = 1;
+    let database = options.database.clone().unwrap_or_default();
     let pool = Pool::new(options).map_err(|e| {
         format!(
             "{}: configuration valid, but database at {endpoint}: {e}",
             path.display()
         )
     })?;
+    let grants = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+        conn.query::<String, _>("SHOW GRANTS")
+            .map_err(|e| e.to_string())
+    });
     pool.close();
     println!(
         "{}: configuration valid; database at {endpoint} reachable",
         path.display()
     );
+    match grants {
+        Ok(grants) => {
+            let excess = privileges::excess(&grants, &database);
+            if !excess.is_empty() {
+                println!(
+                    "warning: the catalog user at {endpoint} can do more than the catalog \
+                     needs ({} on `{database}`.*), and anyone with its password can make \
+                     files in the mount owned by anyone:",
+                    privileges::NEEDED.join(", ")
+                );
+                for finding in excess {
+                    println!("warning:   {finding}");
+                }
+            }
+        }
+        Err(err) => println!("warning: cannot list the catalog user's privileges: {err}"),
+    }
     Ok(())
 }
 

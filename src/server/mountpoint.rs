@@ -1,9 +1,9 @@
 //! The mount point: its path as the kernel names it, whether a mount is there (live, ours,
 //! or stale after a killed server), and cleaning a stale one up before mounting.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::lazy_unmount;
@@ -214,42 +214,6 @@ fn unescape_mountinfo(field: &str) -> Vec<u8> {
     out
 }
 
-/// Aborts FUSE connection `id` through the fusectl file system, mounting it privately for a
-/// moment if it is not mounted at /sys/fs/fuse/connections.
-pub(super) fn abort_connection(id: u64) -> Result<(), String> {
-    let abort = |dir: &Path| std::fs::write(dir.join(id.to_string()).join("abort"), "1");
-    let standard = Path::new("/sys/fs/fuse/connections");
-    if standard.join(id.to_string()).exists() {
-        return abort(standard).map_err(|e| format!("{}: {e}", standard.display()));
-    }
-    let dir = std::env::temp_dir().join(format!("vs-fusectl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let target = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: NUL-terminated strings; fusectl takes no mount data.
-    let mounted = unsafe {
-        libc::mount(
-            c"fusectl".as_ptr(),
-            target.as_ptr(),
-            c"fusectl".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    let result = if mounted == 0 {
-        let written = abort(&dir).map_err(|e| format!("fusectl: {e}"));
-        // SAFETY: a NUL-terminated path we just mounted.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        written
-    } else {
-        Err(format!(
-            "cannot mount fusectl: {}",
-            io::Error::last_os_error()
-        ))
-    };
-    let _ = std::fs::remove_dir(&dir);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +293,8 @@ mod tests {
         let session = fuser::spawn_mount(Empty, &real, &fuser::Config::default())
             .expect("mount (needs root)");
         let entry = mount_entry(&real).expect("the mount is in mountinfo");
-        abort_connection(entry.connection_id()).expect("abort the FUSE connection");
+        super::super::fusectl::abort_connection(entry.connection_id())
+            .expect("abort the FUSE connection");
         assert_eq!(mount_state(&real), MountState::Stale);
         // mountinfo knows no such path, yet the mount behind it is stale.
         let spelled = root.join("link/mnt/");

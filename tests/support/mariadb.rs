@@ -109,6 +109,14 @@ impl MariaDb {
         mysql::Conn::new(self.opts()).expect("connect to test database")
     }
 
+    /// A connection as the server's administrator (`root`, which the harness's private
+    /// server lets in over loopback without a password), for creating users and grants;
+    /// `None` for an external server.
+    pub fn root_connect(&self) -> Option<mysql::Conn> {
+        self.private.as_ref()?;
+        Some(mysql::Conn::new(root_opts(self.port)).expect("connect as root"))
+    }
+
     /// Stops the server gracefully (SIGTERM) and waits for it to exit.
     pub fn stop(&mut self) {
         let server = self.private.as_mut().expect("stop needs a private server");
