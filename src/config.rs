@@ -91,6 +91,8 @@ pub const USED_KEYS: &[&str] = &[
     "FileMaxSize",
     "XattrMaxSize",
     "MountAllowSuidDev",
+    "CacheQuarantineDays",
+    "CacheQuarantineMaxSize",
 ];
 
 /// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
@@ -164,6 +166,13 @@ pub struct CacheConfig {
     pub ignore_write_by_read_check_time: Duration,
     /// IgnoreWriteByReadPercent. Default 80.
     pub ignore_write_by_read_percent: u8,
+    /// CacheQuarantineDays: quarantined data files (found without an inode at start) are
+    /// removed at start once older than this many days; 0 keeps them until an operator runs
+    /// `vfsserver --purge-quarantine`. Default 30, at most 36500.
+    pub quarantine_days: u64,
+    /// CacheQuarantineMaxSize: the most the quarantine may hold; a start that would move
+    /// more there refuses to start instead (nothing is deleted). Default 64G.
+    pub quarantine_max_size: u64,
 }
 
 /// Archive (tape) tier keys.
@@ -299,6 +308,9 @@ pub fn duration_limit(key: &str) -> Option<Duration> {
         .map(|&(_, max)| max)
 }
 
+/// The largest CacheQuarantineDays accepted (a hundred years).
+pub const MAX_QUARANTINE_DAYS: u64 = 36_500;
+
 /// The largest DatabaseMaxPoolSize accepted.
 pub const MAX_POOL_SIZE: usize = 1000;
 
@@ -345,6 +357,8 @@ impl Default for CacheConfig {
             throttle_valve: 256 * MIB,
             ignore_write_by_read_check_time: Duration::from_secs(300),
             ignore_write_by_read_percent: 80,
+            quarantine_days: 30,
+            quarantine_max_size: 64 * GIB,
         }
     }
 }
@@ -676,6 +690,17 @@ impl Config {
             "ThrottleValve" => cache.throttle_valve = size()?,
             "IgnoreWriteByReadCheckTime" => cache.ignore_write_by_read_check_time = seconds()?,
             "IgnoreWriteByReadPercent" => cache.ignore_write_by_read_percent = percent()?,
+            "CacheQuarantineDays" => {
+                cache.quarantine_days = count()
+                    .ok()
+                    .filter(|&days| days <= MAX_QUARANTINE_DAYS)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "is not a number of days (0 to {MAX_QUARANTINE_DAYS})"
+                        ))
+                    })?
+            }
+            "CacheQuarantineMaxSize" => cache.quarantine_max_size = size()?,
             "FileMaxSize" => self.file_max_size = size()?,
             "MetaFileSize" => self.meta_file_size = size()?,
             "XattrMaxSize" => self.xattr_max_size = size()?,
@@ -739,6 +764,8 @@ pub fn known_keys() -> &'static [&'static str] {
         "ThrottleValve",
         "IgnoreWriteByReadCheckTime",
         "IgnoreWriteByReadPercent",
+        "CacheQuarantineDays",
+        "CacheQuarantineMaxSize",
         "FileMaxSize",
         "MetaFileSize",
         "XattrMaxSize",

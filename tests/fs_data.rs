@@ -580,7 +580,7 @@ fn fsync_makes_data_and_size_durable_without_a_clean_unmount() {
 }
 
 #[test]
-fn data_files_without_an_inode_are_removed_at_start() {
+fn data_files_without_an_inode_are_quarantined_at_start_never_deleted() {
     let mut fs = MountedFs::start();
     fs::write(fs.path("keep"), b"keep me").unwrap();
     fs::write(fs.path("lost"), b"leaked").unwrap();
@@ -599,11 +599,45 @@ fn data_files_without_an_inode_are_removed_at_start() {
     for file in &foreign {
         fs::write(file, b"not the cache's").unwrap();
     }
+    // A quarantine folder older than CacheQuarantineDays (30) goes; a young one stays.
+    let quarantine = fs.cache_dir().join("quarantine");
+    let old = quarantine.join("20000101T000000Z/01/0000000000000101");
+    let young = quarantine.join("29990101T000000Z/01/0000000000000201");
+    for file in [&old, &young] {
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, b"earlier").unwrap();
+    }
 
     fs.mount();
 
-    assert!(!fs.cache_file(lost).exists(), "leaked data file removed");
-    assert!(!fs.cache_file(stray).exists(), "stray data file removed");
+    assert!(!fs.cache_file(lost).exists(), "leaked data file left data/");
+    assert!(!fs.cache_file(stray).exists(), "stray data file left data/");
+    let mut quarantined = Vec::new();
+    for batch in fs::read_dir(&quarantine).unwrap() {
+        let batch = batch.unwrap().path();
+        for bucket in fs::read_dir(&batch).unwrap() {
+            for file in fs::read_dir(bucket.unwrap().path()).unwrap() {
+                let file = file.unwrap().path();
+                quarantined.push((
+                    file.file_name().unwrap().to_owned(),
+                    fs::read(&file).unwrap(),
+                ));
+            }
+        }
+    }
+    quarantined.sort();
+    let expected = |ino: u64, content: &[u8]| (format!("{ino:016x}").into(), content.to_vec());
+    let mut expected = vec![
+        expected(0x201, b"earlier"),
+        expected(lost, b"leaked"),
+        expected(stray, b"stray"),
+    ];
+    expected.sort();
+    assert_eq!(
+        quarantined, expected,
+        "quarantined files (the old folder was purged)"
+    );
+    assert!(!old.exists() && young.exists());
     for file in &foreign {
         assert!(
             file.exists(),

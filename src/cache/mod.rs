@@ -3,7 +3,15 @@
 //! Layout: `<CacheFolder>/data/<ino % 256 as 2 hex digits>/<ino as 16 hex digits>`. The
 //! fan-out keeps directories small; the names are derived from inode numbers only, never
 //! from user-supplied names. A data file is made on the first write (or extension), so
-//! files that stay empty cost no cache entry; a missing data file reads as empty.
+//! files that stay empty cost no cache entry; the file system answers a read of a non-empty
+//! file whose data file is missing with `EIO`.
+//!
+//! Beside `data/`: `identity` binds the folder to its catalog ([`identity`]), `quarantine/`
+//! holds data files the start-up sweep found without an inode ([`quarantine`]), and
+//! `journal` keeps sizes and times the catalog has not recorded yet (`crate::fs`).
+
+pub mod identity;
+pub mod quarantine;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -34,6 +42,7 @@ pub struct Space {
 /// The cache folder.
 #[derive(Debug, Clone)]
 pub struct Cache {
+    root: PathBuf,
     data: PathBuf,
 }
 
@@ -44,7 +53,25 @@ impl Cache {
         for bucket in 0..256u32 {
             std::fs::create_dir_all(data.join(format!("{bucket:02x}")))?;
         }
-        Ok(Cache { data })
+        Ok(Cache {
+            root: root.to_path_buf(),
+            data,
+        })
+    }
+
+    /// The cache folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether any data file exists (stops at the first one found).
+    pub fn has_data_files(&self) -> io::Result<bool> {
+        for bucket in 0..=255u8 {
+            if !self.bucket_inodes(bucket)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Where the data of `ino` lives.
@@ -157,6 +184,33 @@ impl Cache {
             files_free: st.f_ffree,
         })
     }
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old or the new content, never
+/// a mix: written to a temporary file, fsynced, renamed over the name, directory fsynced.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Removes `dir/name` durably (the directory is fsynced); a missing file is fine.
+pub fn remove_durably(dir: &Path, name: &str) -> io::Result<()> {
+    match std::fs::remove_file(dir.join(name)) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    }
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -778,6 +778,49 @@ impl Catalog {
         })
     }
 
+    /// Kind and recorded size of those of `inos` that have an inode row (one round trip;
+    /// pass a bounded batch).
+    pub fn sizes(&self, inos: &[u64]) -> Result<Vec<(u64, Kind, u64)>, CatalogError> {
+        if inos.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            let rows: Vec<(u64, u8, u64)> = conn.exec(
+                format!(
+                    "SELECT ino, kind, size FROM vs_inodes WHERE ino IN ({})",
+                    placeholders(inos.len())
+                ),
+                inos.to_vec(),
+            )?;
+            rows.into_iter()
+                .map(|(ino, kind, size)| Ok((ino, kind_from(kind)?, size)))
+                .collect()
+        })
+    }
+
+    /// The catalog's identity: a random token made when its schema was created (or
+    /// upgraded to version 3), which a cache folder records to prove it belongs here.
+    pub fn identity(&self) -> Result<String, CatalogError> {
+        self.read(|conn| {
+            let token: Option<String> =
+                conn.query_first("SELECT token FROM vs_catalog_identity WHERE id = 1")?;
+            token.ok_or_else(|| {
+                CatalogError::Database("the catalog has no identity (vs_catalog_identity)".into())
+            })
+        })
+    }
+
+    /// How many regular files have data (a size above 0); stops counting at `limit`.
+    pub fn files_with_data(&self, limit: u64) -> Result<u64, CatalogError> {
+        self.read(|conn| {
+            let count: Option<u64> = conn.exec_first(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM vs_inodes WHERE kind = ? AND size > 0 LIMIT ?) AS f",
+                (Kind::File as u8, limit),
+            )?;
+            Ok(count.unwrap_or(0))
+        })
+    }
+
     /// Deletes an inode with no links left, with its symlink target and attributes.
     pub fn purge(&self, ino: u64) -> Result<(), CatalogError> {
         self.write(|tx| {

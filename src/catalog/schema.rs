@@ -6,7 +6,7 @@ use super::CatalogError;
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
 pub const ERRNO_BASE: u16 = 30000;
@@ -97,6 +97,14 @@ const V2: &[&str] = &[
     END",
 ];
 
+/// Version 3: the catalog's identity, a random token made once, which the cache folder
+/// records so that a cache is never used (nor swept) against another catalog.
+const V3: &[&str] = &["CREATE TABLE IF NOT EXISTS vs_catalog_identity (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        token CHAR(32) NOT NULL,
+        created_ns BIGINT NOT NULL
+    ) ENGINE=InnoDB"];
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
 pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, CatalogError> {
     conn.query_drop(
@@ -144,10 +152,43 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         for statement in V2 {
             conn.query_drop(statement)?;
         }
+        conn.exec_drop("UPDATE vs_schema_version SET version = 2 WHERE id = 1", ())?;
+    }
+    if current < 3 {
+        for statement in V3 {
+            conn.query_drop(statement)?;
+        }
+        let token = new_token().map_err(|e| {
+            CatalogError::Database(format!("cannot make the catalog identity: {e}"))
+        })?;
+        // IGNORE: a server migrating at the same time may have made one first; theirs stays.
+        conn.exec_drop(
+            "INSERT IGNORE INTO vs_catalog_identity (id, token, created_ns) VALUES (1, ?, ?)",
+            (token, super::now_ns()),
+        )?;
         conn.exec_drop(
             "UPDATE vs_schema_version SET version = ? WHERE id = 1",
             (SCHEMA_VERSION,),
         )?;
     }
     Ok(SCHEMA_VERSION)
+}
+
+/// A random 128-bit token as 32 lowercase hex digits (from the kernel's random source).
+fn new_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_32_hex_digits_and_differ() {
+        let (a, b) = (super::new_token().unwrap(), super::new_token().unwrap());
+        assert_eq!(a.len(), 32, "{a}");
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
 }

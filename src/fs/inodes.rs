@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::journal::Pending;
 use crate::catalog::{Attr, AttrChange};
 
 #[derive(Debug)]
@@ -236,6 +237,23 @@ impl Inodes {
             .collect()
     }
 
+    /// Size and times of every inode with changes the catalog may not have yet (unsaved or
+    /// being saved), for the journal.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.nodes
+            .lock()
+            .iter()
+            .filter(|(_, n)| n.dirty || n.saving)
+            .map(|(&ino, n)| Pending {
+                ino,
+                size: n.attr.size,
+                mtime: n.attr.mtime,
+                atime: n.attr.atime,
+                ctime: n.attr.ctime,
+            })
+            .collect()
+    }
+
     /// Stops tracking `ino` (it was deleted).
     pub fn remove(&self, ino: u64) {
         self.nodes.lock().remove(&ino);
@@ -347,6 +365,15 @@ mod tests {
             inodes.dirty_inodes(),
             [5],
             "the failed save's changes are kept"
+        );
+        assert_eq!(
+            inodes
+                .pending()
+                .iter()
+                .map(|p| (p.ino, p.size))
+                .collect::<Vec<_>>(),
+            [(5, 10)],
+            "and would go to the journal"
         );
     }
 

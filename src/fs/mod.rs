@@ -12,15 +12,24 @@
 //! fails); a create whose data file cannot be made takes its entry back; a partial write is
 //! reported (and recorded) as the bytes that reached the cache; inodes are purged from the
 //! catalog before their data file goes, and data files left without an inode row (a crash
-//! between the two) are removed at the next start.
+//! between the two) are moved to the quarantine at the next start ([`custody`]).
+//!
+//! Custody of data: the cache folder is bound to its catalog and checked at start; sizes
+//! and times a write-back round could not save are kept in the local journal ([`journal`])
+//! and replayed at start; a read never returns bytes past the recorded size, an extension
+//! cuts stale bytes past the recorded end first (so the gap reads zeros), and a non-empty
+//! file whose data file is missing answers `EIO` (never an empty read, never a new size).
 
+pub mod custody;
 mod inodes;
+pub mod journal;
 mod killpriv;
 mod limits;
 mod listing;
 mod mount;
 mod workers;
 
+pub use custody::StartError;
 pub use mount::{lazy_unmount, mount_config, Mounted};
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +59,7 @@ use crate::catalog::{
 };
 use crate::log_limit;
 use inodes::Inodes;
+use journal::Journal;
 use killpriv::Caller;
 use limits::Limits;
 use listing::Listing;
@@ -61,8 +71,6 @@ use workers::{Job, Workers};
 const TTL: Duration = Duration::from_secs(30);
 /// Largest single write and read-ahead the kernel is asked for.
 const MAX_IO: u32 = 1 << 20;
-/// Cache files checked against the catalog per round trip by the start-up sweep.
-const SWEEP_BATCH: usize = 1000;
 /// The extended attribute holding file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
 /// Extended attributes listed to root only.
@@ -83,6 +91,15 @@ pub struct FsOptions {
     /// Most bytes of extended attributes (names plus values) per inode; more is `ENOSPC`.
     /// Default 4 KiB (`XattrMaxSize`).
     pub xattr_max_size: usize,
+    /// Bind a cache folder that belongs to another catalog (or to none that can be proven)
+    /// to this one, moving all its data files to the quarantine (`--rebind-cache`).
+    /// Default false: such a start is refused.
+    pub rebind_cache: bool,
+    /// Quarantine folders older than this many days are removed at start
+    /// (CacheQuarantineDays); 0 never. Default 30.
+    pub quarantine_days: u64,
+    /// Largest quarantine in bytes (CacheQuarantineMaxSize). Default 64 GiB.
+    pub quarantine_max_size: u64,
 }
 
 impl Default for FsOptions {
@@ -99,6 +116,9 @@ impl FsOptions {
             file_max_size: config.file_max_size,
             cache_free_least_size: config.cache.free_least_size,
             xattr_max_size: usize::try_from(config.xattr_max_size).unwrap_or(usize::MAX),
+            rebind_cache: false,
+            quarantine_days: config.cache.quarantine_days,
+            quarantine_max_size: config.cache.quarantine_max_size,
         }
     }
 }
@@ -124,6 +144,10 @@ struct Shared {
     unsynced_entries: Mutex<HashSet<u64>>,
     /// Whether any inode may have [`CAPABILITY_XATTR`] (set once one is stored).
     capabilities: AtomicBool,
+    /// Sizes and times the catalog could not take yet, on disk.
+    journal: Mutex<Journal>,
+    /// Inodes whose missing data file was logged already (logged once each).
+    missing_reported: Mutex<HashSet<u64>>,
     save_interval: Duration,
     xattr_max_size: usize,
     /// Tells the kernel about changes not made through a reply (set once mounted).
@@ -140,21 +164,25 @@ struct OpenFile {
 
 impl VsFs {
     /// [`VsFs::with_options`] with the default options.
-    pub fn new(catalog: Catalog, cache: Cache) -> Result<VsFs, CatalogError> {
+    pub fn new(catalog: Catalog, cache: Cache) -> Result<VsFs, StartError> {
         VsFs::with_options(catalog, cache, FsOptions::default())
     }
 
-    /// Migrates the catalog, reclaims inodes left unlinked by a crash, removes cache files
-    /// left without an inode, and starts the timer that saves sizes and times. The root
-    /// directory is owned by the caller.
+    /// Migrates the catalog, checks that the cache belongs to it, replays the journal,
+    /// reclaims inodes left unlinked by a crash, quarantines cache files left without an
+    /// inode and cuts those longer than their recorded size (see [`custody`]), and starts
+    /// the timer that saves sizes and times. The root directory is owned by the caller.
     pub fn with_options(
         catalog: Catalog,
         cache: Cache,
         options: FsOptions,
-    ) -> Result<VsFs, CatalogError> {
+    ) -> Result<VsFs, StartError> {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         catalog.migrate(uid, gid)?;
+        let binding = custody::bind_cache(&catalog, &cache, options.rebind_cache)?;
+        let mut journal = Journal::new(cache.root());
+        custody::replay_journal(&catalog, &cache, &mut journal, binding.foreign)?;
         for ino in catalog.orphans()? {
             catalog.purge(ino)?;
             if let Err(err) = cache.remove(ino) {
@@ -162,7 +190,14 @@ impl VsFs {
             }
             log::info!("reclaimed unlinked inode {ino}");
         }
-        sweep_cache(&catalog, &cache)?;
+        custody::purge_old_quarantine(&cache, options.quarantine_days);
+        custody::sweep_cache(
+            &catalog,
+            &cache,
+            options.quarantine_max_size,
+            binding.foreign,
+        )?;
+        binding.commit(&cache)?;
         let capabilities = catalog.xattr_in_use(CAPABILITY_XATTR)?;
         let limits = Limits::new(
             options.file_max_size,
@@ -178,6 +213,8 @@ impl VsFs {
             next_handle: AtomicU64::new(1),
             unsynced_entries: Mutex::new(HashSet::new()),
             capabilities: AtomicBool::new(capabilities),
+            journal: Mutex::new(journal),
+            missing_reported: Mutex::new(HashSet::new()),
             save_interval: options.save_interval,
             xattr_max_size: options.xattr_max_size,
             notifier: OnceLock::new(),
@@ -185,13 +222,13 @@ impl VsFs {
             wake: Condvar::new(),
         });
         let workers = Workers::start(CATALOG_THREADS, "vs-fs-catalog")
-            .map_err(|e| CatalogError::Database(format!("cannot start catalog threads: {e}")))?;
+            .map_err(|e| StartError::Refused(format!("cannot start catalog threads: {e}")))?;
         let flusher = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("vs-fs-flush".into())
                 .spawn(move || shared.flush_loop())
-                .map_err(|e| CatalogError::Database(format!("cannot start flush thread: {e}")))?
+                .map_err(|e| StartError::Refused(format!("cannot start flush thread: {e}")))?
         };
         Ok(VsFs {
             shared,
@@ -211,40 +248,6 @@ impl VsFs {
     }
 }
 
-/// Removes data files whose inode has no catalog row: left by a crash between purging an
-/// inode and deleting its data. Runs before mounting, so no create is in flight; checks the
-/// catalog in batches; a catalog failure stops the sweep (nothing is removed on doubt).
-fn sweep_cache(catalog: &Catalog, cache: &Cache) -> Result<(), CatalogError> {
-    let started = Instant::now();
-    let (mut checked, mut removed) = (0usize, 0usize);
-    for bucket in 0..=255u8 {
-        let inos = match cache.bucket_inodes(bucket) {
-            Ok(inos) => inos,
-            Err(err) => {
-                log::warn!("cache sweep: cannot list bucket {bucket:02x}: {err}");
-                continue;
-            }
-        };
-        for batch in inos.chunks(SWEEP_BATCH) {
-            let existing: HashSet<u64> = catalog.existing(batch)?.into_iter().collect();
-            checked += batch.len();
-            for &ino in batch.iter().filter(|ino| !existing.contains(ino)) {
-                match cache.remove(ino) {
-                    Ok(()) => removed += 1,
-                    Err(err) => log::warn!("cache sweep: cannot remove data of inode {ino}: {err}"),
-                }
-            }
-        }
-    }
-    if removed > 0 {
-        log::info!(
-            "cache sweep: removed {removed} data files without an inode ({checked} checked in {:?})",
-            started.elapsed()
-        );
-    }
-    Ok(())
-}
-
 /// Reads [`FsStats`] of a mounted file system.
 #[derive(Clone)]
 pub struct FsStatsHandle(Arc<Shared>);
@@ -256,6 +259,39 @@ pub struct FsStats {
     pub open_handles: usize,
     /// Inodes with sizes or times not yet saved to the catalog.
     pub unsaved_inodes: usize,
+}
+
+/// Sizes and times a stop could not save to the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsaved {
+    /// Files whose size or times the catalog has not recorded.
+    pub inodes: usize,
+    /// Sum of their sizes, in bytes.
+    pub bytes: u64,
+    /// The journal holding them, or why it could not be written.
+    pub journal: Result<std::path::PathBuf, String>,
+}
+
+impl std::fmt::Display for Unsaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} files ({} bytes) have sizes or times the catalog has not recorded; ",
+            self.inodes, self.bytes
+        )?;
+        match &self.journal {
+            Ok(path) => write!(
+                f,
+                "kept in the journal {}, replayed into the catalog at the next start",
+                path.display()
+            ),
+            Err(err) => write!(
+                f,
+                "the journal could not be written ({err}): at the next start these files \
+                 keep the sizes the catalog has"
+            ),
+        }
+    }
 }
 
 impl FsStatsHandle {
@@ -270,11 +306,19 @@ impl FsStatsHandle {
         self.0.flush_dirty();
     }
 
+    /// Last save once nothing can change any more (after the session ended): saves what
+    /// is unsaved; what the catalog cannot take stays in the journal (fsynced) and is
+    /// returned, so the caller can report it and must not report success.
+    pub fn finish(&self) -> Result<(), Unsaved> {
+        self.0.flush_dirty();
+        self.0.settle_journal()
+    }
+
     /// The current counters.
     pub fn snapshot(&self) -> FsStats {
         FsStats {
             open_handles: self.0.handles.lock().len(),
-            unsaved_inodes: self.0.inodes.dirty_inodes().len(),
+            unsaved_inodes: self.0.inodes.pending().len(),
         }
     }
 }
@@ -288,6 +332,9 @@ impl Drop for VsFs {
             let _ = flusher.join();
         }
         self.shared.flush_dirty();
+        if let Err(unsaved) = self.shared.settle_journal() {
+            log::warn!("file system stopped: {unsaved}");
+        }
     }
 }
 
@@ -308,18 +355,57 @@ impl Shared {
 
     /// Saves unsaved sizes and times; stops at the first inode the database cannot take
     /// (the rest stay unsaved for the next round instead of each waiting out the timeout).
+    /// A round that left changes unsaved records them all in the journal; a round that
+    /// saved everything removes the journal.
     fn flush_dirty(&self) {
+        let mut failed = false;
         for ino in self.inodes.dirty_inodes() {
             if let Err(err) = self.save(ino) {
                 log_limit::warn(
                     "cannot save size and times",
                     format_args!("cannot save size and times of inode {ino}: {err}"),
                 );
+                failed = true;
                 if matches!(err, CatalogError::Unreachable(_)) {
-                    return;
+                    break;
                 }
             }
         }
+        let mut journal = self.journal.lock();
+        let recorded = if failed {
+            journal.record(&self.inodes.pending())
+        } else {
+            journal.clear()
+        };
+        if let Err(err) = recorded {
+            log::error!(
+                "journal {}: cannot write it: {err}",
+                journal.path().display()
+            );
+        }
+    }
+
+    /// Makes the journal hold exactly what is unsaved now; returns what that is, if any.
+    fn settle_journal(&self) -> Result<(), Unsaved> {
+        let mut journal = self.journal.lock();
+        let pending = self.inodes.pending();
+        let recorded = journal.record(&pending);
+        if pending.is_empty() {
+            if let Err(err) = recorded {
+                log::warn!(
+                    "journal {}: everything is saved but it cannot be removed: {err}",
+                    journal.path().display()
+                );
+            }
+            return Ok(());
+        }
+        Err(Unsaved {
+            inodes: pending.len(),
+            bytes: pending.iter().map(|p| p.size).sum(),
+            journal: recorded
+                .map(|()| journal.path())
+                .map_err(|err| err.to_string()),
+        })
     }
 
     /// Writes unsaved size and times of `ino` to the catalog.
@@ -428,13 +514,52 @@ impl Shared {
             .map(|file| open.file.get_or_init(|| file)))
     }
 
-    /// The data file behind `open`, made now if the inode has none yet.
-    fn data_for_write<'a>(&self, open: &'a OpenFile) -> io::Result<&'a File> {
-        if let Some(file) = open.file.get() {
+    /// The data file behind `open`, made now if the inode has none yet. `recorded` is the
+    /// inode's size: a non-empty file without a data file has lost its data, and making an
+    /// empty one would serve zeros as its content: `EIO`.
+    fn data_for_write<'a>(&self, open: &'a OpenFile, recorded: u64) -> io::Result<&'a File> {
+        if let Some(file) = self.existing_data(open)? {
             return Ok(file);
+        }
+        if recorded > 0 {
+            return Err(self.missing_data(open.ino, recorded));
         }
         let file = self.open_data(open.ino)?;
         Ok(open.file.get_or_init(|| file))
+    }
+
+    /// The error for non-empty file `ino` whose data file is missing (logged once per inode).
+    fn missing_data(&self, ino: u64, size: u64) -> io::Error {
+        if self.missing_reported.lock().insert(ino) {
+            log::error!(
+                "inode {ino}: size {size} but its data file {} is missing; reads and writes \
+                 fail with EIO",
+                self.cache.path(ino).display()
+            );
+        }
+        io::Error::from_raw_os_error(libc::EIO)
+    }
+
+    /// The size of `ino` as this mount knows it (a tracked inode's, else the catalog's).
+    fn recorded_size(&self, ino: u64) -> Result<u64, Errno> {
+        self.attr(ino).map(|a| a.size).map_err(catalog_errno)
+    }
+
+    /// Cuts bytes of `file` past `recorded` (the inode's size) before an extension, so the
+    /// gap reads zeros: they are left by a crash after writes whose size never reached the
+    /// catalog, and are not the file's. The kernel serialises writes and truncations of one
+    /// inode, so no acknowledged write of this mount lies past `recorded`.
+    fn cut_stale_tail(&self, ino: u64, file: &File, recorded: u64) -> io::Result<()> {
+        let len = file.metadata()?.len();
+        if len > recorded {
+            log::warn!(
+                "inode {ino}: data file has {} bytes past the recorded size {recorded}; cut \
+                 before extending",
+                len - recorded
+            );
+            file.set_len(recorded)?;
+        }
+        Ok(())
     }
 
     /// Opens the data file of `ino`, creating it if missing.
@@ -505,14 +630,24 @@ impl Shared {
                 &transient
             }
         };
+        let recorded = self.recorded_size(ino)?;
         let existing = self.existing_data(open).map_err(io_errno)?;
         let current = match existing {
-            Some(file) => file.metadata().map_err(io_errno)?.len(),
+            Some(file) => {
+                if size > recorded {
+                    self.cut_stale_tail(ino, file, recorded).map_err(io_errno)?;
+                }
+                file.metadata().map_err(io_errno)?.len()
+            }
+            // Lost data: only truncating to 0 (dropping what is lost) can go on.
+            None if recorded > 0 && size > 0 => {
+                return Err(io_errno(self.missing_data(ino, recorded)))
+            }
             None => 0, // a file without a data file is empty
         };
         // Only an extension needs a data file made.
         let file = if size > current {
-            Some(self.data_for_write(open).map_err(io_errno)?)
+            Some(self.data_for_write(open, recorded).map_err(io_errno)?)
         } else {
             existing
         };
@@ -704,10 +839,24 @@ impl Shared {
 
     /// Writes `data` at `offset` through `open` and replies.
     fn write(&self, open: &OpenFile, offset: u64, data: &[u8], reply: ReplyWrite) {
-        let file = match self.data_for_write(open) {
-            Ok(file) => file,
-            Err(err) => return reply.error(io_errno(err)),
+        // The size is looked up only when it matters: no data file yet, or a write that may
+        // start past the end (whose gap must read as zeros).
+        let recorded = || self.inodes.get(open.ino).map_or(0, |attr| attr.size);
+        let file = match open.file.get() {
+            Some(file) => file,
+            None => match self.data_for_write(open, recorded()) {
+                Ok(file) => file,
+                Err(err) => return reply.error(io_errno(err)),
+            },
         };
+        if offset > 0 {
+            let recorded = recorded();
+            if offset > recorded {
+                if let Err(err) = self.cut_stale_tail(open.ino, file, recorded) {
+                    return reply.error(io_errno(err));
+                }
+            }
+        }
         // A write that stops part-way (a full cache) reports the bytes that reached the file,
         // so the size the kernel and the catalog record covers exactly what was written.
         let mut written = 0;
@@ -788,7 +937,12 @@ impl Shared {
         let frees = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
         self.limits
             .allocate(offset.saturating_add(length), length, !frees)?;
-        let file = self.data_for_write(&open).map_err(io_errno)?;
+        let recorded = self.inodes.get(open.ino).map_or(0, |attr| attr.size);
+        let file = self.data_for_write(&open, recorded).map_err(io_errno)?;
+        if mode & libc::FALLOC_FL_KEEP_SIZE == 0 && offset.saturating_add(length) > recorded {
+            self.cut_stale_tail(open.ino, file, recorded)
+                .map_err(io_errno)?;
+        }
         // SAFETY: the descriptor belongs to the open cache file.
         if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
             return Err(io_errno(io::Error::last_os_error()));
@@ -1162,12 +1316,21 @@ impl Filesystem for VsFs {
         };
         // relatime: in memory, saved later with the size and times.
         self.shared.inodes.accessed(open.ino, now_ns());
+        // An open file is tracked, so its size is known here without the catalog; bytes past
+        // it are never the file's (a crash can leave the data file longer).
+        let recorded = self
+            .shared
+            .inodes
+            .get(open.ino)
+            .map_or(u64::MAX, |attr| attr.size);
         let file = match self.shared.existing_data(&open) {
             Ok(Some(file)) => file,
-            Ok(None) => return reply.data(&[]), // never written: empty
+            Ok(None) if recorded == 0 || recorded == u64::MAX => return reply.data(&[]), // never written: empty
+            Ok(None) => return reply.error(io_errno(self.shared.missing_data(open.ino, recorded))),
             Err(err) => return reply.error(io_errno(err)),
         };
-        let mut buf = vec![0u8; size.min(MAX_IO) as usize];
+        let wanted = u64::from(size.min(MAX_IO)).min(recorded.saturating_sub(offset));
+        let mut buf = vec![0u8; wanted as usize];
         let mut filled = 0;
         while filled < buf.len() {
             match file.read_at(&mut buf[filled..], offset + filled as u64) {

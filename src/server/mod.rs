@@ -9,6 +9,9 @@
 //! [`SHUTDOWN_GRACE`]); files still open then are cut off (the FUSE connection is aborted),
 //! after which nothing can change any more and the last sizes and times are saved; the pool
 //! closes. A second SIGTERM/SIGINT exits at once (status 1) after detaching the mount.
+//! Sizes and times the catalog cannot take at the end (the database is down) stay in the
+//! cache's journal, and the stop exits 1 saying how many files and bytes are pending: it
+//! never reports success then.
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 
+use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
 use crate::catalog::{privileges, Catalog};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -61,10 +65,17 @@ pub struct Args {
     pub wait_db: Option<Duration>,
     /// `--check`: validate the config, connect once, exit.
     pub check: bool,
+    /// `--rebind-cache`: bind a cache folder of another catalog to this one (its data
+    /// files go to the quarantine) instead of refusing to start.
+    pub rebind_cache: bool,
+    /// `--purge-quarantine`: remove the cache's quarantine, exit.
+    pub purge_quarantine: bool,
 }
 
 const USAGE: &str =
     "usage: vfsserver [--config PATH] [--mountpoint DIR] [--wait-db SECONDS] [--check]
+                 [--rebind-cache]
+       vfsserver [--config PATH] --purge-quarantine
        vfsserver --version | --help
 
   --config PATH        configuration file (default /etc/vs/vs_conf.xml)
@@ -72,7 +83,13 @@ const USAGE: &str =
   --wait-db SECONDS    exit with an error if the database is not reachable in time
                        (0: try once; default: wait forever, retrying with backoff)
   --check              validate the configuration, connect to the database once, exit
-Signals: SIGTERM/SIGINT save open files, unmount and exit 0 (a second one exits at once);
+  --rebind-cache       bind a CacheFolder that belongs to another catalog (or to none
+                       that can be proven) to this one: every data file in it is moved
+                       to CacheFolder/quarantine first (default: refuse to start)
+  --purge-quarantine   remove CacheFolder/quarantine (data files a start found without
+                       an inode), print what was removed, exit
+Signals: SIGTERM/SIGINT save open files, unmount and exit 0 (1 if sizes could not be saved
+to the catalog: they stay in CacheFolder/journal; a second signal exits at once);
 SIGUSR1 logs pool and file system statistics.";
 
 enum Event {
@@ -88,6 +105,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
         mountpoint: None,
         wait_db: None,
         check: false,
+        rebind_cache: false,
+        purge_quarantine: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -106,6 +125,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
                 parsed.wait_db = Some(Duration::from_secs(seconds));
             }
             Some("--check") => parsed.check = true,
+            Some("--rebind-cache") => parsed.rebind_cache = true,
+            Some("--purge-quarantine") => parsed.purge_quarantine = true,
             Some("--version") => {
                 return Err((
                     format!("vfsserver (valuestor) {}", env!("CARGO_PKG_VERSION")),
@@ -187,6 +208,9 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         }
         return check(options, &endpoint, &args.config);
     }
+    if args.purge_quarantine {
+        return purge_quarantine(&config.cache_folder);
+    }
 
     let (events, inbox) = mpsc::channel();
     let mounted_at = Arc::new(OnceLock::new());
@@ -219,12 +243,14 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
 
     let cache = Cache::open(&config.cache_folder)
         .map_err(|e| format!("cache folder {}: {e}", config.cache_folder.display()))?;
-    let fs = VsFs::with_options(
-        Catalog::new(pool.clone()),
-        cache,
-        FsOptions::from_config(&config),
-    )
-    .map_err(|e| format!("cannot open the catalog: {e}"))?;
+    let fs_options = FsOptions {
+        rebind_cache: args.rebind_cache,
+        ..FsOptions::from_config(&config)
+    };
+    let fs = VsFs::with_options(Catalog::new(pool.clone()), cache, fs_options).map_err(|e| {
+        pool.close();
+        format!("cannot start the file system: {e}")
+    })?;
     let stats = fs.stats_handle();
     // Again: another server may have mounted here while this one waited.
     prepare_mountpoint(&mountpoint)?;
@@ -324,9 +350,9 @@ impl Server {
                     log::warn!(
                         "the file system session did not end within {ABORT_WAIT:?}; saving and exiting"
                     );
-                    self.stats.flush();
+                    let saved = self.stats.finish();
                     self.pool.close();
-                    return Ok(());
+                    return saved.map_err(|unsaved| format!("stopped, but {unsaved}"));
                 }
                 (Some(Event::Report), phase) => {
                     self.report();
@@ -337,7 +363,15 @@ impl Server {
                 (Some(Event::Stop(_)), phase) => phase,
                 (Some(Event::SessionEnded(result)), phase) => {
                     let _ = self.notifier.stopping();
+                    // The file system was dropped with the session: nothing changes any more.
+                    let saved = self.stats.finish();
                     self.pool.close();
+                    if let Err(unsaved) = saved {
+                        return Err(format!(
+                            "unmounted {}, but {unsaved}",
+                            self.mountpoint.display()
+                        ));
+                    }
                     return match (result, phase) {
                         (Ok(()), Phase::Serving) => Err(format!(
                             "the mount at {} went away without a stop signal (unmounted from outside?)",
@@ -588,6 +622,21 @@ fn check(mut options: PoolOptions, endpoint: &str, path: &Path) -> Result<(), St
         }
         Err(err) => println!("warning: cannot list the catalog user's privileges: {err}"),
     }
+    Ok(())
+}
+
+/// `--purge-quarantine`: removes every sweep folder of the cache's quarantine.
+fn purge_quarantine(cache_folder: &Path) -> Result<(), String> {
+    let quarantine = Quarantine::new(cache_folder);
+    let purged = quarantine
+        .purge_all()
+        .map_err(|e| format!("cannot purge {}: {e}", quarantine.dir().display()))?;
+    println!(
+        "{}: removed {} quarantine folders ({} bytes)",
+        quarantine.dir().display(),
+        purged.folders,
+        purged.bytes
+    );
     Ok(())
 }
 

@@ -76,8 +76,9 @@ impl MountedFs {
     /// Like `start_with_small_cache`, with room for only `data_files` data files besides
     /// the cache's own directories (needs root).
     pub fn start_with_few_cache_files(bytes: u64, data_files: u64) -> MountedFs {
-        // The tmpfs root, `data` and its 256 buckets take one inode each.
-        let inodes = 2 + 256 + data_files;
+        // The tmpfs root, `data`, its 256 buckets and the cache's `identity` take one inode
+        // each.
+        let inodes = 2 + 256 + 1 + data_files;
         MountedFs::start_with_cache_tmpfs(&format!("size={bytes},nr_inodes={inodes}"), no_reserve())
     }
 
