@@ -45,6 +45,34 @@ fn migration_is_idempotent_and_records_the_version() {
 }
 
 #[test]
+fn identity_is_made_once_and_an_upgrade_from_version_2_makes_one() {
+    let db = MariaDb::start();
+    let catalog = catalog(&db);
+    let identity = catalog.identity().unwrap();
+    assert_eq!(identity.len(), 32, "{identity}");
+    assert!(
+        identity.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{identity}"
+    );
+    catalog.migrate(0, 0).unwrap();
+    assert_eq!(
+        catalog.identity().unwrap(),
+        identity,
+        "kept by a later start"
+    );
+
+    // A catalog made by version 2 has no identity table.
+    let mut conn = db.connect();
+    conn.query_drop("DROP TABLE vs_catalog_identity").unwrap();
+    conn.query_drop("UPDATE vs_schema_version SET version = 2 WHERE id = 1")
+        .unwrap();
+    assert_eq!(catalog.migrate(0, 0).unwrap(), SCHEMA_VERSION);
+    let upgraded = catalog.identity().unwrap();
+    assert_eq!(upgraded.len(), 32, "{upgraded}");
+    assert_ne!(upgraded, identity, "a new random identity");
+}
+
+#[test]
 fn create_maps_errors_and_inherits_set_group_id() {
     let db = MariaDb::start();
     let catalog = catalog(&db);

@@ -423,6 +423,18 @@ fn after_kill_9_extending_a_file_reads_zeros_not_the_unsaved_bytes() {
     let server = start_mounted(&dir, &[]);
     assert_eq!(fs::metadata(&path).unwrap().len(), 1000);
     assert_eq!(fs::read(&path).unwrap(), [b'A'; 1000]);
+    let kept = files_under(&cache.join("quarantine"));
+    assert_eq!(
+        kept.iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>(),
+        [format!("{ino:016x}.from-1000")],
+        "the cut bytes are kept in the quarantine"
+    );
+    assert!(
+        kept[0].1 == vec![b'B'; 500_000],
+        "the quarantined tail is the unsaved write"
+    );
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(300_000).unwrap();
     file.write_at(b"Z", 600_000).unwrap();

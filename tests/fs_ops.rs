@@ -283,7 +283,7 @@ fn rename_replaces_target_atomically() {
     assert_eq!(fs::metadata(fs.path("old")).unwrap().ino(), new_ino);
     assert!(!fs.path("new").exists());
     // The replaced file's data is reclaimed.
-    let cache_files = count_files(&fs.cache_dir());
+    let cache_files = count_files(&fs.cache_dir().join("data"));
     assert_eq!(cache_files, 1, "replaced target's cache file removed");
 }
 

@@ -1,6 +1,7 @@
 //! The quarantine: data files the start-up sweep found without an inode are moved (renamed,
 //! never copied or deleted) to `<CacheFolder>/quarantine/<UTC time>/<bucket>/<name>`, one
-//! folder per sweep named `YYYYMMDDTHHMMSSZ`. They leave `data/` so that a new inode that
+//! folder per sweep named `YYYYMMDDTHHMMSSZ`; bytes past an inode's recorded size are copied
+//! there (`<name>.from-<size>`) before the sweep cuts them. They leave `data/` so that a new inode that
 //! gets the same number never sees them, and stay until an operator purges them
 //! (`vfsserver --purge-quarantine`) or they are older than `CacheQuarantineDays`.
 
@@ -61,6 +62,34 @@ impl Quarantine {
         if let Some(parent) = source.parent() {
             std::fs::File::open(parent)?.sync_all()?;
         }
+        Ok(target)
+    }
+
+    /// Copies the bytes of data file `source` (of bucket `bucket`) from offset `from` to
+    /// its end into `batch`, as `<name>.from-<from>`, durably; the caller cuts them next.
+    pub fn keep_tail(
+        &self,
+        batch: &Path,
+        bucket: u8,
+        source: &Path,
+        from: u64,
+    ) -> io::Result<PathBuf> {
+        use std::io::{Seek, SeekFrom};
+        let bucket_dir = batch.join(format!("{bucket:02x}"));
+        std::fs::create_dir_all(&bucket_dir)?;
+        let name = source
+            .file_name()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let target = bucket_dir.join(format!("{}.from-{from}", name.to_string_lossy()));
+        let mut input = std::fs::File::open(source)?;
+        input.seek(SeekFrom::Start(from))?;
+        let mut output = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)?;
+        io::copy(&mut input, &mut output)?;
+        output.sync_all()?;
+        std::fs::File::open(&bucket_dir)?.sync_all()?;
         Ok(target)
     }
 
@@ -227,6 +256,22 @@ mod tests {
         }
         std::fs::create_dir_all(quarantine.dir().join("operator-notes")).unwrap();
         assert_eq!(quarantine.size().unwrap(), 12);
+        let long = root.path().join("0000000000000077");
+        std::fs::write(&long, b"keepTAIL").unwrap();
+        let young = quarantine.batch_dir(now - day * 2);
+        let tail = quarantine.keep_tail(&young, 0x77, &long, 4).unwrap();
+        assert_eq!(std::fs::read(&tail).unwrap(), b"TAIL");
+        assert!(
+            tail.ends_with("77/0000000000000077.from-4"),
+            "{}",
+            tail.display()
+        );
+        assert_eq!(
+            std::fs::read(&long).unwrap(),
+            b"keepTAIL",
+            "the source is left"
+        );
+        assert_eq!(quarantine.size().unwrap(), 16);
 
         let purged = quarantine.purge_older_than(day * 30, now).unwrap();
         assert_eq!(
@@ -236,13 +281,13 @@ mod tests {
                 bytes: 5
             }
         );
-        assert_eq!(quarantine.size().unwrap(), 7, "the young folder stays");
+        assert_eq!(quarantine.size().unwrap(), 11, "the young folder stays");
         let purged = quarantine.purge_all().unwrap();
         assert_eq!(
             purged,
             Purged {
                 folders: 1,
-                bytes: 7
+                bytes: 11
             }
         );
         assert!(

@@ -2,7 +2,8 @@
 //! this catalog ([`bind_cache`]), sizes and times the catalog missed are replayed from the
 //! journal ([`replay_journal`]), and the sweep ([`sweep_cache`]) deletes nothing: data
 //! files without an inode go to the quarantine, and a data file longer than its inode's
-//! recorded size (a crash after writes whose size never reached the catalog) is cut to it.
+//! recorded size (a crash after writes whose size never reached the catalog) is cut to it
+//! after the bytes past that size were copied to the quarantine.
 //!
 //! Binding rules (the cache's `identity` against the catalog's `vs_catalog_identity`):
 //! - same token: bound, go on;
@@ -303,23 +304,21 @@ pub fn sweep_cache(
                 match known.get(&ino) {
                     Some(&(Kind::File, size)) => {
                         if len > size {
+                            let tail = len - size;
+                            if held.saturating_add(tail) > quarantine_max {
+                                return Err(over_bound(&path, tail, quarantine_max, held, &batch));
+                            }
+                            quarantine
+                                .keep_tail(&batch, bucket, &path, size)
+                                .map_err(|e| cache_error(&path, e))?;
                             cut_to(&path, size).map_err(|e| cache_error(&path, e))?;
-                            cut.add(ino, len - size);
+                            held += tail;
+                            cut.add(ino, tail);
                         }
                     }
                     _ => {
                         if held.saturating_add(len) > quarantine_max {
-                            return Err(StartError::Refused(format!(
-                                "cache sweep: data file {} ({len} bytes) has no inode in this \
-                                 catalog, and moving it to the quarantine would take it past \
-                                 CacheQuarantineMaxSize ({quarantine_max} bytes; it holds \
-                                 {held}, {} files moved to {} by this start). Nothing was \
-                                 deleted. Check the quarantine and remove it with \
-                                 `vfsserver --purge-quarantine`, or raise CacheQuarantineMaxSize.",
-                                path.display(),
-                                moved.files,
-                                batch.display()
-                            )));
+                            return Err(over_bound(&path, len, quarantine_max, held, &batch));
                         }
                         quarantine
                             .take(&batch, Some(bucket), &path)
@@ -344,9 +343,11 @@ pub fn sweep_cache(
     if cut.files > 0 {
         log::warn!(
             "cache sweep: cut {} data files to the size their inode records ({} bytes past \
-             the end, written before a crash whose sizes never reached the catalog; inodes {})",
+             the end, written before a crash whose sizes never reached the catalog, copied to \
+             {} first; inodes {})",
             cut.files,
             cut.bytes,
+            batch.display(),
             cut.named()
         );
     }
@@ -382,6 +383,19 @@ impl Tally {
         }
         text
     }
+}
+
+/// The refusal when quarantining `bytes` more of `path` would pass the bound.
+fn over_bound(path: &Path, bytes: u64, bound: u64, held: u64, batch: &Path) -> StartError {
+    StartError::Refused(format!(
+        "cache sweep: {bytes} bytes of data file {} are not this catalog's (no inode, or past \
+         the inode's recorded size), and moving them to the quarantine would take it past \
+         CacheQuarantineMaxSize ({bound} bytes; it holds {held}, this start's files are in \
+         {}). Nothing was deleted. Check the quarantine and remove it with `vfsserver \
+         --purge-quarantine`, or raise CacheQuarantineMaxSize.",
+        path.display(),
+        batch.display()
+    ))
 }
 
 /// Cuts the file at `path` to `size` bytes, durably.

@@ -518,11 +518,14 @@ impl Shared {
     /// inode's size: a non-empty file without a data file has lost its data, and making an
     /// empty one would serve zeros as its content: `EIO`.
     fn data_for_write<'a>(&self, open: &'a OpenFile, recorded: u64) -> io::Result<&'a File> {
-        if let Some(file) = self.existing_data(open)? {
+        if let Some(file) = open.file.get() {
             return Ok(file);
         }
         if recorded > 0 {
-            return Err(self.missing_data(open.ino, recorded));
+            return match self.existing_data(open)? {
+                Some(file) => Ok(file),
+                None => Err(self.missing_data(open.ino, recorded)),
+            };
         }
         let file = self.open_data(open.ino)?;
         Ok(open.file.get_or_init(|| file))
@@ -538,11 +541,6 @@ impl Shared {
             );
         }
         io::Error::from_raw_os_error(libc::EIO)
-    }
-
-    /// The size of `ino` as this mount knows it (a tracked inode's, else the catalog's).
-    fn recorded_size(&self, ino: u64) -> Result<u64, Errno> {
-        self.attr(ino).map(|a| a.size).map_err(catalog_errno)
     }
 
     /// Cuts bytes of `file` past `recorded` (the inode's size) before an extension, so the
@@ -607,14 +605,15 @@ impl Shared {
         Ok(attr)
     }
 
-    /// Sets the size of regular file `ino` (through handle `fh` if given) as part of
-    /// `change`, and commits `change`. The catalog commits before data is cut, so a failed
+    /// Sets the size of regular file `ino` (through handle `fh` if given; `recorded` is its
+    /// size now) as part of `change`, and commits `change`. The catalog commits before data is cut, so a failed
     /// commit loses nothing; an extension is made first and undone if the commit fails.
     fn resize_and_commit(
         &self,
         ino: u64,
         fh: Option<FileHandle>,
         size: u64,
+        recorded: u64,
         change: &AttrChange,
     ) -> Result<Attr, Errno> {
         let handle = fh.and_then(|fh| self.handle(fh).ok());
@@ -630,7 +629,6 @@ impl Shared {
                 &transient
             }
         };
-        let recorded = self.recorded_size(ino)?;
         let existing = self.existing_data(open).map_err(io_errno)?;
         let current = match existing {
             Some(file) => {
@@ -763,6 +761,8 @@ impl Shared {
         let mut change = change;
         let resize = change.size;
         let chown = change.uid.is_some() || change.gid.is_some();
+        // The size before the change (the kernel holds the inode's lock: no write moves it).
+        let mut recorded = 0;
         if let Some(size) = resize {
             self.limits.check_size(size)?;
         }
@@ -775,6 +775,7 @@ impl Shared {
                     _ => return Err(Errno::EINVAL),
                 }
                 change.mtime = change.mtime.or(Some(now));
+                recorded = attr.size;
             }
             // Kill-priv of a truncation or change of owner, unless a mode is given too.
             if change.perm.is_none() && killpriv::has_setid(attr.kind, attr.perm) {
@@ -796,7 +797,7 @@ impl Shared {
             change.atime = change.atime.or(unsaved.atime);
         }
         let committed = match resize {
-            Some(size) => self.resize_and_commit(ino, fh, size, &change),
+            Some(size) => self.resize_and_commit(ino, fh, size, recorded, &change),
             None => self.catalog.set_attr(ino, &change).map_err(catalog_errno),
         };
         let committed = committed.map(|attr| self.inodes.changed(attr));
