@@ -395,7 +395,9 @@ fn after_kill_9_extending_a_file_reads_zeros_not_the_unsaved_bytes() {
     let ino = file.metadata().unwrap().ino();
     file.write_all(&[b'A'; 1000]).unwrap();
     file.sync_all().unwrap(); // size 1000 in the catalog
-                              // With the database frozen no later size can reach the catalog before the kill.
+
+    // With the database frozen no later size can reach the catalog before the kill (the
+    // checks after it make sure).
     db.pause();
     file.write_all(&vec![b'B'; 500_000]).unwrap();
     server.signal(libc::SIGKILL);

@@ -1,9 +1,10 @@
 //! The quarantine: data files the start-up sweep found without an inode are moved (renamed,
 //! never copied or deleted) to `<CacheFolder>/quarantine/<UTC time>/<bucket>/<name>`, one
-//! folder per sweep named `YYYYMMDDTHHMMSSZ`; bytes past an inode's recorded size are copied
-//! there (`<name>.from-<size>`) before the sweep cuts them. They leave `data/` so that a new inode that
-//! gets the same number never sees them, and stay until an operator purges them
-//! (`vfsserver --purge-quarantine`) or they are older than `CacheQuarantineDays`.
+//! folder per sweep named `YYYYMMDDTHHMMSSZ`; bytes past an inode's recorded size are
+//! copied there (`<name>.from-<size>`) before the sweep cuts them. They leave `data/` so
+//! that a new inode that gets the same number never sees them, and stay until an operator
+//! purges them (`vfsserver --purge-quarantine`) or they are older than
+//! `CacheQuarantineDays`.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -814,7 +814,8 @@ impl Catalog {
     pub fn files_with_data(&self, limit: u64) -> Result<u64, CatalogError> {
         self.read(|conn| {
             let count: Option<u64> = conn.exec_first(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM vs_inodes WHERE kind = ? AND size > 0 LIMIT ?) AS f",
+                "SELECT COUNT(*) FROM
+                    (SELECT 1 FROM vs_inodes WHERE kind = ? AND size > 0 LIMIT ?) AS f",
                 (Kind::File as u8, limit),
             )?;
             Ok(count.unwrap_or(0))

@@ -128,7 +128,8 @@ pub fn bind_cache(catalog: &Catalog, cache: &Cache, rebind: bool) -> Result<Bind
                 if known * 2 > sampled {
                     log::warn!(
                         "cache folder {} has no identity (made by an older version): adopted by \
-                         catalog {token}, which has inodes for {known} of {sampled} sampled data files",
+                         catalog {token}, which has inodes for {known} of {sampled} sampled \
+                         data files",
                         root.display()
                     );
                     return Ok(bind(false));

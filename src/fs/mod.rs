@@ -606,8 +606,10 @@ impl Shared {
     }
 
     /// Sets the size of regular file `ino` (through handle `fh` if given; `recorded` is its
-    /// size now) as part of `change`, and commits `change`. The catalog commits before data is cut, so a failed
-    /// commit loses nothing; an extension is made first and undone if the commit fails.
+    /// size now) as part of `change`, and commits `change`. The catalog commits before data
+    /// is cut, so a failed commit loses nothing; an extension is made first (after cutting
+    /// stale bytes past `recorded`, so the gap reads zeros) and undone if the commit fails.
+    /// A non-empty file whose data file is missing can only be truncated to 0 (`EIO`).
     fn resize_and_commit(
         &self,
         ino: u64,
@@ -1326,7 +1328,8 @@ impl Filesystem for VsFs {
             .map_or(u64::MAX, |attr| attr.size);
         let file = match self.shared.existing_data(&open) {
             Ok(Some(file)) => file,
-            Ok(None) if recorded == 0 || recorded == u64::MAX => return reply.data(&[]), // never written: empty
+            // Never written: empty.
+            Ok(None) if recorded == 0 || recorded == u64::MAX => return reply.data(&[]),
             Ok(None) => return reply.error(io_errno(self.shared.missing_data(open.ino, recorded))),
             Err(err) => return reply.error(io_errno(err)),
         };
