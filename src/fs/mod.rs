@@ -109,7 +109,8 @@ impl Default for FsOptions {
 }
 
 impl FsOptions {
-    /// The options `config` sets (the save interval has no key and stays 1 s).
+    /// The options `config` sets (the save interval has no key and stays 1 s;
+    /// `rebind_cache` is a command-line choice and stays false).
     pub fn from_config(config: &crate::Config) -> FsOptions {
         FsOptions {
             save_interval: Duration::from_secs(1),
