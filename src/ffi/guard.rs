@@ -132,8 +132,16 @@ impl From<PoolError> for FfiError {
             PoolError::ResultTooLarge { .. } => VsStatus::VS_ERR_RESULT_TOO_LARGE,
             PoolError::OutOfMemory => VsStatus::VS_ERR_OUT_OF_MEMORY,
         };
+        // A timeout or an unavailable database keeps the server's reason for refusing
+        // connections (1045 access denied, 1049 unknown database, 2003 cannot connect).
         let (sql_code, sqlstate) = match &err {
             PoolError::Sql(sql) => (i32::from(sql.code), sql.state.clone()),
+            PoolError::Timeout {
+                last_error: Some(cause),
+                ..
+            }
+            | PoolError::Unavailable { last_error: cause }
+            | PoolError::Connect(cause) => (i32::from(cause.code), cause.state.clone()),
             _ => (0, String::new()),
         };
         FfiError {
@@ -211,13 +219,18 @@ pub extern "C" fn vs_last_error() -> *const c_char {
 
 /// The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
 /// a server error or the last call succeeded.
+///
+/// For `VS_ERR_TIMEOUT`, `VS_ERR_UNAVAILABLE` and a failed connect it is the reason the
+/// server refused connections (1045 access denied, 1049 unknown database), or the client's
+/// 2003 when the server could not be reached; 0 when connecting had not failed.
 #[no_mangle]
 pub extern "C" fn vs_last_sql_error_code() -> c_int {
     ffi_guard_value(0, || read_last_error(|last| last.sql_code).unwrap_or(0))
 }
 
 /// The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
-/// error. Valid as long as the `vs_last_error` string. Never NULL.
+/// error; for timeouts and an unavailable database that of the last connect error ("28000",
+/// "42000", "HY000"). Valid as long as the `vs_last_error` string. Never NULL.
 #[no_mangle]
 pub extern "C" fn vs_last_sqlstate() -> *const c_char {
     ffi_guard_value(c"".as_ptr(), || {

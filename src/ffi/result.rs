@@ -23,11 +23,14 @@ struct ColumnInfo {
 /// A result set (opaque), read completely when the query ran, so it stays valid after its
 /// connection is released. One thread at a time.
 ///
-/// Methods: `vs_result_next`, `vs_result_row_count`, `vs_result_column_count`, `vs_result_column_index`,
+/// Methods: `vs_result_next`, `vs_result_seek`, `vs_result_row_count`,
+/// `vs_result_affected_rows`, `vs_result_column_count`, `vs_result_column_index`,
 /// `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
 /// `vs_result_get_text`, `vs_result_free`.
 pub struct VsResult {
     columns: Vec<ColumnInfo>,
+    /// Rows the statement changed (for a statement without a result set).
+    affected_rows: u64,
     rows: Vec<Vec<Value>>,
     /// Index of the current row; `None` before the first `vs_result_next`.
     cursor: Option<usize>,
@@ -55,7 +58,9 @@ impl VsResult {
             .collect();
         let mut rows: Vec<Vec<Value>> = Vec::new();
         let mut total = 0u64;
+        let mut affected_rows = 0;
         if let Some(set) = result.iter() {
+            affected_rows = set.affected_rows();
             for row in set {
                 let row = row?;
                 total = total.saturating_add(row_bytes(&row));
@@ -69,6 +74,7 @@ impl VsResult {
         finish(&mut result)?;
         Ok(VsResult {
             texts: RefCell::new(vec![None; columns.len()]),
+            affected_rows,
             columns,
             rows,
             cursor: None,
@@ -116,6 +122,46 @@ pub unsafe extern "C" fn vs_result_next(result: *mut VsResult, has_row: *mut boo
         *has_row = next < result.rows.len();
         Ok(())
     })
+}
+
+/// Moves to row `row`, counted from 1; 0 moves before the first row and a number past the
+/// last after the last row. `*has_row` says whether the cursor is now on a row.
+///
+/// The rows are all in memory, so any order of `vs_result_seek` and `vs_result_next` works
+/// (Connector/C++'s `first`, `last`, `absolute`, `beforeFirst`, `afterLast`). Text returned
+/// by `vs_result_get_text` for the previous row becomes invalid.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_seek(
+    result: *mut VsResult,
+    row: u64,
+    has_row: *mut bool,
+) -> VsStatus {
+    ffi_guard(|| {
+        let has_row = arg_out(has_row, "has_row")?;
+        let result = arg_mut(result, "result")?;
+        let count = result.rows.len();
+        result.cursor = match usize::try_from(row) {
+            Ok(0) => None,
+            Ok(row) => Some((row - 1).min(count)),
+            Err(_) => Some(count),
+        };
+        result.texts.get_mut().iter_mut().for_each(|t| *t = None);
+        *has_row = result.cursor.is_some_and(|i| i < count);
+        Ok(())
+    })
+}
+
+/// The rows changed by the statement, when it returned no result set (`INSERT`, `UPDATE`,
+/// DDL run through `vs_conn_query`); 0 for NULL or a result set.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_affected_rows(result: *const VsResult) -> u64 {
+    ffi_guard_value(0, || result.as_ref().map_or(0, |r| r.affected_rows))
 }
 
 /// The number of columns; 0 for NULL or a statement without a result set.

@@ -11,6 +11,11 @@
 //!   thread while the caller keeps its place in the queue; a reaper thread closes idle and
 //!   old connections without holding the lock during I/O.
 //! - Nothing is logged, connected, pinged or closed while the pool lock is held.
+//! - A thread that already holds a connection and asks for another while the pool is
+//!   exhausted waits for itself (a self-deadlock: nested acquisition). It is logged once per
+//!   call site with where both connections were taken, counted (`self_deadlocks`), and, with
+//!   `nested_overflow`, served by a connection opened beyond `max_size` (bounded; closed
+//!   when it comes back).
 //!
 //! The uncontended path of `get()` plus give-back is two lock/unlock pairs and no system call.
 
@@ -25,14 +30,18 @@ mod stats;
 pub use backoff::Backoff;
 pub use bounded::{collect_bounded, drain_checked, row_bytes};
 pub use conn::PooledConn;
-pub use error::{is_connection_error, LimitExceeded, PoolError, SqlError};
+pub use error::{
+    is_connection_error, ConnectError, LimitExceeded, PoolError, SqlError, CLIENT_CANNOT_CONNECT,
+    CLIENT_UNKNOWN_ERROR,
+};
 pub use options::{PoolOptions, StartPolicy};
 pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
 pub use stats::{CloseReason, PoolStats};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::Location;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -189,13 +198,16 @@ struct State {
     total: usize,
     /// Connect attempts in flight.
     connecting: usize,
-    /// Checked-out connections by id: when and where they were taken.
+    /// Checked-out connections by id: when, where and by which thread they were taken.
     in_use: HashMap<u64, Checkout>,
+    /// Call sites whose nested acquisition (self-deadlock) was already logged.
+    nesting_reported: HashSet<&'static Location<'static>>,
     closed: bool,
     /// Set after `max_attempts` failures in a row; cleared by the next successful connect.
     unavailable: bool,
     consecutive_failures: u32,
-    last_error: Option<String>,
+    /// Why the last connect failed (server code, SQLSTATE, message).
+    last_error: Option<ConnectError>,
     /// No connect attempt before this instant (backoff).
     next_attempt: Instant,
     /// Someone waits for a first connection even though `initial_size` may be zero.
@@ -249,6 +261,7 @@ impl Managed {
 struct Checkout {
     since: Instant,
     location: &'static Location<'static>,
+    thread: ThreadId,
     reported: bool,
 }
 
@@ -305,6 +318,14 @@ enum Event {
         threshold: Duration,
         location: &'static Location<'static>,
     },
+    SelfDeadlock {
+        here: &'static Location<'static>,
+        held_id: u64,
+        held_at: &'static Location<'static>,
+        in_use: usize,
+        granted: bool,
+        timeout: Duration,
+    },
 }
 
 impl Event {
@@ -344,6 +365,28 @@ impl Event {
             } => log::warn!(
                 "database connection {id} held for more than {threshold:?}; taken at {location}"
             ),
+            Event::SelfDeadlock {
+                here,
+                held_id,
+                held_at,
+                in_use,
+                granted,
+                timeout,
+            } => {
+                let outcome = if *granted {
+                    "it gets a connection beyond the pool's maximum (nested_overflow)".to_string()
+                } else {
+                    format!(
+                        "it waits up to {timeout:?} for a connection only another thread can return"
+                    )
+                };
+                log::warn!(
+                    "self-deadlock: a thread holding database connection {held_id} (taken at \
+                     {held_at}) asks for another at {here} while all {in_use} are in use \
+                     (max_size {}); {outcome}. Logged once for this call site.",
+                    options.max_size
+                )
+            }
         }
     }
 }
@@ -369,6 +412,7 @@ impl Shared {
                 total: 0,
                 connecting: 0,
                 in_use: HashMap::new(),
+                nesting_reported: HashSet::new(),
                 closed: false,
                 unavailable: false,
                 consecutive_failures: 0,
@@ -433,6 +477,9 @@ impl Shared {
             state.stats.fast_failures += 1;
             state.stats.record_wait(started.elapsed());
             return Err(self.unavailable_error(&state));
+        }
+        if let Some(outcome) = self.nested_request(&mut state, timeout, started, location) {
+            return outcome;
         }
         let waiter = Arc::new(Waiter {
             ready: Condvar::new(),
@@ -513,6 +560,81 @@ impl Shared {
         }
     }
 
+    /// Handles a self-deadlock: this thread holds a connection and the pool can neither
+    /// hand out nor open another, so only a return can serve it. Logs it (once per call
+    /// site), counts it, and opens a connection beyond `max_size` when `nested_overflow`
+    /// allows one (`Some` outcome); `None`: wait like any caller.
+    fn nested_request(
+        self: &Arc<Self>,
+        state: &mut MutexGuard<'_, State>,
+        timeout: Duration,
+        started: Instant,
+        location: &'static Location<'static>,
+    ) -> Option<Result<PooledConn, PoolError>> {
+        let max_size = self.options.max_size;
+        if !state.idle.is_empty() || state.total + state.connecting < max_size {
+            return None;
+        }
+        let me = std::thread::current().id();
+        let (held_id, held_at) = state
+            .in_use
+            .iter()
+            .find(|(_, checkout)| checkout.thread == me)
+            .map(|(id, checkout)| (*id, checkout.location))?;
+        state.stats.self_deadlocks += 1;
+        let granted =
+            state.total + state.connecting < max_size.saturating_add(self.options.nested_overflow);
+        let event = state
+            .nesting_reported
+            .insert(location)
+            .then(|| Event::SelfDeadlock {
+                here: location,
+                held_id,
+                held_at,
+                in_use: state.in_use.len(),
+                granted,
+                timeout,
+            });
+        if !granted {
+            if let Some(event) = event {
+                MutexGuard::unlocked(state, || event.log(&self.options));
+            }
+            return None;
+        }
+        // Reserved under the lock, so concurrent nested requests stay within the bound.
+        state.connecting += 1;
+        let opened = MutexGuard::unlocked(state, || {
+            if let Some(event) = event {
+                event.log(&self.options);
+            }
+            self.open()
+        });
+        state.connecting -= 1;
+        state.stats.record_wait(started.elapsed());
+        let conn = match opened {
+            Ok(conn) => conn,
+            Err(cause) => {
+                state.stats.connect_failures += 1;
+                self.balance(state);
+                return Some(Err(PoolError::Connect(cause)));
+            }
+        };
+        state.total += 1;
+        state.stats.created += 1;
+        let managed = self.manage(conn, state);
+        if state.closed {
+            self.forget_locked(state, CloseReason::Shutdown);
+            let after = Aftermath {
+                closing: vec![managed],
+                ..Aftermath::default()
+            };
+            self.settle(state, after);
+            return Some(Err(PoolError::Closed));
+        }
+        state.stats.nested_grants += 1;
+        Some(Ok(self.check_out(state, managed, location)))
+    }
+
     fn needs_ping(&self, managed: &Managed, state: &State) -> bool {
         managed.idle_since < state.suspect_before
             || managed.idle_since.elapsed() > self.options.ping_bypass
@@ -531,6 +653,7 @@ impl Shared {
             Checkout {
                 since: now,
                 location,
+                thread: std::thread::current().id(),
                 reported: false,
             },
         );
@@ -553,6 +676,9 @@ impl Shared {
             close
         } else if state.closed {
             Some(CloseReason::Shutdown)
+        } else if state.total > self.options.max_size {
+            // Opened beyond max_size for a nested request: the pool shrinks back.
+            Some(CloseReason::Overflow)
         } else if expired {
             Some(CloseReason::Lifetime)
         } else {
@@ -644,7 +770,12 @@ impl Shared {
     }
 
     fn connect_once(&self) -> Result<mysql::Conn, PoolError> {
-        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| PoolError::Connect(e.to_string()))
+        self.open().map_err(PoolError::Connect)
+    }
+
+    /// Opens a new connection (I/O: never under the pool lock).
+    fn open(&self) -> Result<mysql::Conn, ConnectError> {
+        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| ConnectError::from_mysql(&e))
     }
 
     /// Body of a connector thread: ping connections before hand-out, and open connections
@@ -669,9 +800,7 @@ impl Shared {
                 continue;
             }
             state.connecting += 1;
-            let result = MutexGuard::unlocked(&mut state, || {
-                mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| e.to_string())
-            });
+            let result = MutexGuard::unlocked(&mut state, || self.open());
             state.connecting -= 1;
             let after = match result {
                 Ok(conn) => self.on_connected(&mut state, conn),
@@ -741,7 +870,7 @@ impl Shared {
         event
     }
 
-    fn on_connect_failed(&self, state: &mut State, message: String) -> Aftermath {
+    fn on_connect_failed(&self, state: &mut State, cause: ConnectError) -> Aftermath {
         let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
@@ -751,10 +880,10 @@ impl Shared {
         state.next_attempt = state.next_attempt.max(Instant::now() + delay);
         after.events.push(Event::ConnectFailed {
             attempt: state.consecutive_failures,
-            message: message.clone(),
+            message: cause.message.clone(),
             delay,
         });
-        state.last_error = Some(message);
+        state.last_error = Some(cause);
         if !state.unavailable && state.consecutive_failures >= self.options.max_attempts {
             state.unavailable = true;
             after.events.push(Event::Unavailable {
