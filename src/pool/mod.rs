@@ -40,8 +40,8 @@ pub use stats::{CloseReason, PoolStats};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -216,6 +216,10 @@ struct State {
     /// set when a connection is found broken, since its siblings likely are too.
     suspect_before: Instant,
     next_id: u64,
+    /// Jitter for lifetimes and idle limits. The pool's own generator: `fastrand`'s global
+    /// one is per thread and seeds itself with a thread handle that a C program's main thread
+    /// keeps until exit (a nested get opens its connection on the caller's thread).
+    rng: fastrand::Rng,
     stats: PoolStats,
 }
 
@@ -261,7 +265,8 @@ impl Managed {
 struct Checkout {
     since: Instant,
     location: &'static Location<'static>,
-    thread: ThreadId,
+    /// [`current_thread`] of the taker.
+    thread: u64,
     reported: bool,
 }
 
@@ -421,6 +426,7 @@ impl Shared {
                 connect_requested: false,
                 suspect_before: now,
                 next_id: 1,
+                rng: fastrand::Rng::with_seed(random_seed()),
                 stats: PoolStats::default(),
             }),
             connector_wakeup: Condvar::new(),
@@ -575,7 +581,10 @@ impl Shared {
         if !state.idle.is_empty() || state.total + state.connecting < max_size {
             return None;
         }
-        let me = std::thread::current().id();
+        let me = current_thread();
+        if me == 0 {
+            return None;
+        }
         let (held_id, held_at) = state
             .in_use
             .iter()
@@ -653,7 +662,7 @@ impl Shared {
             Checkout {
                 since: now,
                 location,
-                thread: std::thread::current().id(),
+                thread: current_thread(),
                 reported: false,
             },
         );
@@ -914,8 +923,8 @@ impl Shared {
             conn,
             id,
             expires: (!lifetime.is_zero())
-                .then(|| now + lifetime - lifetime.mul_f64(fastrand::f64() * 0.1)),
-            idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(fastrand::f64() * 0.1)),
+                .then(|| now + lifetime - lifetime.mul_f64(state.rng.f64() * 0.1)),
+            idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(state.rng.f64() * 0.1)),
             idle_since: now,
             schema: None,
             stmt_effects: Vec::new(),
@@ -1023,9 +1032,38 @@ impl Shared {
     }
 }
 
+/// A random seed from the standard library's per-process hash keys (no thread handle).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// A number for the calling thread, unique for the process's life (never reused, unlike a
+/// thread-local's address); 0 once the thread's locals are destroyed. Cheaper than
+/// `std::thread::current()`, which allocates a handle kept until the thread exits (never,
+/// for a C program's main thread).
+fn current_thread() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.try_with(|id| *id).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_get_distinct_numbers() {
+        let here = current_thread();
+        assert_ne!(here, 0);
+        assert_eq!(current_thread(), here);
+        let there = std::thread::spawn(current_thread).join().unwrap();
+        assert_ne!(there, here);
+    }
 
     fn shared() -> Shared {
         Shared::new(PoolOptions {
