@@ -31,11 +31,13 @@ pub struct VsResult {
     columns: Vec<ColumnInfo>,
     /// Rows the statement changed (for a statement without a result set).
     affected_rows: u64,
-    rows: Vec<Vec<Value>>,
+    /// The rows as the driver read them (no copy of their values).
+    rows: Vec<mysql::Row>,
     /// Index of the current row; `None` before the first `vs_result_next`.
     cursor: Option<usize>,
     /// NUL-terminated text of the current row's columns, made on demand and kept until the
-    /// row changes (so every pointer handed out for this row stays valid).
+    /// row changes (so every pointer handed out for this row stays valid); allocated at the
+    /// first `vs_result_get_text`.
     texts: RefCell<Vec<Option<Box<[u8]>>>>,
 }
 
@@ -56,7 +58,7 @@ impl VsResult {
                 decimals: c.decimals(),
             })
             .collect();
-        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut rows: Vec<mysql::Row> = Vec::new();
         let mut total = 0u64;
         let mut affected_rows = 0;
         if let Some(set) = result.iter() {
@@ -68,12 +70,12 @@ impl VsResult {
                     return Err(PoolError::ResultTooLarge { limit });
                 }
                 rows.try_reserve(1).map_err(|_| PoolError::OutOfMemory)?;
-                rows.push(row.unwrap());
+                rows.push(row);
             }
         }
         finish(&mut result)?;
         Ok(VsResult {
-            texts: RefCell::new(vec![None; columns.len()]),
+            texts: RefCell::new(Vec::new()),
             affected_rows,
             columns,
             rows,
@@ -86,7 +88,7 @@ impl VsResult {
             .cursor
             .and_then(|i| self.rows.get(i))
             .ok_or_else(|| FfiError::invalid("no current row: call vs_result_next first"))?;
-        row.get(column as usize).ok_or_else(|| {
+        row.as_ref(column as usize).ok_or_else(|| {
             FfiError::invalid(format!(
                 "column {column} out of range (the result has {} columns)",
                 self.columns.len()
@@ -118,7 +120,7 @@ pub unsafe extern "C" fn vs_result_next(result: *mut VsResult, has_row: *mut boo
         let result = arg_mut(result, "result")?;
         let next = result.cursor.map_or(0, |i| i.saturating_add(1));
         result.cursor = Some(next.min(result.rows.len()));
-        result.texts.get_mut().iter_mut().for_each(|t| *t = None);
+        result.texts.get_mut().clear();
         *has_row = next < result.rows.len();
         Ok(())
     })
@@ -148,7 +150,7 @@ pub unsafe extern "C" fn vs_result_seek(
             Ok(row) => Some((row - 1).min(count)),
             Err(_) => Some(count),
         };
-        result.texts.get_mut().iter_mut().for_each(|t| *t = None);
+        result.texts.get_mut().clear();
         *has_row = result.cursor.is_some_and(|i| i < count);
         Ok(())
     })
@@ -316,6 +318,9 @@ pub unsafe extern "C" fn vs_result_get_text(
         let result = arg_ref(result, "result")?;
         let value = result.value(column)?;
         let mut texts = result.texts.borrow_mut();
+        if texts.is_empty() {
+            texts.resize(result.columns.len(), None);
+        }
         let slot = &mut texts[column as usize];
         if slot.is_none() {
             let mut text = text_of(value, &result.columns[column as usize]);
@@ -375,11 +380,18 @@ pub(crate) fn finish<P: Protocol>(
     Ok(totals)
 }
 
-fn convert<T: mysql::prelude::FromValue>(
+/// Converts a value as `mysql::from_value_opt` does; text that plainly parses is read in
+/// place, without the copy `from_value_opt` needs (text-protocol numbers are text).
+fn convert<T: mysql::prelude::FromValue + std::str::FromStr>(
     value: &Value,
     column: u32,
     what: &str,
 ) -> Result<T, FfiError> {
+    if let Value::Bytes(bytes) = value {
+        if let Some(parsed) = std::str::from_utf8(bytes).ok().and_then(|t| t.parse().ok()) {
+            return Ok(parsed);
+        }
+    }
     mysql::from_value_opt::<T>(value.clone()).map_err(|_| {
         FfiError::new(
             VsStatus::VS_ERR_TYPE,
