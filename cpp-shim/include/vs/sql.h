@@ -4,8 +4,8 @@
 // Provided: sql::Connection, Statement, PreparedStatement, ResultSet, SQLException,
 // SQLString (std::string), DataType (the type constants setNull accepts), and an unused
 // sql::Driver / sql::mysql::MySQL_Driver for members declared but never called. Calls the
-// shim does not provide are compile-time errors that name them (see cpp-shim/README in the
-// top-level README, "Porting legacy code").
+// shim does not provide are compile-time errors that name them ("Porting legacy code" in the
+// top-level README lists both).
 #ifndef VS_SQL_H
 #define VS_SQL_H
 
