@@ -1,5 +1,6 @@
 //! `VsPool`: the connection pool, shared by every thread of the program.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::VsConfig;
@@ -157,7 +158,7 @@ pub unsafe extern "C" fn vs_pool_get(
         } else {
             pool.get_timeout(Duration::from_millis(u64::from(timeout_ms)))?
         };
-        *out = Box::into_raw(Box::new(VsConn::new(conn, pool.clone())));
+        *out = Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut();
         Ok(())
     })
 }

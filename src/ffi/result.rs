@@ -32,7 +32,7 @@ pub struct VsResult {
     /// Rows the statement changed (for a statement without a result set).
     affected_rows: u64,
     /// The rows as the driver read them (no copy of their values).
-    rows: Vec<mysql::Row>,
+    rows: Rows,
     /// Index of the current row; `None` before the first `vs_result_next`.
     cursor: Option<usize>,
     /// NUL-terminated text of the current row's columns, made on demand and kept until the
@@ -58,7 +58,7 @@ impl VsResult {
                 decimals: c.decimals(),
             })
             .collect();
-        let mut rows: Vec<mysql::Row> = Vec::new();
+        let mut rows = Rows::default();
         let mut total = 0u64;
         let mut affected_rows = 0;
         if let Some(set) = result.iter() {
@@ -69,8 +69,7 @@ impl VsResult {
                 if total > limit {
                     return Err(PoolError::ResultTooLarge { limit });
                 }
-                rows.try_reserve(1).map_err(|_| PoolError::OutOfMemory)?;
-                rows.push(row);
+                rows.push(row)?;
             }
         }
         finish(&mut result)?;
@@ -103,6 +102,39 @@ impl VsResult {
                 format!("column {column} is NULL"),
             )),
             value => Ok(value),
+        }
+    }
+}
+
+/// The rows of a result, the first kept inline: a one-row result (a lookup by key, `SELECT
+/// 1`) needs no list of its own.
+#[derive(Default)]
+struct Rows {
+    first: Option<mysql::Row>,
+    rest: Vec<mysql::Row>,
+}
+
+impl Rows {
+    fn push(&mut self, row: mysql::Row) -> Result<(), PoolError> {
+        if self.first.is_none() {
+            self.first = Some(row);
+        } else {
+            self.rest
+                .try_reserve(1)
+                .map_err(|_| PoolError::OutOfMemory)?;
+            self.rest.push(row);
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn get(&self, index: usize) -> Option<&mysql::Row> {
+        match index.checked_sub(1) {
+            None => self.first.as_ref(),
+            Some(index) => self.rest.get(index),
         }
     }
 }
