@@ -451,13 +451,16 @@ const char *vs_last_sqlstate(void);
  * Opens a pool with the `Database*` settings of `config`.
  *
  * Returns at once even if the database is down (connections are opened in the background
- * with backoff). On success `*out` receives a pool the caller owns and frees with
+ * with backoff). The library's warnings (connect failures, leaked connections,
+ * self-deadlocks) go to stderr, at the level `RUST_LOG` sets (default `warn`), unless the
+ * program already installed a Rust logger. On success `*out` receives a pool the caller owns and frees with
  * `vs_pool_free`. `config` may be freed afterwards.
  *
  * # Safety
  * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
  */
-enum VsStatus vs_pool_open(const struct VsConfig *config, struct VsPool **out);
+enum VsStatus vs_pool_open(const struct VsConfig *config,
+                           struct VsPool **out);
 
 /**
  * Opens a pool with the semantics of the legacy C++ `ConnectionPool(int maxSize)`.
@@ -472,8 +475,8 @@ enum VsStatus vs_pool_open(const struct VsConfig *config, struct VsPool **out);
  * are in use gets one beyond `max_size` instead of waiting for itself (at most
  * `2 * max_size` such extra connections, each closed on release).
  *
- * Returns at once even if the database is down. On success `*out` receives a pool the
- * caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
+ * Returns at once even if the database is down; warnings go to stderr as with
+ * `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
  * `max_size` of 0. `config` may be freed afterwards.
  *
  * # Safety

@@ -224,6 +224,37 @@ fn legacy_client_runs_at_pool_size_40_with_8_threads() {
 }
 
 #[test]
+fn nested_acquisition_is_logged_once_to_stderr_for_cpp_programs() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "vs_conf.xml", &db.conf_xml(""));
+    let program = build(
+        "nested_log",
+        "legacy/nested_log.cpp",
+        &legacy_flags("c++11"),
+        dir.path(),
+    );
+    let output = native::run_with_env(&program, &[], &[("VS_CONF", &config)]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("nested log ok"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("self-deadlock"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning for one call site:\n{stderr}"
+    );
+    assert!(
+        warnings[0].contains("taken at") && warnings[0].contains("max_size 1"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
 fn connector_extras_work_through_compat_headers() {
     let db = MariaDb::start();
     let dir = tempfile::tempdir().unwrap();

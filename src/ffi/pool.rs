@@ -82,7 +82,9 @@ pub const VS_LEGACY_ACQUIRE_TIMEOUT_MS: u32 = 5000;
 /// Opens a pool with the `Database*` settings of `config`.
 ///
 /// Returns at once even if the database is down (connections are opened in the background
-/// with backoff). On success `*out` receives a pool the caller owns and frees with
+/// with backoff). The library's warnings (connect failures, leaked connections,
+/// self-deadlocks) go to stderr, at the level `RUST_LOG` sets (default `warn`), unless the
+/// program already installed a Rust logger. On success `*out` receives a pool the caller owns and frees with
 /// `vs_pool_free`. `config` may be freed afterwards.
 ///
 /// # Safety
@@ -92,6 +94,7 @@ pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut Vs
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
         let config = arg_ref(config, "config")?;
+        init_logging();
         let pool = Pool::new(PoolOptions::from_config(&config.config.database))?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
         Ok(())
@@ -110,8 +113,8 @@ pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut Vs
 /// are in use gets one beyond `max_size` instead of waiting for itself (at most
 /// `2 * max_size` such extra connections, each closed on release).
 ///
-/// Returns at once even if the database is down. On success `*out` receives a pool the
-/// caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
+/// Returns at once even if the database is down; warnings go to stderr as with
+/// `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
 /// `max_size` of 0. `config` may be freed afterwards.
 ///
 /// # Safety
@@ -129,6 +132,7 @@ pub unsafe extern "C" fn vs_pool_open_legacy(
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
         let options = legacy_options(&config.config.database, max_size as usize);
+        init_logging();
         let pool = Pool::new(options)?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
         Ok(())
@@ -239,6 +243,17 @@ impl From<&PoolStats> for VsPoolStats {
             closed_overflow: s.closed_overflow,
         }
     }
+}
+
+/// Sends the library's log to stderr for C and C++ programs, which cannot install a Rust
+/// logger (level from `RUST_LOG`, default `warn`); a logger already installed is kept.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let env = env_logger::Env::default().default_filter_or("warn");
+        // Fails only when a logger is already installed, which is then the one to use.
+        let _ = env_logger::Builder::from_env(env).try_init();
+    });
 }
 
 /// Pool options for the legacy constructor (see `vs_pool_open_legacy`).
