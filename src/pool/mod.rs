@@ -487,6 +487,10 @@ impl Shared {
         if let Some(outcome) = self.nested_request(&mut state, timeout, started, location) {
             return outcome;
         }
+        // `nested_request` may have released the lock to log: the pool may have closed.
+        if state.closed {
+            return Err(PoolError::Closed);
+        }
         let waiter = Arc::new(Waiter {
             ready: Condvar::new(),
             grant: Mutex::new(None),
