@@ -8,13 +8,17 @@
 //! 1. connection cycle (get + give back, no query), one thread, each pool at its defaults
 //!    and tuned, with the ratio to valuestor;
 //! 2. the same with 2 and 8 threads on a pool of 2 connections for all three;
-//! 3. the statement cycle (get + `SELECT 1` + give back) through each pool against the same
-//!    query on a raw `mysql::Conn`, in interleaved short rounds, as the median of the
-//!    per-round ratios (loopback round trips on a busy 2-core machine vary by 2x between
-//!    rounds, so only a paired, interleaved comparison shows a 5% difference);
+//! 3. the statement cycle (get + `SELECT 1` + give back) through each pool, and through the
+//!    C ABI (`vs_pool_get` + `vs_conn_query` + `vs_result_next` + `vs_result_get_i64` +
+//!    `vs_result_free` + `vs_conn_release`), against the same query on a raw `mysql::Conn`,
+//!    in interleaved short rounds, as the median of the per-round ratios (loopback round
+//!    trips on a busy 2-core machine vary by 2x between rounds, so only a paired, interleaved
+//!    comparison shows a 5% difference);
 //! 4. recovery after `kill -9` and restart of the server under 8 threads on a pool of 2:
 //!    the time from the server accepting connections again until every thread has
 //!    completed a query.
+//!
+//! `cargo bench --bench pool -- statement` runs part 3 only.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -26,6 +30,11 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use support::MariaDb;
+use valuestor::ffi::config::{vs_config_free, vs_config_load, VsConfig};
+use valuestor::ffi::conn::{vs_conn_query, vs_conn_release, VsConn};
+use valuestor::ffi::pool::{vs_pool_free, vs_pool_get, vs_pool_open, VsPool};
+use valuestor::ffi::result::{vs_result_free, vs_result_get_i64, vs_result_next, VsResult};
+use valuestor::ffi::VsStatus;
 use valuestor::{Pool, PoolOptions};
 
 /// Length of one timed round of the connection-cycle measurements.
@@ -103,6 +112,10 @@ fn main() {
         "valuestor defaults: ping before hand-out only after 500 ms idle, no round trip on a clean return"
     );
 
+    if std::env::args().any(|arg| arg == "statement") {
+        statement_cycle(&db);
+        return;
+    }
     connection_cycle_single_thread(&db);
     connection_cycle_contended(&db);
     statement_cycle(&db);
@@ -210,8 +223,8 @@ fn statement_cycle(db: &MariaDb) {
         );
     }
     println!(
-        "   {:<50} {:>9} {:>9} {:>14} {:>14}",
-        "", "raw us", "pooled us", "median ratio", "ratio p10-p90"
+        "   {:<50} {:>9} {:>9} {:>14} {:>14} {:>16}",
+        "", "raw us", "pooled us", "median ratio", "ratio p10-p90", "client CPU ratio"
     );
     let mut raw = db.connect();
     for contender in contenders(false) {
@@ -227,6 +240,10 @@ fn statement_cycle(db: &MariaDb) {
         black_box(one);
     });
     report.print("valuestor PooledConn held across queries");
+    // The same cycle through the C ABI, as a C or C++ caller makes it.
+    let c_pool = CPool::open(db);
+    let report = interleaved(&mut raw, || c_pool.select_one());
+    report.print("valuestor C ABI (vs_pool_get ... vs_conn_release)");
     println!("   goal: valuestor within 5% of raw (median ratio at most 1.05)");
     unpin();
 }
@@ -258,6 +275,62 @@ fn pin_client_and_server(db: &MariaDb) -> bool {
         }
     }
     pinned
+}
+
+/// A pool opened through the C ABI from a `vs_conf.xml` for the benchmark's server.
+struct CPool {
+    pool: *mut VsPool,
+    _dir: tempfile::TempDir,
+}
+
+impl CPool {
+    fn open(db: &MariaDb) -> CPool {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("vs_conf.xml");
+        std::fs::write(&path, db.conf_xml("")).expect("write vs_conf.xml");
+        let path = std::ffi::CString::new(path.to_str().expect("UTF-8 path")).expect("no NUL");
+        let mut config: *mut VsConfig = std::ptr::null_mut();
+        let mut pool: *mut VsPool = std::ptr::null_mut();
+        // SAFETY: valid pointers, as a C caller passes them; the config is freed once the
+        // pool is open, which the C ABI allows.
+        unsafe {
+            assert_eq!(vs_config_load(path.as_ptr(), &mut config), VsStatus::VS_OK);
+            assert_eq!(vs_pool_open(config, &mut pool), VsStatus::VS_OK);
+            vs_config_free(config);
+        }
+        let c_pool = CPool { pool, _dir: dir };
+        c_pool.select_one(); // waits for the first connection
+        c_pool
+    }
+
+    /// get + `SELECT 1` + read the value + give back, as a C caller writes it.
+    fn select_one(&self) {
+        let mut conn: *mut VsConn = std::ptr::null_mut();
+        let mut result: *mut VsResult = std::ptr::null_mut();
+        let mut has_row = false;
+        let mut one = 0i64;
+        // SAFETY: the pool is live; each handle is used while live and freed once.
+        unsafe {
+            assert_eq!(vs_pool_get(self.pool, 0, &mut conn), VsStatus::VS_OK);
+            assert_eq!(
+                vs_conn_query(conn, c"SELECT 1".as_ptr(), &mut result),
+                VsStatus::VS_OK
+            );
+            assert_eq!(vs_result_next(result, &mut has_row), VsStatus::VS_OK);
+            assert_eq!(vs_result_get_i64(result, 0, &mut one), VsStatus::VS_OK);
+            vs_result_free(result);
+            vs_conn_release(conn);
+        }
+        assert!(has_row && one == 1);
+        black_box(one);
+    }
+}
+
+impl Drop for CPool {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`, freed once.
+        unsafe { vs_pool_free(self.pool) };
+    }
 }
 
 /// Lets the calling thread run on every CPU again.
@@ -451,11 +524,14 @@ fn run_round(threads: usize, cycle: &Cycle, length: Duration) -> f64 {
     elapsed.as_nanos() as f64 / total.max(1) as f64
 }
 
-/// Raw and pooled per-query times of interleaved rounds, and their per-round ratios.
+/// Raw and pooled per-query times of interleaved rounds, their per-round ratios, and the
+/// same for the client thread's CPU time (which load from other processes hardly changes:
+/// it shows the client-side work apart from the round trip).
 struct Interleaved {
     raw: Vec<f64>,
     pooled: Vec<f64>,
     ratios: Vec<f64>,
+    cpu_ratios: Vec<f64>,
 }
 
 impl Interleaved {
@@ -466,7 +542,10 @@ impl Interleaved {
         let ratio = median(&mut self.ratios);
         let p10 = self.ratios[self.ratios.len() / 10];
         let p90 = self.ratios[self.ratios.len() * 9 / 10];
-        println!("   {name:<50} {raw:>9.2} {pooled:>9.2} {ratio:>14.3} {p10:>6.2} - {p90:<6.2}");
+        let cpu = median(&mut self.cpu_ratios);
+        println!(
+            "   {name:<50} {raw:>9.2} {pooled:>9.2} {ratio:>14.3} {p10:>6.2} - {p90:<6.2} {cpu:>16.3}"
+        );
     }
 }
 
@@ -485,9 +564,10 @@ fn interleaved(raw: &mut mysql::Conn, mut pooled: impl FnMut()) -> Interleaved {
         raw: Vec::with_capacity(SELECT_ROUNDS),
         pooled: Vec::with_capacity(SELECT_ROUNDS),
         ratios: Vec::with_capacity(SELECT_ROUNDS),
+        cpu_ratios: Vec::with_capacity(SELECT_ROUNDS),
     };
     for round in 0..SELECT_ROUNDS {
-        let (r, p) = if round % 2 == 0 {
+        let ((r, r_cpu), (p, p_cpu)) = if round % 2 == 0 {
             let r = per_query(&mut raw_query);
             (r, per_query(&mut pooled))
         } else {
@@ -497,16 +577,34 @@ fn interleaved(raw: &mut mysql::Conn, mut pooled: impl FnMut()) -> Interleaved {
         result.raw.push(r);
         result.pooled.push(p);
         result.ratios.push(p / r);
+        result.cpu_ratios.push(p_cpu / r_cpu);
     }
     result
 }
 
-fn per_query(query: &mut impl FnMut()) -> f64 {
+/// Wall time and this thread's CPU time per query over one round, in ns.
+fn per_query(query: &mut impl FnMut()) -> (f64, f64) {
     let started = Instant::now();
+    let cpu_started = thread_cpu_ns();
     for _ in 0..QUERIES_PER_ROUND {
         query();
     }
-    started.elapsed().as_nanos() as f64 / f64::from(QUERIES_PER_ROUND)
+    let cpu = (thread_cpu_ns() - cpu_started) / f64::from(QUERIES_PER_ROUND);
+    (
+        started.elapsed().as_nanos() as f64 / f64::from(QUERIES_PER_ROUND),
+        cpu.max(1.0),
+    )
+}
+
+/// CPU time the calling thread has used, in ns.
+fn thread_cpu_ns() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the struct passed.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 * 1e9 + now.tv_nsec as f64
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 /**
- * Version of the C ABI; bumped on every incompatible change.
+ * Version of the C ABI; bumped on every incompatible change (2: `VsPoolStats` grew).
  */
-#define VS_ABI_VERSION 1
+#define VS_ABI_VERSION 2
 
 /**
  * Major version of the library (matches `Cargo.toml`).
@@ -33,6 +33,12 @@
  * Patch version of the library (matches `Cargo.toml`).
  */
 #define VS_VERSION_PATCH 0
+
+/**
+ * How long a get waits on an exhausted pool opened by `vs_pool_open_legacy`, at most
+ * (DatabaseTimeout when that is shorter). The legacy pool returned NULL at once.
+ */
+#define VS_LEGACY_ACQUIRE_TIMEOUT_MS 5000
 
 /**
  * Result of a C ABI call. `VS_OK` is 0; the numbers are stable and never reused.
@@ -105,7 +111,8 @@ typedef struct VsConn VsConn;
 /**
  * A connection pool (opaque). Thread-safe: any thread may take connections from it.
  *
- * Methods: `vs_pool_open`, `vs_pool_get`, `vs_pool_stats`, `vs_pool_close`, `vs_pool_free`.
+ * Methods: `vs_pool_open`, `vs_pool_open_legacy`, `vs_pool_get`, `vs_pool_stats`,
+ * `vs_pool_close`, `vs_pool_free`.
  */
 typedef struct VsPool VsPool;
 
@@ -113,7 +120,8 @@ typedef struct VsPool VsPool;
  * A result set (opaque), read completely when the query ran, so it stays valid after its
  * connection is released. One thread at a time.
  *
- * Methods: `vs_result_next`, `vs_result_row_count`, `vs_result_column_count`, `vs_result_column_index`,
+ * Methods: `vs_result_next`, `vs_result_seek`, `vs_result_row_count`,
+ * `vs_result_affected_rows`, `vs_result_column_count`, `vs_result_column_index`,
  * `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
  * `vs_result_get_text`, `vs_result_free`.
  */
@@ -220,6 +228,19 @@ typedef struct VsPoolStats {
    * Longest a connection was held, microseconds.
    */
   uint64_t hold_max_us;
+  /**
+   * Gets by a thread that already held a connection, made while the pool was exhausted
+   * (self-deadlocks: nested acquisition; each call site is logged once).
+   */
+  uint64_t self_deadlocks;
+  /**
+   * Connections opened beyond the maximum for such nested gets (legacy pools only).
+   */
+  uint64_t nested_grants;
+  /**
+   * Connections closed on release because more than the maximum were open.
+   */
+  uint64_t closed_overflow;
 } VsPoolStats;
 
 #ifdef __cplusplus
@@ -267,9 +288,9 @@ enum VsStatus vs_config_load_default(struct VsConfig **out);
  * Makes a copy of `config` whose pool opens at most `max_size` connections.
  *
  * `max_size` caps DatabaseMaxPoolSize, never raises it: the copy's maximum is the smaller
- * of the two, and DatabaseInitialPoolSize is lowered to fit under it. This is what the
- * legacy `ConnectionPool(int maxSize)` constructor of the C++ shim uses. `config` is not
- * changed. On success the caller owns `*out` and frees it with `vs_config_free`;
+ * of the two, and DatabaseInitialPoolSize is lowered to fit under it (the C++ shim's
+ * legacy constructor uses `vs_pool_open_legacy` instead, whose `max_size` is the maximum).
+ * `config` is not changed. On success the caller owns `*out` and frees it with `vs_config_free`;
  * `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a `max_size` of 0.
  *
  * # Safety
@@ -412,12 +433,17 @@ const char *vs_last_error(void);
 /**
  * The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
  * a server error or the last call succeeded.
+ *
+ * For `VS_ERR_TIMEOUT`, `VS_ERR_UNAVAILABLE` and a failed connect it is the reason the
+ * server refused connections (1045 access denied, 1049 unknown database), or the client's
+ * 2003 when the server could not be reached; 0 when connecting had not failed.
  */
 int vs_last_sql_error_code(void);
 
 /**
  * The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
- * error. Valid as long as the `vs_last_error` string. Never NULL.
+ * error; for timeouts and an unavailable database that of the last connect error ("28000",
+ * "42000", "HY000"). Valid as long as the `vs_last_error` string. Never NULL.
  */
 const char *vs_last_sqlstate(void);
 
@@ -425,13 +451,40 @@ const char *vs_last_sqlstate(void);
  * Opens a pool with the `Database*` settings of `config`.
  *
  * Returns at once even if the database is down (connections are opened in the background
- * with backoff). On success `*out` receives a pool the caller owns and frees with
+ * with backoff). The library's warnings (connect failures, leaked connections,
+ * self-deadlocks) go to stderr, at the level `RUST_LOG` sets (default `warn`), unless the
+ * program already installed a Rust logger. On success `*out` receives a pool the caller owns and frees with
  * `vs_pool_free`. `config` may be freed afterwards.
  *
  * # Safety
  * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
  */
-enum VsStatus vs_pool_open(const struct VsConfig *config, struct VsPool **out);
+enum VsStatus vs_pool_open(const struct VsConfig *config,
+                           struct VsPool **out);
+
+/**
+ * Opens a pool with the semantics of the legacy C++ `ConnectionPool(int maxSize)`.
+ *
+ * Unlike `vs_pool_open`: at most `max_size` connections (DatabaseMaxPoolSize is not
+ * used; they open lazily, DatabaseInitialPoolSize at start, so a large maximum costs
+ * nothing until used); connections have no default schema, as Connector/C++ connected, so
+ * `CREATE DATABASE` and then `vs_conn_set_schema` work on a fresh server (a schema a
+ * caller selects stays selected for the next one, as in the legacy pool); a get on an
+ * exhausted pool waits at most `VS_LEGACY_ACQUIRE_TIMEOUT_MS` (or DatabaseTimeout when
+ * shorter); and a thread that already holds a connection and asks for another while all
+ * are in use gets one beyond `max_size` instead of waiting for itself (at most
+ * `2 * max_size` such extra connections, each closed on release).
+ *
+ * Returns at once even if the database is down; warnings go to stderr as with
+ * `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
+ * `max_size` of 0. `config` may be freed afterwards.
+ *
+ * # Safety
+ * `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+ */
+enum VsStatus vs_pool_open_legacy(const struct VsConfig *config,
+                                  uint32_t max_size,
+                                  struct VsPool **out);
 
 /**
  * Takes a connection, waiting at most `timeout_ms` milliseconds (0: DatabaseTimeout).
@@ -486,6 +539,28 @@ void vs_pool_free(struct VsPool *pool);
  * `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
  */
 enum VsStatus vs_result_next(struct VsResult *result, bool *has_row);
+
+/**
+ * Moves to row `row`, counted from 1; 0 moves before the first row and a number past the
+ * last after the last row. `*has_row` says whether the cursor is now on a row.
+ *
+ * The rows are all in memory, so any order of `vs_result_seek` and `vs_result_next` works
+ * (Connector/C++'s `first`, `last`, `absolute`, `beforeFirst`, `afterLast`). Text returned
+ * by `vs_result_get_text` for the previous row becomes invalid.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
+ */
+enum VsStatus vs_result_seek(struct VsResult *result, uint64_t row, bool *has_row);
+
+/**
+ * The rows changed by the statement, when it returned no result set (`INSERT`, `UPDATE`,
+ * DDL run through `vs_conn_query`); 0 for NULL or a result set.
+ *
+ * # Safety
+ * `result` is NULL or a live `VsResult`.
+ */
+uint64_t vs_result_affected_rows(const struct VsResult *result);
 
 /**
  * The number of columns; 0 for NULL or a statement without a result set.

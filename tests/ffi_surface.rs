@@ -71,7 +71,7 @@ fn header_versions_match_cargo_toml() {
             "{macro_name} is not {value}"
         );
     }
-    assert!(header.contains("#define VS_ABI_VERSION 1\n"));
+    assert!(header.contains("#define VS_ABI_VERSION 2\n"));
 }
 
 #[test]
@@ -101,6 +101,7 @@ fn header_has_the_contract_names_and_status_values() {
         "vs_config_load",
         "vs_config_free",
         "vs_pool_open",
+        "vs_pool_open_legacy",
         "vs_pool_get",
         "vs_conn_release",
         "vs_pool_stats",
@@ -124,6 +125,8 @@ fn header_has_the_contract_names_and_status_values() {
         "vs_stmt_execute_query",
         "vs_stmt_free",
         "vs_result_next",
+        "vs_result_seek",
+        "vs_result_affected_rows",
         "vs_result_column_count",
         "vs_result_column_index",
         "vs_result_is_null",

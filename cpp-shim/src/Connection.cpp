@@ -16,12 +16,26 @@ Statement *Connection::createStatement() {
 PreparedStatement *Connection::prepareStatement(const std::string &sql) {
     VsStmt *stmt = nullptr;
     detail::check(vs_conn_prepare(state_->get(), sql.c_str(), &stmt));
-    return new PreparedStatement(stmt);
+    try {
+        return new PreparedStatement(stmt, state_);
+    } catch (...) {
+        vs_stmt_free(stmt);
+        throw;
+    }
 }
 
 void Connection::setSchema(const std::string &schema) {
     detail::check(vs_conn_set_schema(state_->get(), schema.c_str()));
 }
+
+std::string Connection::getSchema() {
+    VsResult *result = nullptr;
+    detail::check(vs_conn_query(state_->get(), "SELECT DATABASE()", &result));
+    ResultSet rows(result);
+    return rows.next() ? rows.getString(1) : std::string();
+}
+
+bool Connection::isValid() { return state_->conn != nullptr && vs_conn_ping(state_->conn) == VS_OK; }
 
 bool Connection::isClosed() const noexcept { return state_->conn == nullptr; }
 

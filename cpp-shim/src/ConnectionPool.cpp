@@ -12,17 +12,27 @@ PooledConnection &PooledConnection::operator=(PooledConnection &&other) noexcept
 }
 
 ConnectionPool::ConnectionPool(int maxSize) {
+    // Never throws: what fails here is kept and thrown by GetConnection, which legacy callers
+    // wrap in try/catch (their singletons' Instance() does not expect a throw).
     VsConfig *config = nullptr;
-    detail::check(vs_config_load_default(&config));
-    VsConfig *capped = nullptr;
-    // Non-positive sizes map to 0, which the C ABI rejects with VS_ERR_INVALID_ARGUMENT.
-    VsStatus status =
-        vs_config_with_max_pool_size(config, maxSize < 1 ? 0u : static_cast<uint32_t>(maxSize), &capped);
-    vs_config_free(config);
-    detail::check(status);
-    status = vs_pool_open(capped, &pool_);
-    vs_config_free(capped);
-    detail::check(status);
+    VsStatus status = vs_config_load_default(&config);
+    if (status == VS_OK) {
+        // Non-positive sizes map to 0, which the C ABI rejects with VS_ERR_INVALID_ARGUMENT.
+        uint32_t size = maxSize < 1 ? 0u : static_cast<uint32_t>(maxSize);
+        status = vs_pool_open_legacy(config, size, &pool_);
+        vs_config_free(config);
+    }
+    if (status != VS_OK) {
+        pool_ = nullptr;
+        openStatus_ = status;
+        try {
+            openMessage_ = vs_last_error();
+            openCode_ = vs_last_sql_error_code();
+            openState_ = vs_last_sqlstate();
+        } catch (...) {
+            // Out of memory for the message: the status alone still tells what failed.
+        }
+    }
 }
 
 ConnectionPool::ConnectionPool(const std::string &configPath) {
@@ -39,9 +49,17 @@ ConnectionPool::~ConnectionPool() { vs_pool_free(pool_); }
 
 Connection *ConnectionPool::GetConnection() { return GetConnection(0); }
 
+VsPool *ConnectionPool::pool() const {
+    if (pool_ == nullptr) {
+        throw SQLException("connection pool not opened: " + openMessage_, openCode_, openState_,
+                           openStatus_);
+    }
+    return pool_;
+}
+
 Connection *ConnectionPool::GetConnection(uint32_t timeoutMs) {
     VsConn *conn = nullptr;
-    detail::check(vs_pool_get(pool_, timeoutMs, &conn));
+    detail::check(vs_pool_get(pool(), timeoutMs, &conn));
     try {
         return new Connection(conn);
     } catch (...) {
@@ -55,8 +73,8 @@ void ConnectionPool::ReleaseConnection(Connection *conn) noexcept { delete conn;
 PooledConnection ConnectionPool::Acquire(uint32_t timeoutMs) { return PooledConnection(GetConnection(timeoutMs)); }
 
 VsPoolStats ConnectionPool::stats() const {
-    VsPoolStats stats{};
-    detail::check(vs_pool_stats(pool_, &stats));
+    VsPoolStats stats = VsPoolStats();
+    detail::check(vs_pool_stats(pool(), &stats));
     return stats;
 }
 

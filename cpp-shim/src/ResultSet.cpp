@@ -7,10 +7,35 @@ ResultSet::~ResultSet() { vs_result_free(result_); }
 bool ResultSet::next() {
     bool hasRow = false;
     detail::check(vs_result_next(result_, &hasRow));
+    if (row_ <= rowsCount()) ++row_;
     return hasRow;
 }
 
-size_t ResultSet::rowsCount() const { return static_cast<size_t>(vs_result_row_count(result_)); }
+bool ResultSet::seek(size_t row) {
+    bool hasRow = false;
+    detail::check(vs_result_seek(result_, row, &hasRow));
+    row_ = row > rowsCount() ? rowsCount() + 1 : row;
+    return hasRow;
+}
+
+bool ResultSet::previous() { return seek(row_ == 0 ? 0 : row_ - 1); }
+
+bool ResultSet::first() { return seek(1); }
+
+bool ResultSet::last() { return rowsCount() > 0 ? seek(rowsCount()) : seek(1); }
+
+bool ResultSet::absolute(int row) {
+    size_t count = rowsCount();
+    if (row >= 0) return seek(static_cast<size_t>(row));
+    size_t fromEnd = static_cast<size_t>(-(static_cast<long long>(row)));
+    return fromEnd > count ? seek(0) : seek(count + 1 - fromEnd);
+}
+
+void ResultSet::beforeFirst() { seek(0); }
+
+void ResultSet::afterLast() { seek(rowsCount() + 1); }
+
+size_t ResultSet::rowsCount() const noexcept { return static_cast<size_t>(vs_result_row_count(result_)); }
 
 uint32_t ResultSet::getColumnCount() const { return vs_result_column_count(result_); }
 
@@ -30,10 +55,12 @@ uint32_t ResultSet::column(uint32_t columnIndex) const {
 bool ResultSet::isNull(uint32_t columnIndex) const {
     bool null = false;
     detail::check(vs_result_is_null(result_, column(columnIndex), &null));
+    wasNull_ = null;
     return null;
 }
 
 std::string ResultSet::getString(uint32_t columnIndex) const {
+    if (isNull(columnIndex)) return std::string();
     const char *text = nullptr;
     size_t len = 0;
     detail::check(vs_result_get_text(result_, column(columnIndex), &text, &len));

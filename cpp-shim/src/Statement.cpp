@@ -13,21 +13,29 @@ VsConn *ConnState::get() const {
 
 bool Statement::execute(const std::string &sql) {
     VsResult *result = nullptr;
-    detail::check(vs_conn_query(state_->get(), sql.c_str(), &result));
+    detail::check(vs_conn_query(conn(), sql.c_str(), &result));
     bool hasResultSet = vs_result_column_count(result) > 0;
+    setUpdateCount(hasResultSet ? UINT64_MAX : vs_result_affected_rows(result));
     vs_result_free(result);
     return hasResultSet;
 }
 
 ResultSet *Statement::executeQuery(const std::string &sql) {
     VsResult *result = nullptr;
-    detail::check(vs_conn_query(state_->get(), sql.c_str(), &result));
-    return new ResultSet(result);
+    detail::check(vs_conn_query(conn(), sql.c_str(), &result));
+    setUpdateCount(UINT64_MAX);
+    try {
+        return new ResultSet(result);
+    } catch (...) {
+        vs_result_free(result);
+        throw;
+    }
 }
 
 int Statement::executeUpdate(const std::string &sql) {
     uint64_t affected = 0;
-    detail::check(vs_conn_execute(state_->get(), sql.c_str(), &affected));
+    detail::check(vs_conn_execute(conn(), sql.c_str(), &affected));
+    setUpdateCount(affected);
     return static_cast<int>(affected);
 }
 

@@ -63,9 +63,9 @@ pub unsafe extern "C" fn vs_config_load_default(out: *mut *mut VsConfig) -> VsSt
 /// Makes a copy of `config` whose pool opens at most `max_size` connections.
 ///
 /// `max_size` caps DatabaseMaxPoolSize, never raises it: the copy's maximum is the smaller
-/// of the two, and DatabaseInitialPoolSize is lowered to fit under it. This is what the
-/// legacy `ConnectionPool(int maxSize)` constructor of the C++ shim uses. `config` is not
-/// changed. On success the caller owns `*out` and frees it with `vs_config_free`;
+/// of the two, and DatabaseInitialPoolSize is lowered to fit under it (the C++ shim's
+/// legacy constructor uses `vs_pool_open_legacy` instead, whose `max_size` is the maximum).
+/// `config` is not changed. On success the caller owns `*out` and frees it with `vs_config_free`;
 /// `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a `max_size` of 0.
 ///
 /// # Safety

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use mysql::prelude::Queryable;
 use parking_lot::Mutex;
 
-use super::guard::{arg_mut, arg_out, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
+use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
 use super::result::{finish, Totals, VsResult};
 use super::stmt::VsStmt;
 use super::VsStatus;
 use crate::pool::{Pool, PoolError, PooledConn};
 
-/// The connection a `VsConn` and its statements share; empty once released.
-pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
+/// A `VsConn` as its statements hold it: the handle C gets is this `Arc`'s pointer, so a
+/// checkout costs one allocation for both.
+pub(crate) type ConnSlot = Arc<VsConn>;
 
 /// A connection checked out of a pool (opaque). Usable from any thread, one at a time.
 ///
@@ -21,27 +22,28 @@ pub(crate) type ConnSlot = Arc<Mutex<Option<PooledConn>>>;
 /// `vs_conn_set_autocommit`, `vs_conn_begin`, `vs_conn_commit`, `vs_conn_rollback`,
 /// `vs_conn_prepare`, `vs_conn_release`.
 pub struct VsConn {
-    slot: ConnSlot,
-    /// Keeps the pool open while this connection is out, even after `vs_pool_free`.
-    _pool: Pool,
+    /// The connection, and its pool kept open while the connection is out (even after
+    /// `vs_pool_free`); both taken out by `vs_conn_release`, so statements that outlive the
+    /// release keep neither.
+    slot: Mutex<Option<(PooledConn, Pool)>>,
 }
 
 impl VsConn {
-    pub(crate) fn new(conn: PooledConn, pool: Pool) -> VsConn {
-        VsConn {
-            slot: Arc::new(Mutex::new(Some(conn))),
-            _pool: pool,
-        }
+    /// A new handle for `conn`, shared by the statements prepared on it.
+    pub(crate) fn new(conn: PooledConn, pool: Pool) -> ConnSlot {
+        Arc::new(VsConn {
+            slot: Mutex::new(Some((conn, pool))),
+        })
     }
 }
 
-/// Runs `f` on the connection in `slot`, or fails if it was released.
+/// Runs `f` on the connection of `conn`, or fails if it was released.
 pub(crate) fn with_conn<T>(
-    slot: &ConnSlot,
+    conn: &VsConn,
     f: impl FnOnce(&mut PooledConn) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
-    let mut guard = slot.lock();
-    let conn = guard.as_mut().ok_or_else(released)?;
+    let mut guard = conn.slot.lock();
+    let (conn, _) = guard.as_mut().ok_or_else(released)?;
     f(conn)
 }
 
@@ -64,9 +66,9 @@ pub unsafe extern "C" fn vs_conn_execute(
     affected_rows: *mut u64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_mut(conn, "conn")?;
+        let conn = arg_ref(conn.cast_const(), "conn")?;
         let sql = arg_str(sql, "sql")?;
-        let totals = with_conn(&conn.slot, |c| {
+        let totals = with_conn(conn, |c| {
             let outcome = execute_all(c, sql);
             note_breakage(c, outcome)
         })?;
@@ -96,9 +98,9 @@ pub unsafe extern "C" fn vs_conn_query(
 ) -> VsStatus {
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
-        let conn = arg_mut(conn, "conn")?;
+        let conn = arg_ref(conn.cast_const(), "conn")?;
         let sql = arg_str(sql, "sql")?;
-        let result = with_conn(&conn.slot, |c| {
+        let result = with_conn(conn, |c| {
             let limit = c.max_result_bytes();
             let outcome = c
                 .query_iter(sql)
@@ -119,8 +121,8 @@ pub unsafe extern "C" fn vs_conn_query(
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_ping(conn: *mut VsConn) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_mut(conn, "conn")?;
-        with_conn(&conn.slot, |c| Ok(c.ping()?))
+        let conn = arg_ref(conn.cast_const(), "conn")?;
+        with_conn(conn, |c| Ok(c.ping()?))
     })
 }
 
@@ -131,9 +133,9 @@ pub unsafe extern "C" fn vs_conn_ping(conn: *mut VsConn) -> VsStatus {
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_set_schema(conn: *mut VsConn, schema: *const c_char) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_mut(conn, "conn")?;
+        let conn = arg_ref(conn.cast_const(), "conn")?;
         let schema = arg_str(schema, "schema")?;
-        with_conn(&conn.slot, |c| Ok(c.set_schema(schema)?))
+        with_conn(conn, |c| Ok(c.set_schema(schema)?))
     })
 }
 
@@ -205,10 +207,17 @@ pub unsafe extern "C" fn vs_conn_prepare(
 ) -> VsStatus {
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
-        let conn = arg_mut(conn, "conn")?;
+        let conn = arg_ref(conn.cast_const(), "conn")?;
         let sql = arg_str(sql, "sql")?;
-        let prepared = with_conn(&conn.slot, |c| Ok(c.prep(sql)?))?;
-        *out = Box::into_raw(Box::new(VsStmt::new(Arc::clone(&conn.slot), prepared)));
+        let prepared = with_conn(conn, |c| Ok(c.prep(sql)?))?;
+        let conn: *const VsConn = conn;
+        // SAFETY: a live `VsConn` handle is the pointer of an `Arc` (`vs_pool_get`); one
+        // more strong count, owned by the statement, keeps it alive as long as the statement.
+        let shared = unsafe {
+            Arc::increment_strong_count(conn);
+            Arc::from_raw(conn)
+        };
+        *out = Box::into_raw(Box::new(VsStmt::new(shared, prepared)));
         Ok(())
     })
 }
@@ -225,7 +234,7 @@ pub unsafe extern "C" fn vs_conn_prepare(
 pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
     ffi_guard_value((), || {
         if !conn.is_null() {
-            let conn = Box::from_raw(conn);
+            let conn = Arc::from_raw(conn.cast_const());
             let taken = conn.slot.lock().take();
             drop(taken);
         }
@@ -264,6 +273,6 @@ pub(crate) fn note_breakage<T>(
 }
 
 unsafe fn run_simple(conn: *mut VsConn, sql: &str) -> FfiResult {
-    let conn = arg_mut(conn, "conn")?;
-    with_conn(&conn.slot, |c| Ok(c.query_drop(sql)?))
+    let conn = arg_ref(conn.cast_const(), "conn")?;
+    with_conn(conn, |c| Ok(c.query_drop(sql)?))
 }

@@ -28,6 +28,8 @@ struct LastError {
     message: CString,
     sql_code: c_int,
     sqlstate: CString,
+    /// Nothing recorded since the last success: a success then writes nothing.
+    clear: bool,
 }
 
 thread_local! {
@@ -35,6 +37,7 @@ thread_local! {
         message: CString::default(),
         sql_code: 0,
         sqlstate: CString::default(),
+        clear: true,
     });
 }
 
@@ -62,7 +65,7 @@ pub fn ffi_guard(body: impl FnOnce() -> FfiResult) -> VsStatus {
     });
     match outcome {
         Ok(()) => {
-            set_last_error("", 0, "");
+            clear_last_error();
             VsStatus::VS_OK
         }
         Err(err) => {
@@ -87,6 +90,22 @@ fn set_last_error(message: &str, sql_code: i32, sqlstate: &str) {
             last.message = c_string_lossy(message);
             last.sql_code = sql_code;
             last.sqlstate = c_string_lossy(sqlstate);
+            last.clear = false;
+        }
+    });
+}
+
+/// Records a success: the last error becomes empty. Costs no allocation (and no write) when
+/// it already is, which is every call of a run of successes: this is on every call's path.
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            if !last.clear {
+                last.message = CString::default();
+                last.sql_code = 0;
+                last.sqlstate = CString::default();
+                last.clear = true;
+            }
         }
     });
 }
@@ -132,8 +151,16 @@ impl From<PoolError> for FfiError {
             PoolError::ResultTooLarge { .. } => VsStatus::VS_ERR_RESULT_TOO_LARGE,
             PoolError::OutOfMemory => VsStatus::VS_ERR_OUT_OF_MEMORY,
         };
+        // A timeout or an unavailable database keeps the server's reason for refusing
+        // connections (1045 access denied, 1049 unknown database, 2003 cannot connect).
         let (sql_code, sqlstate) = match &err {
             PoolError::Sql(sql) => (i32::from(sql.code), sql.state.clone()),
+            PoolError::Timeout {
+                last_error: Some(cause),
+                ..
+            }
+            | PoolError::Unavailable { last_error: cause }
+            | PoolError::Connect(cause) => (i32::from(cause.code), cause.state.clone()),
             _ => (0, String::new()),
         };
         FfiError {
@@ -211,13 +238,18 @@ pub extern "C" fn vs_last_error() -> *const c_char {
 
 /// The server error number of the calling thread's last error (e.g. 1146), 0 if it was not
 /// a server error or the last call succeeded.
+///
+/// For `VS_ERR_TIMEOUT`, `VS_ERR_UNAVAILABLE` and a failed connect it is the reason the
+/// server refused connections (1045 access denied, 1049 unknown database), or the client's
+/// 2003 when the server could not be reached; 0 when connecting had not failed.
 #[no_mangle]
 pub extern "C" fn vs_last_sql_error_code() -> c_int {
     ffi_guard_value(0, || read_last_error(|last| last.sql_code).unwrap_or(0))
 }
 
 /// The SQLSTATE of the calling thread's last error (e.g. "42S02"), "" if it was not a SQL
-/// error. Valid as long as the `vs_last_error` string. Never NULL.
+/// error; for timeouts and an unavailable database that of the last connect error ("28000",
+/// "42000", "HY000"). Valid as long as the `vs_last_error` string. Never NULL.
 #[no_mangle]
 pub extern "C" fn vs_last_sqlstate() -> *const c_char {
     ffi_guard_value(c"".as_ptr(), || {
@@ -287,6 +319,16 @@ mod tests {
         assert_eq!(ffi_guard(|| Ok(())), VsStatus::VS_OK);
         assert_eq!(last_message(), "");
         assert_eq!(vs_last_sql_error_code(), 0);
+    }
+
+    #[test]
+    fn a_success_after_a_success_writes_nothing() {
+        assert_eq!(ffi_guard(|| Ok(())), VsStatus::VS_OK);
+        let before = (vs_last_error(), vs_last_sqlstate());
+        assert_eq!(ffi_guard(|| Ok(())), VsStatus::VS_OK);
+        // The same strings, not fresh empty ones (each would be an allocation per call).
+        assert_eq!((vs_last_error(), vs_last_sqlstate()), before);
+        assert_eq!(last_message(), "");
     }
 
     /// Calls the guard from a thread-local destructor that runs after `LAST_ERROR` is gone.

@@ -21,8 +21,8 @@ pub mod stmt;
 
 pub use status::VsStatus;
 
-/// Version of the C ABI; bumped on every incompatible change.
-pub const VS_ABI_VERSION: u32 = 1;
+/// Version of the C ABI; bumped on every incompatible change (2: `VsPoolStats` grew).
+pub const VS_ABI_VERSION: u32 = 2;
 /// Major version of the library (matches `Cargo.toml`).
 pub const VS_VERSION_MAJOR: u32 = 0;
 /// Minor version of the library (matches `Cargo.toml`).

@@ -1,16 +1,19 @@
 //! `VsPool`: the connection pool, shared by every thread of the program.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::VsConfig;
 use super::conn::VsConn;
-use super::guard::{arg_out, arg_ref, ffi_guard, ffi_guard_value};
+use super::guard::{arg_out, arg_ref, ffi_guard, ffi_guard_value, FfiError};
 use super::VsStatus;
 use crate::pool::{Pool, PoolOptions, PoolStats};
+use crate::DatabaseConfig;
 
 /// A connection pool (opaque). Thread-safe: any thread may take connections from it.
 ///
-/// Methods: `vs_pool_open`, `vs_pool_get`, `vs_pool_stats`, `vs_pool_close`, `vs_pool_free`.
+/// Methods: `vs_pool_open`, `vs_pool_open_legacy`, `vs_pool_get`, `vs_pool_stats`,
+/// `vs_pool_close`, `vs_pool_free`.
 pub struct VsPool {
     pub(crate) pool: Pool,
 }
@@ -63,12 +66,25 @@ pub struct VsPoolStats {
     pub hold_total_us: u64,
     /// Longest a connection was held, microseconds.
     pub hold_max_us: u64,
+    /// Gets by a thread that already held a connection, made while the pool was exhausted
+    /// (self-deadlocks: nested acquisition; each call site is logged once).
+    pub self_deadlocks: u64,
+    /// Connections opened beyond the maximum for such nested gets (legacy pools only).
+    pub nested_grants: u64,
+    /// Connections closed on release because more than the maximum were open.
+    pub closed_overflow: u64,
 }
+
+/// How long a get waits on an exhausted pool opened by `vs_pool_open_legacy`, at most
+/// (DatabaseTimeout when that is shorter). The legacy pool returned NULL at once.
+pub const VS_LEGACY_ACQUIRE_TIMEOUT_MS: u32 = 5000;
 
 /// Opens a pool with the `Database*` settings of `config`.
 ///
 /// Returns at once even if the database is down (connections are opened in the background
-/// with backoff). On success `*out` receives a pool the caller owns and frees with
+/// with backoff). The library's warnings (connect failures, leaked connections,
+/// self-deadlocks) go to stderr, at the level `RUST_LOG` sets (default `warn`), unless the
+/// program already installed a Rust logger. On success `*out` receives a pool the caller owns and frees with
 /// `vs_pool_free`. `config` may be freed afterwards.
 ///
 /// # Safety
@@ -78,7 +94,46 @@ pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut Vs
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
         let config = arg_ref(config, "config")?;
+        init_logging();
         let pool = Pool::new(PoolOptions::from_config(&config.config.database))?;
+        *out = Box::into_raw(Box::new(VsPool { pool }));
+        Ok(())
+    })
+}
+
+/// Opens a pool with the semantics of the legacy C++ `ConnectionPool(int maxSize)`.
+///
+/// Unlike `vs_pool_open`: at most `max_size` connections (DatabaseMaxPoolSize is not
+/// used; they open lazily, DatabaseInitialPoolSize at start, so a large maximum costs
+/// nothing until used); connections have no default schema, as Connector/C++ connected, so
+/// `CREATE DATABASE` and then `vs_conn_set_schema` work on a fresh server (a schema a
+/// caller selects stays selected for the next one, as in the legacy pool); a get on an
+/// exhausted pool waits at most `VS_LEGACY_ACQUIRE_TIMEOUT_MS` (or DatabaseTimeout when
+/// shorter); and a thread that already holds a connection and asks for another while all
+/// are in use gets one beyond `max_size` instead of waiting for itself (at most
+/// `2 * max_size` such extra connections, each closed on release).
+///
+/// Returns at once even if the database is down; warnings go to stderr as with
+/// `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
+/// `max_size` of 0. `config` may be freed afterwards.
+///
+/// # Safety
+/// `config` is NULL or a live `VsConfig`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_pool_open_legacy(
+    config: *const VsConfig,
+    max_size: u32,
+    out: *mut *mut VsPool,
+) -> VsStatus {
+    ffi_guard(|| {
+        let out = arg_out(out, "out")?;
+        let config = arg_ref(config, "config")?;
+        if max_size == 0 {
+            return Err(FfiError::invalid("max_size must be at least 1"));
+        }
+        let options = legacy_options(&config.config.database, max_size as usize);
+        init_logging();
+        let pool = Pool::new(options)?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
         Ok(())
     })
@@ -107,7 +162,7 @@ pub unsafe extern "C" fn vs_pool_get(
         } else {
             pool.get_timeout(Duration::from_millis(u64::from(timeout_ms)))?
         };
-        *out = Box::into_raw(Box::new(VsConn::new(conn, pool.clone())));
+        *out = Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut();
         Ok(())
     })
 }
@@ -185,6 +240,60 @@ impl From<&PoolStats> for VsPoolStats {
             wait_max_us: us(s.wait_max),
             hold_total_us: us(s.hold_total),
             hold_max_us: us(s.hold_max),
+            self_deadlocks: s.self_deadlocks,
+            nested_grants: s.nested_grants,
+            closed_overflow: s.closed_overflow,
         }
+    }
+}
+
+/// Sends the library's log to stderr for C and C++ programs, which cannot install a Rust
+/// logger (level from `RUST_LOG`, default `warn`); a logger already installed is kept.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let env = env_logger::Env::default().default_filter_or("warn");
+        // Fails only when a logger is already installed, which is then the one to use.
+        let _ = env_logger::Builder::from_env(env).try_init();
+    });
+}
+
+/// Pool options for the legacy constructor (see `vs_pool_open_legacy`).
+fn legacy_options(db: &DatabaseConfig, max_size: usize) -> PoolOptions {
+    let legacy_wait = Duration::from_millis(u64::from(VS_LEGACY_ACQUIRE_TIMEOUT_MS));
+    PoolOptions {
+        database: None,
+        max_size,
+        initial_size: db.initial_pool_size.min(max_size),
+        acquire_timeout: db.timeout.min(legacy_wait),
+        nested_overflow: max_size.saturating_mul(2),
+        ..PoolOptions::from_config(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_pool_honours_max_size_and_has_no_default_schema() {
+        let mut db = DatabaseConfig {
+            max_pool_size: 2,
+            initial_pool_size: 1,
+            timeout: Duration::from_secs(60),
+            ..DatabaseConfig::default()
+        };
+        let options = legacy_options(&db, 40);
+        assert_eq!(options.max_size, 40);
+        assert_eq!(options.initial_size, 1);
+        assert_eq!(options.database, None);
+        assert_eq!(options.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(options.nested_overflow, 80);
+        assert!(options.validate().is_ok());
+        db.timeout = Duration::from_secs(1);
+        db.initial_pool_size = 4;
+        let options = legacy_options(&db, 2);
+        assert_eq!(options.acquire_timeout, Duration::from_secs(1));
+        assert_eq!(options.initial_size, 2);
     }
 }

@@ -23,16 +23,21 @@ struct ColumnInfo {
 /// A result set (opaque), read completely when the query ran, so it stays valid after its
 /// connection is released. One thread at a time.
 ///
-/// Methods: `vs_result_next`, `vs_result_row_count`, `vs_result_column_count`, `vs_result_column_index`,
+/// Methods: `vs_result_next`, `vs_result_seek`, `vs_result_row_count`,
+/// `vs_result_affected_rows`, `vs_result_column_count`, `vs_result_column_index`,
 /// `vs_result_is_null`, `vs_result_get_i64`, `vs_result_get_u64`, `vs_result_get_f64`,
 /// `vs_result_get_text`, `vs_result_free`.
 pub struct VsResult {
     columns: Vec<ColumnInfo>,
-    rows: Vec<Vec<Value>>,
+    /// Rows the statement changed (for a statement without a result set).
+    affected_rows: u64,
+    /// The rows as the driver read them (no copy of their values).
+    rows: Rows,
     /// Index of the current row; `None` before the first `vs_result_next`.
     cursor: Option<usize>,
     /// NUL-terminated text of the current row's columns, made on demand and kept until the
-    /// row changes (so every pointer handed out for this row stays valid).
+    /// row changes (so every pointer handed out for this row stays valid); allocated at the
+    /// first `vs_result_get_text`.
     texts: RefCell<Vec<Option<Box<[u8]>>>>,
 }
 
@@ -53,22 +58,24 @@ impl VsResult {
                 decimals: c.decimals(),
             })
             .collect();
-        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut rows = Rows::default();
         let mut total = 0u64;
+        let mut affected_rows = 0;
         if let Some(set) = result.iter() {
+            affected_rows = set.affected_rows();
             for row in set {
                 let row = row?;
                 total = total.saturating_add(row_bytes(&row));
                 if total > limit {
                     return Err(PoolError::ResultTooLarge { limit });
                 }
-                rows.try_reserve(1).map_err(|_| PoolError::OutOfMemory)?;
-                rows.push(row.unwrap());
+                rows.push(row)?;
             }
         }
         finish(&mut result)?;
         Ok(VsResult {
-            texts: RefCell::new(vec![None; columns.len()]),
+            texts: RefCell::new(Vec::new()),
+            affected_rows,
             columns,
             rows,
             cursor: None,
@@ -80,7 +87,7 @@ impl VsResult {
             .cursor
             .and_then(|i| self.rows.get(i))
             .ok_or_else(|| FfiError::invalid("no current row: call vs_result_next first"))?;
-        row.get(column as usize).ok_or_else(|| {
+        row.as_ref(column as usize).ok_or_else(|| {
             FfiError::invalid(format!(
                 "column {column} out of range (the result has {} columns)",
                 self.columns.len()
@@ -99,6 +106,39 @@ impl VsResult {
     }
 }
 
+/// The rows of a result, the first kept inline: a one-row result (a lookup by key, `SELECT
+/// 1`) needs no list of its own.
+#[derive(Default)]
+struct Rows {
+    first: Option<mysql::Row>,
+    rest: Vec<mysql::Row>,
+}
+
+impl Rows {
+    fn push(&mut self, row: mysql::Row) -> Result<(), PoolError> {
+        if self.first.is_none() {
+            self.first = Some(row);
+        } else {
+            self.rest
+                .try_reserve(1)
+                .map_err(|_| PoolError::OutOfMemory)?;
+            self.rest.push(row);
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn get(&self, index: usize) -> Option<&mysql::Row> {
+        match index.checked_sub(1) {
+            None => self.first.as_ref(),
+            Some(index) => self.rest.get(index),
+        }
+    }
+}
+
 /// Moves to the next row; `*has_row` is set to false after the last one.
 ///
 /// Text returned by `vs_result_get_text` for the previous row becomes invalid.
@@ -112,10 +152,50 @@ pub unsafe extern "C" fn vs_result_next(result: *mut VsResult, has_row: *mut boo
         let result = arg_mut(result, "result")?;
         let next = result.cursor.map_or(0, |i| i.saturating_add(1));
         result.cursor = Some(next.min(result.rows.len()));
-        result.texts.get_mut().iter_mut().for_each(|t| *t = None);
+        result.texts.get_mut().clear();
         *has_row = next < result.rows.len();
         Ok(())
     })
+}
+
+/// Moves to row `row`, counted from 1; 0 moves before the first row and a number past the
+/// last after the last row. `*has_row` says whether the cursor is now on a row.
+///
+/// The rows are all in memory, so any order of `vs_result_seek` and `vs_result_next` works
+/// (Connector/C++'s `first`, `last`, `absolute`, `beforeFirst`, `afterLast`). Text returned
+/// by `vs_result_get_text` for the previous row becomes invalid.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`; `has_row` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_seek(
+    result: *mut VsResult,
+    row: u64,
+    has_row: *mut bool,
+) -> VsStatus {
+    ffi_guard(|| {
+        let has_row = arg_out(has_row, "has_row")?;
+        let result = arg_mut(result, "result")?;
+        let count = result.rows.len();
+        result.cursor = match usize::try_from(row) {
+            Ok(0) => None,
+            Ok(row) => Some((row - 1).min(count)),
+            Err(_) => Some(count),
+        };
+        result.texts.get_mut().clear();
+        *has_row = result.cursor.is_some_and(|i| i < count);
+        Ok(())
+    })
+}
+
+/// The rows changed by the statement, when it returned no result set (`INSERT`, `UPDATE`,
+/// DDL run through `vs_conn_query`); 0 for NULL or a result set.
+///
+/// # Safety
+/// `result` is NULL or a live `VsResult`.
+#[no_mangle]
+pub unsafe extern "C" fn vs_result_affected_rows(result: *const VsResult) -> u64 {
+    ffi_guard_value(0, || result.as_ref().map_or(0, |r| r.affected_rows))
 }
 
 /// The number of columns; 0 for NULL or a statement without a result set.
@@ -270,6 +350,9 @@ pub unsafe extern "C" fn vs_result_get_text(
         let result = arg_ref(result, "result")?;
         let value = result.value(column)?;
         let mut texts = result.texts.borrow_mut();
+        if texts.is_empty() {
+            texts.resize(result.columns.len(), None);
+        }
         let slot = &mut texts[column as usize];
         if slot.is_none() {
             let mut text = text_of(value, &result.columns[column as usize]);
@@ -329,11 +412,18 @@ pub(crate) fn finish<P: Protocol>(
     Ok(totals)
 }
 
-fn convert<T: mysql::prelude::FromValue>(
+/// Converts a value as `mysql::from_value_opt` does; text that plainly parses is read in
+/// place, without the copy `from_value_opt` needs (text-protocol numbers are text).
+fn convert<T: mysql::prelude::FromValue + std::str::FromStr>(
     value: &Value,
     column: u32,
     what: &str,
 ) -> Result<T, FfiError> {
+    if let Value::Bytes(bytes) = value {
+        if let Some(parsed) = std::str::from_utf8(bytes).ok().and_then(|t| t.parse().ok()) {
+            return Ok(parsed);
+        }
+    }
     mysql::from_value_opt::<T>(value.clone()).map_err(|_| {
         FfiError::new(
             VsStatus::VS_ERR_TYPE,

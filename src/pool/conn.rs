@@ -284,14 +284,15 @@ impl PooledConn {
             }
             SessionEffect::None => {}
         }
-        // COM_RESET_CONNECTION keeps the schema: restore it separately.
+        // COM_RESET_CONNECTION keeps the schema: restore it separately. A pool without a
+        // default schema (the C++ legacy constructor's, as Connector/C++ connected) has
+        // none to go back to and MySQL cannot deselect one: the schema stays selected, as
+        // in the legacy pool, and a caller's `set_schema` to it costs no round trip.
         if managed.schema.is_some() {
-            match options.database.as_deref() {
-                Some(schema) => managed.conn.select_db(schema).map_err(failed)?,
-                // No default schema to go back to.
-                None => return Err(CloseReason::Error),
+            if let Some(schema) = options.database.as_deref() {
+                managed.conn.select_db(schema).map_err(failed)?;
+                managed.schema = None;
             }
-            managed.schema = None;
         }
         Ok(())
     }

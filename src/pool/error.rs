@@ -17,21 +17,23 @@ pub enum PoolError {
         in_use: usize,
         /// The pool's maximum size.
         max_size: usize,
-        /// The last connect error, if connecting had been failing.
-        last_error: Option<String>,
+        /// The last connect error (with the server's code and SQLSTATE), if connecting had
+        /// been failing.
+        last_error: Option<ConnectError>,
     },
     /// The database failed `max_attempts` connects in a row; calls fail fast until a probe succeeds.
     #[error("database unavailable: {last_error}")]
     Unavailable {
-        /// The last connect error.
-        last_error: String,
+        /// The last connect error, with the server's code and SQLSTATE.
+        last_error: ConnectError,
     },
     /// The pool was closed.
     #[error("connection pool is closed")]
     Closed,
-    /// The first connect at start-up failed (fail-fast start) or did not succeed in time.
+    /// A connect made for the caller failed: the first one at start-up (fail-fast start, or
+    /// none in time), or one opened beyond `max_size` for a nested request.
     #[error("cannot connect to the database: {0}")]
-    Connect(String),
+    Connect(ConnectError),
     /// Options that cannot work together (e.g. a zero maximum size).
     #[error("invalid pool options: {0}")]
     InvalidOptions(String),
@@ -108,6 +110,68 @@ pub(crate) fn with_packet_limit(err: mysql::Error, limit: u64) -> mysql::Error {
     }
 }
 
+/// Why a connect failed: the server's error code and SQLSTATE when the server refused
+/// (1045 access denied, 1049 unknown database, ...), the client's code when it could not
+/// reach the server (2003, as the MySQL client library says), and the message.
+///
+/// It dereferences to its message, so it reads like the string it replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectError {
+    /// The server's error number (e.g. 1045), or the client's: 2003 when the server could
+    /// not be reached, 2000 for another client-side failure, 0 when unknown.
+    pub code: u16,
+    /// The five-character SQLSTATE ("28000", "42000", "HY000" for client errors), or empty
+    /// when unknown.
+    pub state: String,
+    /// What failed, as the driver said it (never the password).
+    pub message: String,
+}
+
+/// MySQL client error: cannot connect to the server (CR_CONN_HOST_ERROR).
+pub const CLIENT_CANNOT_CONNECT: u16 = 2003;
+/// MySQL client error: unknown client-side failure (CR_UNKNOWN_ERROR).
+pub const CLIENT_UNKNOWN_ERROR: u16 = 2000;
+
+impl ConnectError {
+    /// The cause of a failed connect, with the code and SQLSTATE the MySQL client library
+    /// would give for it.
+    pub fn from_mysql(err: &mysql::Error) -> ConnectError {
+        let (code, state) = match err {
+            mysql::Error::MySqlError(e) => (e.code, e.state.clone()),
+            mysql::Error::IoError(_)
+            | mysql::Error::DriverError(
+                mysql::DriverError::CouldNotConnect(_) | mysql::DriverError::ConnectTimeout,
+            ) => (CLIENT_CANNOT_CONNECT, "HY000".to_string()),
+            _ => (CLIENT_UNKNOWN_ERROR, "HY000".to_string()),
+        };
+        ConnectError {
+            code,
+            state,
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<&str> for ConnectError {
+    /// A cause known only by its message (code 0, no SQLSTATE).
+    fn from(message: &str) -> ConnectError {
+        ConnectError {
+            code: 0,
+            state: String::new(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::ops::Deref for ConnectError {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
 /// A failed statement: the server's error code and SQLSTATE when it came from the server.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -180,7 +244,7 @@ pub fn is_connection_error(err: &mysql::Error) -> bool {
     }
 }
 
-fn last_error_suffix(last_error: &Option<String>) -> String {
+fn last_error_suffix(last_error: &Option<ConnectError>) -> String {
     match last_error {
         Some(e) => format!("; last connect error: {e}"),
         None => String::new(),
@@ -216,6 +280,15 @@ mod tests {
     fn out_of_memory_is_reported_as_such() {
         let err = LimitExceeded::OutOfMemory.into_mysql();
         assert!(matches!(PoolError::from(err), PoolError::OutOfMemory));
+    }
+
+    #[test]
+    fn connect_errors_keep_the_server_code_and_sqlstate() {
+        let refused = mysql::Error::IoError(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let cause = ConnectError::from_mysql(&refused);
+        assert_eq!((cause.code, cause.state.as_str()), (2003, "HY000"));
+        let err = PoolError::Unavailable { last_error: cause };
+        assert!(err.to_string().contains("refused"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //!   thread while the caller keeps its place in the queue; a reaper thread closes idle and
 //!   old connections without holding the lock during I/O.
 //! - Nothing is logged, connected, pinged or closed while the pool lock is held.
+//! - A thread that already holds a connection and asks for another while the pool is
+//!   exhausted waits for itself (a self-deadlock: nested acquisition). It is logged once per
+//!   call site with where both connections were taken, counted (`self_deadlocks`), and, with
+//!   `nested_overflow`, served by a connection opened beyond `max_size` (bounded; closed
+//!   when it comes back).
 //!
 //! The uncontended path of `get()` plus give-back is two lock/unlock pairs and no system call.
 
@@ -25,13 +30,17 @@ mod stats;
 pub use backoff::Backoff;
 pub use bounded::{collect_bounded, drain_checked, row_bytes};
 pub use conn::PooledConn;
-pub use error::{is_connection_error, LimitExceeded, PoolError, SqlError};
+pub use error::{
+    is_connection_error, ConnectError, LimitExceeded, PoolError, SqlError, CLIENT_CANNOT_CONNECT,
+    CLIENT_UNKNOWN_ERROR,
+};
 pub use options::{PoolOptions, StartPolicy};
 pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
 pub use stats::{CloseReason, PoolStats};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,13 +235,16 @@ struct State {
     total: usize,
     /// Connect attempts in flight.
     connecting: usize,
-    /// Checked-out connections by id: when and where they were taken.
+    /// Checked-out connections by id: when, where and by which thread they were taken.
     in_use: HashMap<u64, Checkout>,
+    /// Call sites whose nested acquisition (self-deadlock) was already logged.
+    nesting_reported: HashSet<&'static Location<'static>>,
     closed: bool,
     /// Set after `max_attempts` failures in a row; cleared by the next successful connect.
     unavailable: bool,
     consecutive_failures: u32,
-    last_error: Option<String>,
+    /// Why the last connect failed (server code, SQLSTATE, message).
+    last_error: Option<ConnectError>,
     /// No connect attempt before this instant (backoff).
     next_attempt: Instant,
     /// Someone waits for a first connection even though `initial_size` may be zero.
@@ -241,6 +253,10 @@ struct State {
     /// set when a connection is found broken, since its siblings likely are too.
     suspect_before: Instant,
     next_id: u64,
+    /// Jitter for lifetimes and idle limits. The pool's own generator: `fastrand`'s global
+    /// one is per thread and seeds itself with a thread handle that a C program's main thread
+    /// keeps until exit (a nested get opens its connection on the caller's thread).
+    rng: fastrand::Rng,
     stats: PoolStats,
     /// Pool threads whose body has not returned yet.
     threads_running: usize,
@@ -288,6 +304,8 @@ impl Managed {
 struct Checkout {
     since: Instant,
     location: &'static Location<'static>,
+    /// [`current_thread`] of the taker.
+    thread: u64,
     reported: bool,
 }
 
@@ -344,6 +362,14 @@ enum Event {
         threshold: Duration,
         location: &'static Location<'static>,
     },
+    SelfDeadlock {
+        here: &'static Location<'static>,
+        held_id: u64,
+        held_at: &'static Location<'static>,
+        in_use: usize,
+        granted: bool,
+        timeout: Duration,
+    },
 }
 
 impl Event {
@@ -389,6 +415,28 @@ impl Event {
             } => log::warn!(
                 "database connection {id} held for more than {threshold:?}; taken at {location}"
             ),
+            Event::SelfDeadlock {
+                here,
+                held_id,
+                held_at,
+                in_use,
+                granted,
+                timeout,
+            } => {
+                let outcome = if *granted {
+                    "it gets a connection beyond the pool's maximum (nested_overflow)".to_string()
+                } else {
+                    format!(
+                        "it waits up to {timeout:?} for a connection only another thread can return"
+                    )
+                };
+                log::warn!(
+                    "self-deadlock: a thread holding database connection {held_id} (taken at \
+                     {held_at}) asks for another at {here} while all {in_use} are in use \
+                     (max_size {}); {outcome}. Logged once for this call site.",
+                    options.max_size
+                )
+            }
         }
     }
 }
@@ -414,6 +462,7 @@ impl Shared {
                 total: 0,
                 connecting: 0,
                 in_use: HashMap::new(),
+                nesting_reported: HashSet::new(),
                 closed: false,
                 unavailable: false,
                 consecutive_failures: 0,
@@ -422,6 +471,7 @@ impl Shared {
                 connect_requested: false,
                 suspect_before: now,
                 next_id: 1,
+                rng: fastrand::Rng::with_seed(random_seed()),
                 stats: PoolStats::default(),
                 threads_running: 0,
             }),
@@ -507,6 +557,13 @@ impl Shared {
             state.stats.record_wait(started.elapsed());
             return Err(self.unavailable_error(&state));
         }
+        if let Some(outcome) = self.nested_request(&mut state, timeout, started, location) {
+            return outcome;
+        }
+        // `nested_request` may have released the lock to log: the pool may have closed.
+        if state.closed {
+            return Err(PoolError::Closed);
+        }
         let waiter = Arc::new(Waiter {
             ready: Condvar::new(),
             grant: Mutex::new(None),
@@ -586,6 +643,84 @@ impl Shared {
         }
     }
 
+    /// Handles a self-deadlock: this thread holds a connection and the pool can neither
+    /// hand out nor open another, so only a return can serve it. Logs it (once per call
+    /// site), counts it, and opens a connection beyond `max_size` when `nested_overflow`
+    /// allows one (`Some` outcome); `None`: wait like any caller.
+    fn nested_request(
+        self: &Arc<Self>,
+        state: &mut MutexGuard<'_, State>,
+        timeout: Duration,
+        started: Instant,
+        location: &'static Location<'static>,
+    ) -> Option<Result<PooledConn, PoolError>> {
+        let max_size = self.options.max_size;
+        if !state.idle.is_empty() || state.total + state.connecting < max_size {
+            return None;
+        }
+        let me = current_thread();
+        if me == 0 {
+            return None;
+        }
+        let (held_id, held_at) = state
+            .in_use
+            .iter()
+            .find(|(_, checkout)| checkout.thread == me)
+            .map(|(id, checkout)| (*id, checkout.location))?;
+        state.stats.self_deadlocks += 1;
+        let granted =
+            state.total + state.connecting < max_size.saturating_add(self.options.nested_overflow);
+        let event = state
+            .nesting_reported
+            .insert(location)
+            .then(|| Event::SelfDeadlock {
+                here: location,
+                held_id,
+                held_at,
+                in_use: state.in_use.len(),
+                granted,
+                timeout,
+            });
+        if !granted {
+            if let Some(event) = event {
+                MutexGuard::unlocked(state, || event.log(&self.options, &self.log_limit));
+            }
+            return None;
+        }
+        // Reserved under the lock, so concurrent nested requests stay within the bound.
+        state.connecting += 1;
+        let opened = MutexGuard::unlocked(state, || {
+            if let Some(event) = event {
+                event.log(&self.options, &self.log_limit);
+            }
+            self.open()
+        });
+        state.connecting -= 1;
+        state.stats.record_wait(started.elapsed());
+        let conn = match opened {
+            Ok(conn) => conn,
+            Err(cause) => {
+                state.stats.connect_failures += 1;
+                self.balance(state);
+                return Some(Err(PoolError::Connect(cause)));
+            }
+        };
+        state.total += 1;
+        state.stats.created += 1;
+        let managed = self.manage(conn, state);
+        if state.closed {
+            self.forget_locked(state, CloseReason::Shutdown);
+            let after = Aftermath {
+                closing: vec![managed],
+                ..Aftermath::default()
+            };
+            self.settle(state, after);
+            return Some(Err(PoolError::Closed));
+        }
+        state.stats.nested_grants += 1;
+        Some(Ok(self.check_out(state, managed, location)))
+    }
+
     fn needs_ping(&self, managed: &Managed, state: &State) -> bool {
         managed.idle_since < state.suspect_before
             || managed.idle_since.elapsed() > self.options.ping_bypass
@@ -604,6 +739,7 @@ impl Shared {
             Checkout {
                 since: now,
                 location,
+                thread: current_thread(),
                 reported: false,
             },
         );
@@ -626,6 +762,9 @@ impl Shared {
             close
         } else if state.closed {
             Some(CloseReason::Shutdown)
+        } else if state.total > self.options.max_size {
+            // Opened beyond max_size for a nested request: the pool shrinks back.
+            Some(CloseReason::Overflow)
         } else if expired {
             Some(CloseReason::Lifetime)
         } else {
@@ -717,7 +856,12 @@ impl Shared {
     }
 
     fn connect_once(&self) -> Result<mysql::Conn, PoolError> {
-        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| PoolError::Connect(e.to_string()))
+        self.open().map_err(PoolError::Connect)
+    }
+
+    /// Opens a new connection (I/O: never under the pool lock).
+    fn open(&self) -> Result<mysql::Conn, ConnectError> {
+        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| ConnectError::from_mysql(&e))
     }
 
     /// Body of a connector thread: ping connections before hand-out, and open connections
@@ -742,9 +886,7 @@ impl Shared {
                 continue;
             }
             state.connecting += 1;
-            let result = MutexGuard::unlocked(&mut state, || {
-                mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| e.to_string())
-            });
+            let result = MutexGuard::unlocked(&mut state, || self.open());
             state.connecting -= 1;
             let after = match result {
                 Ok(conn) => self.on_connected(&mut state, conn),
@@ -814,7 +956,7 @@ impl Shared {
         event
     }
 
-    fn on_connect_failed(&self, state: &mut State, message: String) -> Aftermath {
+    fn on_connect_failed(&self, state: &mut State, cause: ConnectError) -> Aftermath {
         let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
@@ -824,10 +966,10 @@ impl Shared {
         state.next_attempt = state.next_attempt.max(Instant::now() + delay);
         after.events.push(Event::ConnectFailed {
             attempt: state.consecutive_failures,
-            message: message.clone(),
+            message: cause.message.clone(),
             delay,
         });
-        state.last_error = Some(message);
+        state.last_error = Some(cause);
         if !state.unavailable && state.consecutive_failures >= self.options.max_attempts {
             state.unavailable = true;
             after.events.push(Event::Unavailable {
@@ -858,8 +1000,8 @@ impl Shared {
             conn,
             id,
             expires: (!lifetime.is_zero())
-                .then(|| now + lifetime - lifetime.mul_f64(fastrand::f64() * 0.1)),
-            idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(fastrand::f64() * 0.1)),
+                .then(|| now + lifetime - lifetime.mul_f64(state.rng.f64() * 0.1)),
+            idle_limit: (!idle.is_zero()).then(|| idle + idle.mul_f64(state.rng.f64() * 0.1)),
             idle_since: now,
             schema: None,
             stmt_effects: Vec::new(),
@@ -967,9 +1109,38 @@ impl Shared {
     }
 }
 
+/// A random seed from the standard library's per-process hash keys (no thread handle).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// A number for the calling thread, unique for the process's life (never reused, unlike a
+/// thread-local's address); 0 once the thread's locals are destroyed. Cheaper than
+/// `std::thread::current()`, which allocates a handle kept until the thread exits (never,
+/// for a C program's main thread).
+fn current_thread() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.try_with(|id| *id).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_get_distinct_numbers() {
+        let here = current_thread();
+        assert_ne!(here, 0);
+        assert_eq!(current_thread(), here);
+        let there = std::thread::spawn(current_thread).join().unwrap();
+        assert_ne!(there, here);
+    }
 
     fn shared() -> Shared {
         Shared::new(PoolOptions {

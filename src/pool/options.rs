@@ -70,6 +70,12 @@ pub struct PoolOptions {
     pub max_result_bytes: u64,
     /// Prepared statements cached per connection. Default 64.
     pub stmt_cache_size: usize,
+    /// Connections that may be opened beyond `max_size` for a thread that already holds one
+    /// and would otherwise wait on an exhausted pool for itself (a self-deadlock; nested
+    /// acquisition). Each is closed when it comes back. Default 0: such a thread waits
+    /// (logged and counted all the same). The C++ shim's legacy constructor sets
+    /// `2 * max_size`, enough for call chains nested three deep on every connection.
+    pub nested_overflow: usize,
 }
 
 impl Default for PoolOptions {
@@ -98,6 +104,7 @@ impl Default for PoolOptions {
             max_allowed_packet: 16 << 20,
             max_result_bytes: 64 << 20,
             stmt_cache_size: 64,
+            nested_overflow: 0,
         }
     }
 }
@@ -199,6 +206,7 @@ impl fmt::Debug for PoolOptions {
             .field("start_policy", &self.start_policy)
             .field("backoff", &self.backoff)
             .field("max_attempts", &self.max_attempts)
+            .field("nested_overflow", &self.nested_overflow)
             .finish_non_exhaustive()
     }
 }

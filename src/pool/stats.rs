@@ -12,10 +12,12 @@ pub enum CloseReason {
     /// It reached its maximum lifetime.
     Lifetime,
     /// The clean-up on return failed on the server's side, or the session held state the
-    /// clean-up cannot undo (XA, backup locks, a changed schema with no default to restore).
+    /// clean-up cannot undo (XA, backup locks).
     Error,
     /// The pool was closed.
     Shutdown,
+    /// It came back while more than `max_size` were open (one opened for a nested request).
+    Overflow,
 }
 
 /// A snapshot of the pool's counters (since start) and gauges (now).
@@ -33,6 +35,8 @@ pub struct PoolStats {
     pub closed_error: u64,
     /// Connections closed because the pool was closed.
     pub closed_shutdown: u64,
+    /// Connections closed on return because more than `max_size` were open.
+    pub closed_overflow: u64,
     /// Failed connect attempts.
     pub connect_failures: u64,
     /// Connect failures since the last success.
@@ -46,6 +50,11 @@ pub struct PoolStats {
     pub fast_failures: u64,
     /// Pings sent before hand-out.
     pub pings: u64,
+    /// `get()` calls by a thread that already held a connection, made while the pool was
+    /// exhausted (self-deadlocks: nested acquisition).
+    pub self_deadlocks: u64,
+    /// Connections opened beyond `max_size` for such nested calls (`nested_overflow`).
+    pub nested_grants: u64,
     /// Callers waiting now.
     pub waiters: u64,
     /// Most callers ever waiting at once.
@@ -82,6 +91,7 @@ impl PoolStats {
             CloseReason::Lifetime => self.closed_lifetime += 1,
             CloseReason::Error => self.closed_error += 1,
             CloseReason::Shutdown => self.closed_shutdown += 1,
+            CloseReason::Overflow => self.closed_overflow += 1,
         }
     }
 

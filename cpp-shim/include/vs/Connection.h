@@ -2,6 +2,8 @@
 #ifndef VS_CONNECTION_H
 #define VS_CONNECTION_H
 
+#include "vs/Cxx11.h"
+
 #include <memory>
 #include <string>
 
@@ -25,8 +27,13 @@ public:
     Statement *createStatement();
     /// Prepares `sql` (with ? placeholders); the caller owns the result.
     PreparedStatement *prepareStatement(const std::string &sql);
-    /// Makes `schema` the default database (restored when the connection goes back).
+    /// Makes `schema` the default database (restored when the connection goes back; kept
+    /// for the next caller in a legacy pool, which has no default).
     void setSchema(const std::string &schema);
+    /// The default database now (SELECT DATABASE(): one round trip); "" when none.
+    std::string getSchema();
+    /// Whether the server answers a ping; false (never a throw) once closed or broken.
+    bool isValid();
     /// True after close().
     bool isClosed() const noexcept;
     /// Gives the connection back to the pool now; later calls throw.
@@ -45,6 +52,18 @@ public:
     void rollback();
     /// The C handle, for calls the shim does not wrap (still owned by this Connection).
     VsConn *handle() const;
+
+    VS_NOT_PROVIDED(getMetaData, "query information_schema through a Statement")
+    VS_NOT_PROVIDED(setTransactionIsolation,
+                    "run SET SESSION TRANSACTION ISOLATION LEVEL ... through a Statement (the pool "
+                    "resets the session when the connection goes back)")
+    VS_NOT_PROVIDED(setSavepoint, "run SAVEPOINT name through a Statement")
+    VS_NOT_PROVIDED(releaseSavepoint, "run RELEASE SAVEPOINT name through a Statement")
+    VS_NOT_PROVIDED(setClientOption, "connection options come from vs_conf.xml")
+    VS_NOT_PROVIDED(getClientInfo, "connection options come from vs_conf.xml")
+    VS_NOT_PROVIDED(getWarnings, "run SHOW WARNINGS through a Statement")
+    VS_NOT_PROVIDED(nativeSQL, "SQL text is sent as it is")
+    VS_NOT_PROVIDED(reconnect, "the pool replaces broken connections: release it and get another")
 
 private:
     std::shared_ptr<detail::ConnState> state_;

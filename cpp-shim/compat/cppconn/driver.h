@@ -1,0 +1,9 @@
+// Connector/C++ 1.1's <cppconn/driver.h>, over the valuestor C++ shim: the sql names of
+// vs/sql.h. Put cpp-shim/compat first on the include path (see "Porting legacy code" in the
+// README).
+#ifndef VS_COMPAT_CPPCONN_DRIVER_H
+#define VS_COMPAT_CPPCONN_DRIVER_H
+
+#include "vs/sql.h"
+
+#endif
