@@ -270,9 +270,9 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
         fs::write(fs.path(format!("c/x{i}")), b"x").unwrap();
     }
     // Losing a race is fine (ENOENT: the source went first); anything else is a bug.
-    let lost_race = |result: std::io::Result<()>| {
+    let lost_race = |what: String, result: std::io::Result<()>| {
         if let Err(e) = result {
-            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{what}: {e}");
         }
     };
     let mut threads = Vec::new();
@@ -287,10 +287,13 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
                 } else {
                     ("b", "a")
                 };
-                lost_race(fs::rename(
-                    fs.path(format!("{from}/f{i}")),
-                    fs.path(format!("{to}/f{i}")),
-                ));
+                lost_race(
+                    format!("round {round}: rename {from}/f{i} to {to}/f{i}"),
+                    fs::rename(
+                        fs.path(format!("{from}/f{i}")),
+                        fs.path(format!("{to}/f{i}")),
+                    ),
+                );
             }
         }));
     }
@@ -300,10 +303,10 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
         threads.push(std::thread::spawn(move || {
             for round in 0..80 {
                 let (i, j) = ((t * 3 + round) % 10, (t * 5 + round * 7 + 1) % 10);
-                lost_race(fs::rename(
-                    fs.path(format!("c/x{i}")),
-                    fs.path(format!("c/x{j}")),
-                ));
+                lost_race(
+                    format!("round {round}: rename c/x{i} to c/x{j}"),
+                    fs::rename(fs.path(format!("c/x{i}")), fs.path(format!("c/x{j}"))),
+                );
             }
         }));
     }
@@ -314,9 +317,15 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
             for round in 0..80 {
                 let i = (round * 3) % 10;
                 if round % 3 == 0 {
-                    lost_race(fs::remove_file(fs.path(format!("c/x{i}"))));
+                    lost_race(
+                        format!("round {round}: unlink c/x{i}"),
+                        fs::remove_file(fs.path(format!("c/x{i}"))),
+                    );
                 } else {
-                    fs::write(fs.path(format!("c/x{i}")), format!("new {round}")).unwrap();
+                    let path = fs.path(format!("c/x{i}"));
+                    if let Err(e) = fs::write(&path, format!("new {round}")) {
+                        panic!("round {round}: write (open O_CREAT|O_TRUNC) {path:?}: {e}");
+                    }
                 }
             }
         }));
@@ -327,18 +336,43 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
     for i in 0..40 {
         let in_a = fs.path(format!("a/f{i}")).exists();
         let in_b = fs.path(format!("b/f{i}")).exists();
-        assert!(in_a ^ in_b, "f{i} must be in exactly one directory");
-        let dir = if in_a { "a" } else { "b" };
-        assert_eq!(
-            fs::read_to_string(fs.path(format!("{dir}/f{i}"))).unwrap(),
-            format!("{i}")
+        assert!(
+            in_a ^ in_b,
+            "f{i} must be in exactly one directory: in a {in_a}, in b {in_b}"
         );
+        let dir = if in_a { "a" } else { "b" };
+        let path = fs.path(format!("{dir}/f{i}"));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        assert_eq!(text, format!("{i}"), "contents of {path:?}");
     }
     for entry in fs::read_dir(fs.path("c")).unwrap() {
-        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
-        assert!(text == "x" || text.starts_with("new "), "{text:?}");
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        assert!(
+            text == "x" || text.starts_with("new "),
+            "{path:?} holds {text:?}, neither \"x\" nor a \"new N\" write"
+        );
     }
     fs.await_consistent();
+}
+
+/// The catalog's link count of `ino`, or `None` once its row is gone.
+fn catalog_nlink(fs: &MountedFs, ino: u64) -> Option<u32> {
+    fs.db
+        .connect()
+        .exec_first("SELECT nlink FROM vs_inodes WHERE ino = ?", (ino,))
+        .expect("read the inode row")
+}
+
+/// Opens `path` with `O_PATH`: the kernel looks the inode up and holds it, without an open
+/// handle in the file system.
+fn open_path_only(path: &std::path::Path) -> fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path:?} with O_PATH: {e}"))
 }
 
 #[test]
