@@ -376,6 +376,124 @@ fn open_path_only(path: &std::path::Path) -> fs::File {
 }
 
 #[test]
+fn an_inode_replaced_by_a_rename_stays_usable_while_the_kernel_holds_its_lookup() {
+    let fs = MountedFs::start();
+    fs::write(fs.path("target"), b"old contents").unwrap();
+    fs::write(fs.path("source"), b"new").unwrap();
+    // Looked up (as an open(2) does before it sends OPEN), with no handle open.
+    let held = open_path_only(&fs.path("target"));
+    let ino = held.metadata().unwrap().ino();
+    fs::rename(fs.path("source"), fs.path("target")).unwrap();
+    assert_eq!(fs::read(fs.path("target")).unwrap(), b"new");
+    // An open of the inode the kernel looked up, after the rename replaced it: the open
+    // that raced the rename (ENOENT before).
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let mut file = fs::File::open(&reopened)
+        .unwrap_or_else(|e| panic!("open inode {ino} replaced by a rename, via {reopened}: {e}"));
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino}: unlinked, and kept while the kernel holds it"
+    );
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "old contents", "inode {ino} read after the rename");
+    assert_eq!(file.metadata().unwrap().nlink(), 0);
+    drop(file);
+    drop(held);
+    // Closed and forgotten: reclaimed (row and data file).
+    support::await_condition(Duration::from_secs(10), "inode reclaimed", || {
+        catalog_nlink(&fs, ino).is_none() && !fs.cache_file(ino).exists()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn entries_listed_by_readdirplus_count_as_lookups() {
+    let mut fs = MountedFs::start();
+    fs::create_dir(fs.path("d")).unwrap();
+    fs::write(fs.path("d/file"), b"contents").unwrap();
+    fs::write(fs.path("d/other"), b"other").unwrap();
+    fs.remount(); // the kernel holds none of them now
+                  // The listing hands the kernel both entries (READDIRPLUS); the path walks below find
+                  // the entry cached and send no LOOKUP (unlink revalidates nothing either).
+    let listed: BTreeSet<_> = fs::read_dir(fs.path("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let held = open_path_only(&fs.path("d/file"));
+    let ino = held.metadata().unwrap().ino();
+    fs::remove_file(fs.path("d/file")).unwrap();
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let text = fs::read_to_string(&reopened)
+        .unwrap_or_else(|e| panic!("read inode {ino} (listed, then unlinked) via {reopened}: {e}"));
+    assert_eq!(text, "contents");
+    drop(held);
+    support::await_condition(Duration::from_secs(10), "inode reclaimed", || {
+        catalog_nlink(&fs, ino).is_none()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn an_unlinked_inode_is_reclaimed_once_forgotten_and_closed() {
+    let fs = MountedFs::start();
+    fs::write(fs.path("a"), b"a").unwrap();
+    fs::write(fs.path("b"), b"b").unwrap();
+    // a: held by a lookup only; b: by a lookup and an open handle.
+    let held_a = open_path_only(&fs.path("a"));
+    let ino_a = held_a.metadata().unwrap().ino();
+    let mut open_b = fs::File::open(fs.path("b")).unwrap();
+    let ino_b = open_b.metadata().unwrap().ino();
+    fs::remove_file(fs.path("a")).unwrap();
+    fs::remove_file(fs.path("b")).unwrap();
+    assert_eq!(
+        (catalog_nlink(&fs, ino_a), catalog_nlink(&fs, ino_b)),
+        (Some(0), Some(0)),
+        "unlinked inodes {ino_a} and {ino_b} kept while referenced"
+    );
+    let mut text = String::new();
+    open_b.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "b");
+    drop(held_a);
+    drop(open_b);
+    support::await_condition(Duration::from_secs(10), "both reclaimed", || {
+        catalog_nlink(&fs, ino_a).is_none() && catalog_nlink(&fs, ino_b).is_none()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn an_unlinked_inode_still_held_at_a_crash_is_reclaimed_at_the_next_start() {
+    let mut fs = MountedFs::start();
+    fs::write(fs.path("kept"), b"kept").unwrap();
+    let held = open_path_only(&fs.path("kept"));
+    let ino = held.metadata().unwrap().ino();
+    fs::remove_file(fs.path("kept")).unwrap();
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino} kept while held"
+    );
+    // No forget ever arrives: the connection is aborted with the inode still held.
+    fs.crash();
+    drop(held);
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino} left by the crash"
+    );
+    fs.mount();
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        None,
+        "inode {ino} reclaimed at start"
+    );
+    fs.await_consistent();
+}
+
+#[test]
 fn unlinked_open_file_keeps_its_data_until_closed() {
     let fs = MountedFs::start();
     let path = fs.path("tmpfile");
