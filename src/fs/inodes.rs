@@ -160,8 +160,16 @@ impl Inodes {
     }
 
     /// A handle was opened on `attr.ino`; returns the attributes to use (a tracked inode's).
+    /// `attr` was read from the catalog, so an unlink committed meanwhile may be missing from
+    /// it: an inode known to be unlinked starts with link count 0.
     pub fn opened(&self, attr: Attr) -> Attr {
+        let mut attr = attr;
+        let refs = self.refs.lock();
+        if refs.get(&attr.ino).is_some_and(|r| r.unlinked) && attr.kind != Kind::Directory {
+            attr.nlink = 0;
+        }
         let mut nodes = self.nodes.lock();
+        drop(refs);
         let node = nodes.entry(attr.ino).or_insert(Node {
             attr,
             open: 0,
@@ -223,10 +231,22 @@ impl Inodes {
     /// The last link of non-directory `ino` went (a committed unlink or rename); returns
     /// whether it is to be reclaimed now. If the kernel still references it (a lookup not
     /// forgotten, an open handle) it is kept, and reclaimed by the [`Inodes::forgot`] or
-    /// [`Inodes::released`] that drops the last reference.
+    /// [`Inodes::released`] that drops the last reference. A tracked inode's link count
+    /// becomes 0 (it may have been opened from a read older than the unlink).
     pub fn unlinked(&self, ino: u64) -> bool {
         let mut refs = self.refs.lock();
-        let open = self.open_count(ino);
+        let open = {
+            let mut nodes = self.nodes.lock();
+            match nodes.get_mut(&ino) {
+                Some(node) => {
+                    // Opened from a catalog read older than the unlink: no links now.
+                    node.attr.nlink = 0;
+                    node.committed.nlink = 0;
+                    node.open
+                }
+                None => 0,
+            }
+        };
         match refs.get_mut(&ino) {
             Some(r) if r.lookups > 0 || open > 0 => {
                 r.unlinked = true;
@@ -620,6 +640,24 @@ mod tests {
         newest.perm = 0o640;
         newest.nlink = 0;
         assert_eq!(inodes.changed(newest).perm, 0o640);
+    }
+
+    #[test]
+    fn an_open_after_the_unlink_took_effect_sees_no_links_even_from_an_older_read() {
+        let inodes = Inodes::default();
+        inodes.looked_up(18);
+        let read_before_the_unlink = attr(18, 0, 1);
+        assert!(!inodes.unlinked(18), "looked up: kept");
+        let seen = inodes.opened(read_before_the_unlink);
+        assert_eq!(seen.nlink, 0, "opened from {read_before_the_unlink:?}");
+        assert!(!inodes.released(18), "still looked up");
+        assert!(inodes.forgot(18, 1));
+
+        // The open's insert came first, the unlink's mark after it.
+        inodes.looked_up(19);
+        inodes.opened(attr(19, 0, 1));
+        assert!(!inodes.unlinked(19));
+        assert_eq!(inodes.get(19).unwrap().nlink, 0);
     }
 
     #[test]
