@@ -270,9 +270,9 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
         fs::write(fs.path(format!("c/x{i}")), b"x").unwrap();
     }
     // Losing a race is fine (ENOENT: the source went first); anything else is a bug.
-    let lost_race = |result: std::io::Result<()>| {
+    let lost_race = |what: String, result: std::io::Result<()>| {
         if let Err(e) = result {
-            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{what}: {e}");
         }
     };
     let mut threads = Vec::new();
@@ -287,10 +287,13 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
                 } else {
                     ("b", "a")
                 };
-                lost_race(fs::rename(
-                    fs.path(format!("{from}/f{i}")),
-                    fs.path(format!("{to}/f{i}")),
-                ));
+                lost_race(
+                    format!("round {round}: rename {from}/f{i} to {to}/f{i}"),
+                    fs::rename(
+                        fs.path(format!("{from}/f{i}")),
+                        fs.path(format!("{to}/f{i}")),
+                    ),
+                );
             }
         }));
     }
@@ -300,10 +303,10 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
         threads.push(std::thread::spawn(move || {
             for round in 0..80 {
                 let (i, j) = ((t * 3 + round) % 10, (t * 5 + round * 7 + 1) % 10);
-                lost_race(fs::rename(
-                    fs.path(format!("c/x{i}")),
-                    fs.path(format!("c/x{j}")),
-                ));
+                lost_race(
+                    format!("round {round}: rename c/x{i} to c/x{j}"),
+                    fs::rename(fs.path(format!("c/x{i}")), fs.path(format!("c/x{j}"))),
+                );
             }
         }));
     }
@@ -314,9 +317,15 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
             for round in 0..80 {
                 let i = (round * 3) % 10;
                 if round % 3 == 0 {
-                    lost_race(fs::remove_file(fs.path(format!("c/x{i}"))));
+                    lost_race(
+                        format!("round {round}: unlink c/x{i}"),
+                        fs::remove_file(fs.path(format!("c/x{i}"))),
+                    );
                 } else {
-                    fs::write(fs.path(format!("c/x{i}")), format!("new {round}")).unwrap();
+                    let path = fs.path(format!("c/x{i}"));
+                    if let Err(e) = fs::write(&path, format!("new {round}")) {
+                        panic!("round {round}: write (open O_CREAT|O_TRUNC) {path:?}: {e}");
+                    }
                 }
             }
         }));
@@ -327,17 +336,160 @@ fn rename_races_leave_every_file_exactly_once_and_the_catalog_consistent() {
     for i in 0..40 {
         let in_a = fs.path(format!("a/f{i}")).exists();
         let in_b = fs.path(format!("b/f{i}")).exists();
-        assert!(in_a ^ in_b, "f{i} must be in exactly one directory");
-        let dir = if in_a { "a" } else { "b" };
-        assert_eq!(
-            fs::read_to_string(fs.path(format!("{dir}/f{i}"))).unwrap(),
-            format!("{i}")
+        assert!(
+            in_a ^ in_b,
+            "f{i} must be in exactly one directory: in a {in_a}, in b {in_b}"
         );
+        let dir = if in_a { "a" } else { "b" };
+        let path = fs.path(format!("{dir}/f{i}"));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        assert_eq!(text, format!("{i}"), "contents of {path:?}");
     }
     for entry in fs::read_dir(fs.path("c")).unwrap() {
-        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
-        assert!(text == "x" || text.starts_with("new "), "{text:?}");
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        assert!(
+            text == "x" || text.starts_with("new "),
+            "{path:?} holds {text:?}, neither \"x\" nor a \"new N\" write"
+        );
     }
+    fs.await_consistent();
+}
+
+/// The catalog's link count of `ino`, or `None` once its row is gone.
+fn catalog_nlink(fs: &MountedFs, ino: u64) -> Option<u32> {
+    fs.db
+        .connect()
+        .exec_first("SELECT nlink FROM vs_inodes WHERE ino = ?", (ino,))
+        .expect("read the inode row")
+}
+
+/// Opens `path` with `O_PATH`: the kernel looks the inode up and holds it, without an open
+/// handle in the file system.
+fn open_path_only(path: &std::path::Path) -> fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path:?} with O_PATH: {e}"))
+}
+
+#[test]
+fn an_inode_replaced_by_a_rename_stays_usable_while_the_kernel_holds_its_lookup() {
+    let fs = MountedFs::start();
+    fs::write(fs.path("target"), b"old contents").unwrap();
+    fs::write(fs.path("source"), b"new").unwrap();
+    // Looked up (as an open(2) does before it sends OPEN), with no handle open.
+    let held = open_path_only(&fs.path("target"));
+    let ino = held.metadata().unwrap().ino();
+    fs::rename(fs.path("source"), fs.path("target")).unwrap();
+    assert_eq!(fs::read(fs.path("target")).unwrap(), b"new");
+    // An open of the inode the kernel looked up, after the rename replaced it: the open
+    // that raced the rename (ENOENT before).
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let mut file = fs::File::open(&reopened)
+        .unwrap_or_else(|e| panic!("open inode {ino} replaced by a rename, via {reopened}: {e}"));
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino}: unlinked, and kept while the kernel holds it"
+    );
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "old contents", "inode {ino} read after the rename");
+    assert_eq!(file.metadata().unwrap().nlink(), 0);
+    drop(file);
+    drop(held);
+    // Closed and forgotten: reclaimed (row and data file).
+    support::await_condition(Duration::from_secs(10), "inode reclaimed", || {
+        catalog_nlink(&fs, ino).is_none() && !fs.cache_file(ino).exists()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn entries_listed_by_readdirplus_count_as_lookups() {
+    let mut fs = MountedFs::start();
+    fs::create_dir(fs.path("d")).unwrap();
+    fs::write(fs.path("d/file"), b"contents").unwrap();
+    fs::write(fs.path("d/other"), b"other").unwrap();
+    fs.remount(); // the kernel holds none of them now
+                  // The listing hands the kernel both entries (READDIRPLUS); the path walks below find
+                  // the entry cached and send no LOOKUP (unlink revalidates nothing either).
+    let listed: BTreeSet<_> = fs::read_dir(fs.path("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let held = open_path_only(&fs.path("d/file"));
+    let ino = held.metadata().unwrap().ino();
+    fs::remove_file(fs.path("d/file")).unwrap();
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let text = fs::read_to_string(&reopened)
+        .unwrap_or_else(|e| panic!("read inode {ino} (listed, then unlinked) via {reopened}: {e}"));
+    assert_eq!(text, "contents");
+    drop(held);
+    support::await_condition(Duration::from_secs(10), "inode reclaimed", || {
+        catalog_nlink(&fs, ino).is_none()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn an_unlinked_inode_is_reclaimed_once_forgotten_and_closed() {
+    let fs = MountedFs::start();
+    fs::write(fs.path("a"), b"a").unwrap();
+    fs::write(fs.path("b"), b"b").unwrap();
+    // a: held by a lookup only; b: by a lookup and an open handle.
+    let held_a = open_path_only(&fs.path("a"));
+    let ino_a = held_a.metadata().unwrap().ino();
+    let mut open_b = fs::File::open(fs.path("b")).unwrap();
+    let ino_b = open_b.metadata().unwrap().ino();
+    fs::remove_file(fs.path("a")).unwrap();
+    fs::remove_file(fs.path("b")).unwrap();
+    assert_eq!(
+        (catalog_nlink(&fs, ino_a), catalog_nlink(&fs, ino_b)),
+        (Some(0), Some(0)),
+        "unlinked inodes {ino_a} and {ino_b} kept while referenced"
+    );
+    let mut text = String::new();
+    open_b.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "b");
+    drop(held_a);
+    drop(open_b);
+    support::await_condition(Duration::from_secs(10), "both reclaimed", || {
+        catalog_nlink(&fs, ino_a).is_none() && catalog_nlink(&fs, ino_b).is_none()
+    });
+    fs.await_consistent();
+}
+
+#[test]
+fn an_unlinked_inode_still_held_at_a_crash_is_reclaimed_at_the_next_start() {
+    let mut fs = MountedFs::start();
+    fs::write(fs.path("kept"), b"kept").unwrap();
+    let held = open_path_only(&fs.path("kept"));
+    let ino = held.metadata().unwrap().ino();
+    fs::remove_file(fs.path("kept")).unwrap();
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino} kept while held"
+    );
+    // No forget ever arrives: the connection is aborted with the inode still held.
+    fs.crash();
+    drop(held);
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        Some(0),
+        "inode {ino} left by the crash"
+    );
+    fs.mount();
+    assert_eq!(
+        catalog_nlink(&fs, ino),
+        None,
+        "inode {ino} reclaimed at start"
+    );
     fs.await_consistent();
 }
 
@@ -494,7 +646,10 @@ fn full_cache_gives_enospc_and_keeps_data_and_catalog_consistent() {
     assert_eq!(second.len() as u64, written);
     assert!(second.iter().all(|&b| b == 2));
     fs::remove_file(fs.path("second")).unwrap();
-    fs::write(fs.path("third"), b"fits again").unwrap();
+    // Its data goes once the kernel has forgotten it (FORGET follows the unlink's reply).
+    support::await_condition(Duration::from_secs(10), "freed space admitted", || {
+        fs::write(fs.path("third"), b"fits again").is_ok()
+    });
     assert_eq!(fs::read(fs.path("third")).unwrap(), b"fits again");
 }
 

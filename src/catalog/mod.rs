@@ -76,7 +76,8 @@ pub struct Attr {
     pub atime: i64,
     /// Last content change.
     pub mtime: i64,
-    /// Last status change.
+    /// Last status change. Never moved back by a change: of two attributes committed for
+    /// one inode, the one with the earlier status change time is the older.
     pub ctime: i64,
     /// Creation.
     pub crtime: i64,
@@ -348,7 +349,8 @@ impl Catalog {
             insert_entry(tx, newparent, newname, ino)?;
             let now = now_ns();
             tx.exec_drop(
-                "UPDATE vs_inodes SET nlink = nlink + 1, ctime_ns = ? WHERE ino = ?",
+                "UPDATE vs_inodes SET nlink = nlink + 1, ctime_ns = GREATEST(ctime_ns, ?)
+                 WHERE ino = ?",
                 (now, ino),
             )?;
             touch_dir(tx, newparent, now, 0)?;
@@ -374,7 +376,8 @@ impl Catalog {
             let now = now_ns();
             delete_entry(tx, parent, name)?;
             tx.exec_drop(
-                "UPDATE vs_inodes SET nlink = nlink - 1, ctime_ns = ? WHERE ino = ? AND nlink > 0",
+                "UPDATE vs_inodes SET nlink = nlink - 1, ctime_ns = GREATEST(ctime_ns, ?)
+                 WHERE ino = ? AND nlink > 0",
                 (now, child.ino),
             )?;
             touch_dir(tx, parent, now, 0)?;
@@ -488,7 +491,8 @@ impl Catalog {
                             }
                             (false, false) => {
                                 tx.exec_drop(
-                                    "UPDATE vs_inodes SET nlink = nlink - 1, ctime_ns = ?
+                                    "UPDATE vs_inodes SET nlink = nlink - 1,
+                                     ctime_ns = GREATEST(ctime_ns, ?)
                                      WHERE ino = ? AND nlink > 0",
                                     (now, target.ino),
                                 )?;
@@ -1187,7 +1191,8 @@ fn touch_dir(
     nlink_delta: i32,
 ) -> Result<(), CatalogError> {
     tx.exec_drop(
-        "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = ?, nlink = CAST(nlink AS SIGNED) + ?
+        "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = GREATEST(ctime_ns, ?),
+            nlink = CAST(nlink AS SIGNED) + ?
          WHERE ino = ?",
         (now, now, nlink_delta, dir),
     )?;
@@ -1197,7 +1202,7 @@ fn touch_dir(
 fn touch_ctime(tx: &mut Transaction<'_>, inos: &[u64], now: i64) -> Result<(), CatalogError> {
     for ino in inos {
         tx.exec_drop(
-            "UPDATE vs_inodes SET ctime_ns = ? WHERE ino = ?",
+            "UPDATE vs_inodes SET ctime_ns = GREATEST(ctime_ns, ?) WHERE ino = ?",
             (now, ino),
         )?;
     }

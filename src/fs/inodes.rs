@@ -6,13 +6,21 @@
 //! update its size and times, and attributes read from the catalog never override it (a
 //! read can race with a change and return the state before it). Untracked inodes are read
 //! from the catalog: the kernel caches their attributes itself.
+//!
+//! Attributes a change committed are taken only if they are not older than those the table
+//! already took ([`Inodes::changed`]): changes of one inode commit one at a time (row lock)
+//! but their results reach the table from different threads in any order.
+//!
+//! The table also counts the kernel's references ([`Inodes::looked_up`], [`Inodes::forgot`]):
+//! an inode the kernel may still use (a lookup not yet forgotten, or an open handle) is kept
+//! in the catalog after its last link goes, and reclaimed when the last reference goes.
 
 use std::collections::HashMap;
 
 use parking_lot::{Condvar, Mutex};
 
 use super::journal::Pending;
-use crate::catalog::{Attr, AttrChange};
+use crate::catalog::{Attr, AttrChange, Kind};
 
 #[derive(Debug)]
 struct Node {
@@ -27,6 +35,43 @@ struct Node {
     blocks: Option<u64>,
     /// Counts changes, so blocks measured before one are not kept after it.
     changes: u64,
+    /// Link count and status change time of the newest committed attributes taken: an
+    /// older snapshot (fewer status changes) is refused.
+    committed: Committed,
+}
+
+/// Which of two committed snapshots of one inode is newer: the catalog never moves a status
+/// change time back, and a non-directory whose link count reached 0 is never linked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Committed {
+    nlink: u32,
+    ctime: i64,
+    is_dir: bool,
+}
+
+impl Committed {
+    fn of(attr: &Attr) -> Committed {
+        Committed {
+            nlink: attr.nlink,
+            ctime: attr.ctime,
+            is_dir: attr.kind == Kind::Directory,
+        }
+    }
+
+    /// Whether `attr`, committed by some change, is older than this snapshot.
+    fn is_newer_than(&self, attr: &Attr) -> bool {
+        attr.ctime < self.ctime || (!self.is_dir && self.nlink == 0 && attr.nlink > 0)
+    }
+}
+
+/// The kernel's references to an inode, and whether the catalog has unlinked it.
+#[derive(Debug, Default)]
+struct Refs {
+    /// Entries replied (lookup, create, mknod, mkdir, symlink, link, readdirplus) minus
+    /// those the kernel forgot.
+    lookups: u64,
+    /// Its last link went while it was still referenced: reclaim it when nothing is.
+    unlinked: bool,
 }
 
 /// What a `getattr` of a tracked inode needs: its attributes, its data file's blocks if
@@ -44,6 +89,8 @@ pub struct StatView {
 /// The table of tracked inodes.
 #[derive(Debug, Default)]
 pub struct Inodes {
+    /// The kernel's references; locked before `nodes` when both are needed.
+    refs: Mutex<HashMap<u64, Refs>>,
     nodes: Mutex<HashMap<u64, Node>>,
     /// Signalled when a save ends.
     save_ended: Condvar,
@@ -82,13 +129,18 @@ impl Inodes {
     }
 
     /// Takes attributes a change committed to the catalog; a tracked inode keeps its unsaved
-    /// size and times (and the later of the two status change times). Returns what the kernel
-    /// should see.
+    /// size and times (and the later of the two status change times). Attributes older than
+    /// those taken already (an earlier commit whose result arrives late) are refused. Returns
+    /// what the kernel should see.
     pub fn changed(&self, attr: Attr) -> Attr {
         let mut nodes = self.nodes.lock();
         let Some(node) = nodes.get_mut(&attr.ino) else {
             return attr;
         };
+        if node.committed.is_newer_than(&attr) {
+            return node.attr;
+        }
+        node.committed = Committed::of(&attr);
         node.attr = merge(attr, node);
         node.blocks = None; // a truncation may have cut the data
         node.changes += 1;
@@ -102,12 +154,22 @@ impl Inodes {
             node.attr.mtime = now;
             node.attr.ctime = node.attr.ctime.max(now);
             node.attr.nlink = node.attr.nlink.saturating_add_signed(nlink_delta);
+            node.committed.nlink = node.attr.nlink;
+            node.committed.ctime = node.committed.ctime.max(now);
         }
     }
 
     /// A handle was opened on `attr.ino`; returns the attributes to use (a tracked inode's).
+    /// `attr` was read from the catalog, so an unlink committed meanwhile may be missing from
+    /// it: an inode known to be unlinked starts with link count 0.
     pub fn opened(&self, attr: Attr) -> Attr {
+        let mut attr = attr;
+        let refs = self.refs.lock();
+        if refs.get(&attr.ino).is_some_and(|r| r.unlinked) && attr.kind != Kind::Directory {
+            attr.nlink = 0;
+        }
         let mut nodes = self.nodes.lock();
+        drop(refs);
         let node = nodes.entry(attr.ino).or_insert(Node {
             attr,
             open: 0,
@@ -115,24 +177,108 @@ impl Inodes {
             saving: false,
             blocks: None,
             changes: 0,
+            committed: Committed::of(&attr),
         });
         node.open += 1;
         node.attr
     }
 
-    /// A handle on `ino` was released; returns the handles still open and the link count.
-    /// An inode with no handles, nothing unsaved and no save running is no longer tracked.
-    pub fn released(&self, ino: u64) -> (u32, u32) {
+    /// A handle on `ino` was released; returns whether the inode is to be reclaimed now (its
+    /// last link went, this was its last handle and the kernel forgot it). An inode with no
+    /// handles, nothing unsaved and no save running is no longer tracked.
+    pub fn released(&self, ino: u64) -> bool {
+        let mut refs = self.refs.lock();
         let mut nodes = self.nodes.lock();
         let Some(node) = nodes.get_mut(&ino) else {
-            return (0, 1);
+            return false;
         };
         node.open = node.open.saturating_sub(1);
-        let result = (node.open, node.attr.nlink);
-        if node.open == 0 && !node.dirty && !node.saving {
+        let open = node.open;
+        if open == 0 && !node.dirty && !node.saving {
             nodes.remove(&ino);
         }
-        result
+        if open > 0 {
+            return false;
+        }
+        match refs.get(&ino) {
+            Some(r) if r.lookups == 0 => refs.remove(&ino).is_some_and(|r| r.unlinked),
+            _ => false,
+        }
+    }
+
+    /// The kernel is handed an entry for `ino` (it holds one more lookup reference until it
+    /// forgets it). Counted before the reply goes out, so a reclaim cannot miss it: the
+    /// kernel orders a lookup and an unlink or rename in one directory (directory lock), and
+    /// a revalidating lookup is of an inode the kernel holds already.
+    pub fn looked_up(&self, ino: u64) {
+        self.refs.lock().entry(ino).or_default().lookups += 1;
+    }
+
+    /// The kernel forgot `count` lookups of `ino`; returns whether the inode is to be
+    /// reclaimed now (unlinked, and neither looked up nor open any more).
+    pub fn forgot(&self, ino: u64, count: u64) -> bool {
+        let mut refs = self.refs.lock();
+        let Some(r) = refs.get_mut(&ino) else {
+            return false;
+        };
+        r.lookups = r.lookups.saturating_sub(count);
+        if r.lookups > 0 || self.open_count(ino) > 0 {
+            return false;
+        }
+        refs.remove(&ino).is_some_and(|r| r.unlinked)
+    }
+
+    /// The last link of non-directory `ino` went (a committed unlink or rename); returns
+    /// whether it is to be reclaimed now. If the kernel still references it (a lookup not
+    /// forgotten, an open handle) it is kept, and reclaimed by the [`Inodes::forgot`] or
+    /// [`Inodes::released`] that drops the last reference. A tracked inode's link count
+    /// becomes 0 (it may have been opened from a read older than the unlink).
+    pub fn unlinked(&self, ino: u64) -> bool {
+        let mut refs = self.refs.lock();
+        let open = {
+            let mut nodes = self.nodes.lock();
+            match nodes.get_mut(&ino) {
+                Some(node) => {
+                    // Opened from a catalog read older than the unlink: no links now.
+                    node.attr.nlink = 0;
+                    node.committed.nlink = 0;
+                    node.open
+                }
+                None => 0,
+            }
+        };
+        match refs.get_mut(&ino) {
+            Some(r) if r.lookups > 0 || open > 0 => {
+                r.unlinked = true;
+                false
+            }
+            Some(_) => {
+                refs.remove(&ino);
+                true
+            }
+            None if open > 0 => {
+                refs.insert(
+                    ino,
+                    Refs {
+                        lookups: 0,
+                        unlinked: true,
+                    },
+                );
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Unlinked inodes kept for references the kernel held: all of them, once the kernel
+    /// holds none (the file system is unmounted). Forgets every reference.
+    pub fn take_unlinked(&self) -> Vec<u64> {
+        self.refs
+            .lock()
+            .drain()
+            .filter(|(_, r)| r.unlinked)
+            .map(|(ino, _)| ino)
+            .collect()
     }
 
     /// Whether `ino` has size or time changes not yet committed (unsaved, or being saved).
@@ -291,7 +437,6 @@ fn merge(committed: Attr, node: &Node) -> Attr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Kind;
 
     fn attr(ino: u64, size: u64, ctime: i64) -> Attr {
         Attr {
@@ -332,7 +477,7 @@ mod tests {
         assert_eq!(inodes.view(stale), seen, "a catalog read does not override");
         assert_eq!(inodes.begin_save(7).unwrap().size, Some(100));
         inodes.end_save(7, true);
-        assert_eq!(inodes.released(7), (0, 1));
+        assert!(!inodes.released(7), "linked: nothing to reclaim");
         assert_eq!(inodes.get(7), None, "closed and saved: untracked");
     }
 
@@ -460,6 +605,100 @@ mod tests {
         inodes.measured(6, view.changes, 32);
         inodes.changed(attr(6, 0, 4)); // a truncation
         assert_eq!(inodes.stat_view(6).unwrap().blocks, None);
+    }
+
+    #[test]
+    fn an_older_committed_snapshot_never_overwrites_a_newer_one() {
+        let inodes = Inodes::default();
+        inodes.opened(attr(8, 0, 5));
+        // A save committed (link count 1, ctime 6), then a rename removed the last link
+        // (ctime 9); the rename's result reaches the table first.
+        let mut unlinked = attr(8, 0, 9);
+        unlinked.nlink = 0;
+        let saved = attr(8, 0, 6);
+        assert_eq!(inodes.changed(unlinked).nlink, 0);
+        let seen = inodes.changed(saved);
+        assert_eq!(
+            (seen.nlink, seen.ctime),
+            (0, 9),
+            "the save's older snapshot {saved:?} was taken over {unlinked:?}"
+        );
+        // Same status change time (a coarse clock): a file never gets a link back.
+        assert_eq!(inodes.changed(attr(8, 0, 9)).nlink, 0);
+        // Other fields too: an older chmod does not undo a newer one.
+        let mut newer = attr(8, 0, 20);
+        newer.perm = 0o600;
+        let mut older = attr(8, 0, 15);
+        older.perm = 0o644;
+        older.nlink = 0;
+        newer.nlink = 0;
+        inodes.changed(newer);
+        assert_eq!(inodes.changed(older).perm, 0o600, "older {older:?} won");
+        assert_eq!(inodes.get(8).unwrap().perm, 0o600);
+        // A newer snapshot is taken.
+        let mut newest = attr(8, 0, 21);
+        newest.perm = 0o640;
+        newest.nlink = 0;
+        assert_eq!(inodes.changed(newest).perm, 0o640);
+    }
+
+    #[test]
+    fn an_open_after_the_unlink_took_effect_sees_no_links_even_from_an_older_read() {
+        let inodes = Inodes::default();
+        inodes.looked_up(18);
+        let read_before_the_unlink = attr(18, 0, 1);
+        assert!(!inodes.unlinked(18), "looked up: kept");
+        let seen = inodes.opened(read_before_the_unlink);
+        assert_eq!(seen.nlink, 0, "opened from {read_before_the_unlink:?}");
+        assert!(!inodes.released(18), "still looked up");
+        assert!(inodes.forgot(18, 1));
+
+        // The open's insert came first, the unlink's mark after it.
+        inodes.looked_up(19);
+        inodes.opened(attr(19, 0, 1));
+        assert!(!inodes.unlinked(19));
+        assert_eq!(inodes.get(19).unwrap().nlink, 0);
+    }
+
+    #[test]
+    fn an_unlinked_inode_is_reclaimed_when_the_kernel_forgot_it_and_closed_it() {
+        let inodes = Inodes::default();
+        assert!(inodes.unlinked(10), "never referenced: reclaimed at once");
+
+        inodes.looked_up(11);
+        inodes.looked_up(11);
+        assert!(!inodes.unlinked(11), "looked up: kept");
+        assert!(!inodes.forgot(11, 1), "one lookup still held");
+        assert!(inodes.forgot(11, 1), "all forgotten: reclaimed");
+        assert!(!inodes.forgot(11, 1), "and only once");
+
+        inodes.looked_up(12);
+        inodes.opened(attr(12, 0, 1));
+        assert!(!inodes.unlinked(12));
+        assert!(!inodes.forgot(12, 1), "forgotten but still open: kept");
+        assert!(inodes.released(12), "last handle closed: reclaimed");
+
+        inodes.looked_up(13);
+        inodes.opened(attr(13, 0, 1));
+        assert!(!inodes.unlinked(13));
+        assert!(!inodes.released(13), "closed but still looked up: kept");
+        assert!(inodes.forgot(13, 1), "forgotten: reclaimed");
+
+        inodes.opened(attr(14, 0, 1));
+        assert!(!inodes.unlinked(14), "open (never looked up): kept");
+        assert!(inodes.released(14));
+
+        inodes.looked_up(15);
+        assert!(!inodes.forgot(15, 1), "linked: forgotten without a reclaim");
+        inodes.looked_up(16);
+        inodes.looked_up(17);
+        assert!(!inodes.unlinked(17));
+        assert_eq!(
+            inodes.take_unlinked(),
+            [17],
+            "unmounted: every unlinked one"
+        );
+        assert!(!inodes.forgot(16, 1), "and every reference is gone");
     }
 
     #[test]

@@ -333,6 +333,7 @@ impl Drop for VsFs {
             let _ = flusher.join();
         }
         self.shared.flush_dirty();
+        self.shared.reclaim_unreferenced();
         if let Err(unsaved) = self.shared.settle_journal() {
             log::warn!("file system stopped: {unsaved}");
         }
@@ -479,11 +480,18 @@ impl Shared {
         self.inodes.changed(changed.node)
     }
 
-    /// Deletes an inode with no links once nothing has it open.
-    fn reclaim_if_unused(&self, ino: u64) {
-        if self.inodes.open_count(ino) > 0 {
-            return;
+    /// Once unmounted (the kernel references nothing any more), reclaims the inodes kept
+    /// for references it held; those the catalog cannot take now are reclaimed at the next
+    /// start (as unlinked inodes left by a crash are).
+    fn reclaim_unreferenced(&self) {
+        for ino in self.inodes.take_unlinked() {
+            self.reclaim(ino);
         }
+    }
+
+    /// Deletes inode `ino`, whose last link went and which the kernel no longer references
+    /// (see [`Inodes::unlinked`]); the catalog keeps it if it is linked again.
+    fn reclaim(&self, ino: u64) {
         match self.catalog.purge(ino) {
             Ok(()) => {
                 self.inodes.remove(ino);
@@ -492,7 +500,7 @@ impl Shared {
                     log::warn!("cannot remove cache data of inode {ino}: {err}");
                 }
             }
-            // Reclaimed already (an unlink and the last release can race to it).
+            // Reclaimed already.
             Err(CatalogError::Errno(libc::ENOENT)) => self.inodes.remove(ino),
             // Left for the next start to reclaim.
             Err(err) => log::warn!("cannot reclaim inode {ino}: {err}"),
@@ -813,9 +821,8 @@ impl Shared {
     fn release(&self, ino: u64, fh: FileHandle) -> Result<(), CatalogError> {
         self.handles.lock().remove(&fh.0);
         let saved = self.save(ino);
-        let (still_open, nlink) = self.inodes.released(ino);
-        if still_open == 0 && nlink == 0 {
-            self.reclaim_if_unused(ino);
+        if self.inodes.released(ino) {
+            self.reclaim(ino);
         }
         saved
     }
@@ -1049,6 +1056,14 @@ impl Filesystem for VsFs {
     fn destroy(&mut self) {
         self.workers.stop();
         self.shared.flush_dirty();
+        self.shared.reclaim_unreferenced();
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // In memory: an inode unlinked while the kernel held it is reclaimed now.
+        if self.shared.inodes.forgot(ino.0, nlookup) {
+            self.run_on_worker(move |shared| shared.reclaim(ino.0));
+        }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -1057,6 +1072,7 @@ impl Filesystem for VsFs {
             match shared.catalog.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => {
                     let attr = shared.inodes.view(attr);
+                    shared.inodes.looked_up(attr.ino);
                     reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
@@ -1148,7 +1164,10 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, reply| {
             let node = new_node(owner, kind, perm, rdev, None);
             match shared.create_node(parent, &name, &node) {
-                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Ok(attr) => {
+                    shared.inodes.looked_up(attr.ino);
+                    reply.entry(&TTL, &file_attr(&attr), Generation(0))
+                }
                 Err(errno) => reply.error(errno),
             }
         });
@@ -1168,7 +1187,10 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, reply| {
             let node = new_node(owner, Kind::Directory, perm, 0, None);
             match shared.create_node(parent, &name, &node) {
-                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Ok(attr) => {
+                    shared.inodes.looked_up(attr.ino);
+                    reply.entry(&TTL, &file_attr(&attr), Generation(0))
+                }
                 Err(errno) => reply.error(errno),
             }
         });
@@ -1180,8 +1202,9 @@ impl Filesystem for VsFs {
             match shared.catalog.unlink(parent.0, name.as_bytes()) {
                 Ok(changed) => {
                     let node = shared.apply(&changed);
-                    if node.nlink == 0 {
-                        shared.reclaim_if_unused(node.ino);
+                    // The link count this unlink committed (the table may hold a newer one).
+                    if changed.node.nlink == 0 && shared.inodes.unlinked(node.ino) {
+                        shared.reclaim(node.ino);
                     }
                     reply.ok();
                 }
@@ -1216,7 +1239,10 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, reply| {
             let node = new_node(owner, Kind::Symlink, 0o777, 0, Some(&target));
             match shared.create_node(parent, &name, &node) {
-                Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+                Ok(attr) => {
+                    shared.inodes.looked_up(attr.ino);
+                    reply.entry(&TTL, &file_attr(&attr), Generation(0))
+                }
                 Err(errno) => reply.error(errno),
             }
         });
@@ -1254,8 +1280,11 @@ impl Filesystem for VsFs {
                 Ok(changed) => {
                     shared.apply(&changed);
                     if let Some(replaced) = changed.other {
-                        if replaced.nlink == 0 && replaced.kind != Kind::Directory {
-                            shared.reclaim_if_unused(replaced.ino);
+                        if replaced.nlink == 0
+                            && replaced.kind != Kind::Directory
+                            && shared.inodes.unlinked(replaced.ino)
+                        {
+                            shared.reclaim(replaced.ino);
                         }
                     }
                     reply.ok();
@@ -1278,6 +1307,7 @@ impl Filesystem for VsFs {
             match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
                 Ok(changed) => {
                     let attr = shared.apply(&changed);
+                    shared.inodes.looked_up(attr.ino);
                     reply.entry(&TTL, &shared.file_attr(&attr), Generation(0));
                 }
                 Err(err) => reply.error(catalog_errno(err)),
@@ -1424,9 +1454,8 @@ impl Filesystem for VsFs {
         let shared = &self.shared;
         if !shared.inodes.needs_save(ino.0) {
             shared.handles.lock().remove(&fh.0);
-            let (still_open, nlink) = shared.inodes.released(ino.0);
-            if still_open == 0 && nlink == 0 {
-                self.run_on_worker(move |shared| shared.reclaim_if_unused(ino.0));
+            if shared.inodes.released(ino.0) {
+                self.run_on_worker(move |shared| shared.reclaim(ino.0));
             }
             return reply.ok();
         }
@@ -1508,19 +1537,30 @@ impl Filesystem for VsFs {
     ) {
         // Each entry carries its attributes, saving the kernel a lookup per name.
         self.offload(reply, move |shared, mut reply| {
+            let mut entries = Vec::new();
             let listed = shared.list(ino.0, fh, offset, |position, name, attr| {
                 let ino = INodeNo(attr.ino);
-                reply.add(
+                let full = reply.add(
                     ino,
                     position,
                     name,
                     &TTL,
                     &shared.file_attr(attr),
                     Generation(0),
-                )
+                );
+                // Each entry in the reply but "." and ".." (positions 1 and 2) is a lookup.
+                if !full && position > 2 {
+                    entries.push(attr.ino);
+                }
+                full
             });
             match listed {
-                Ok(()) => reply.ok(),
+                Ok(()) => {
+                    for ino in entries {
+                        shared.inodes.looked_up(ino);
+                    }
+                    reply.ok()
+                }
                 Err(errno) => reply.error(errno),
             }
         });
@@ -1670,13 +1710,16 @@ impl Filesystem for VsFs {
         self.offload(reply, move |shared, reply| {
             let node = new_node(owner, Kind::File, perm, 0, None);
             match shared.create(parent.0, &name, &node) {
-                Ok((fh, attr)) => reply.created(
-                    &TTL,
-                    &file_attr(&attr),
-                    Generation(0),
-                    FileHandle(fh),
-                    FopenFlags::FOPEN_KEEP_CACHE,
-                ),
+                Ok((fh, attr)) => {
+                    shared.inodes.looked_up(attr.ino);
+                    reply.created(
+                        &TTL,
+                        &file_attr(&attr),
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_KEEP_CACHE,
+                    )
+                }
                 Err(errno) => reply.error(errno),
             }
         });
