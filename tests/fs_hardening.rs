@@ -12,10 +12,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
+use support::captured_log;
 use support::mount::MountedFs;
 
 /// The unprivileged user the tests act as (no supplementary groups, not in group 0).
@@ -123,52 +123,9 @@ fn list_names(list: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Every WARN (or worse) record of this test binary.
-mod captured_log {
-    use super::*;
-
-    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    struct Capture;
-
-    impl log::Log for Capture {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::Level::Warn
-        }
-
-        fn log(&self, record: &log::Record<'_>) {
-            if self.enabled(record.metadata()) {
-                let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-                LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        }
-
-        fn flush(&self) {}
-    }
-
-    /// Installs the capturing logger (once per test binary).
-    pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            log::set_logger(&Capture).expect("no other logger in this test binary");
-            log::set_max_level(log::LevelFilter::Warn);
-        });
-    }
-
-    /// The records so far that contain `needle`.
-    pub fn containing(needle: &str) -> Vec<String> {
-        let lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
-        lines
-            .iter()
-            .filter(|l| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-}
-
 #[test]
 fn unsupported_ioctls_are_enotty_without_a_log_line() {
-    captured_log::install();
+    captured_log::install(log::LevelFilter::Warn);
     let fs = start();
     let path = fs.path("f");
     fs::write(&path, b"data").unwrap();

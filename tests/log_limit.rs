@@ -6,34 +6,12 @@ mod support;
 
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::captured_log;
 use support::mount::MountedFs;
 use valuestor::pool::Backoff;
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-            LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn warnings() -> Vec<String> {
-    LINES.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
 
 /// Kinds of warning an outage writes: catalog unavailable, sizes not saved, connect
 /// failed, database unavailable.
@@ -48,8 +26,7 @@ fn bound(took: Duration) -> usize {
 
 #[test]
 fn a_database_outage_under_load_writes_a_bounded_number_of_warnings() {
-    log::set_logger(&Capture).expect("the only logger of this test binary");
-    log::set_max_level(log::LevelFilter::Warn);
+    captured_log::install(log::LevelFilter::Warn);
     let mut fs = MountedFs::start_with(|o| {
         o.acquire_timeout = Duration::from_secs(2);
         o.io_timeout = Duration::from_secs(2);
@@ -65,7 +42,7 @@ fn a_database_outage_under_load_writes_a_bounded_number_of_warnings() {
             dir
         })
         .collect();
-    let before = warnings().len();
+    let before = captured_log::lines().len();
 
     let outage = Instant::now();
     fs.db.kill();
@@ -104,7 +81,7 @@ fn a_database_outage_under_load_writes_a_bounded_number_of_warnings() {
 
     let took = outage.elapsed();
     let failed = failed.load(Ordering::Relaxed);
-    let lines = warnings()[before..].to_vec();
+    let lines = captured_log::lines()[before..].to_vec();
     let bound = bound(took);
     assert!(
         lines.iter().any(|l| l.contains("catalog unavailable")),

@@ -8,6 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
+use support::captured_log;
 use support::{await_condition, pool_options, MariaDb};
 use valuestor::{Pool, PoolError, PoolOptions, StartPolicy};
 
@@ -952,7 +953,7 @@ fn random_stress_with_kills_never_deadlocks() {
 
 #[test]
 fn password_never_appears_in_errors_logs_or_debug() {
-    captured_log::install();
+    captured_log::install(log::LevelFilter::Trace);
     let db = MariaDb::start();
     let secret = format!("wrong-secret-{:016x}", fastrand::u64(..));
     let options = PoolOptions {
@@ -1020,7 +1021,7 @@ fn stats_count_checkouts_waits_and_hold_times() {
 
 #[test]
 fn connection_held_past_the_leak_threshold_is_logged_once_with_its_caller() {
-    captured_log::install();
+    captured_log::install(log::LevelFilter::Trace);
     let db = MariaDb::start();
     let pool = pool(&db, |o| {
         o.max_size = 2;
@@ -1109,45 +1110,4 @@ fn client_sockets_to(port: u16) -> usize {
             remote_port == Some(port) && matches!(fields.get(3), Some(&"01") | Some(&"02"))
         })
         .count()
-}
-
-/// Every log record of this test binary, so tests can check what the pool logs.
-mod captured_log {
-    use std::sync::{Mutex, Once};
-
-    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    struct Capture;
-
-    impl log::Log for Capture {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-
-        fn log(&self, record: &log::Record<'_>) {
-            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-            LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
-
-        fn flush(&self) {}
-    }
-
-    /// Installs the capturing logger (once per test binary), at every level.
-    pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            log::set_logger(&Capture).expect("no other logger in this test binary");
-            log::set_max_level(log::LevelFilter::Trace);
-        });
-    }
-
-    /// The records so far that contain `needle`.
-    pub fn containing(needle: &str) -> Vec<String> {
-        let lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
-        lines
-            .iter()
-            .filter(|l| l.contains(needle))
-            .cloned()
-            .collect()
-    }
 }

@@ -5,48 +5,16 @@
 
 mod support;
 
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use support::{pool_options, MariaDb};
+use support::{captured_log, pool_options, MariaDb};
 use valuestor::{Pool, PoolError, PoolOptions};
-
-/// Collects warnings so a test can read what the pool logged.
-struct Captured(Mutex<Vec<String>>);
-
-impl log::Log for Captured {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(record.args().to_string());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn captured() -> &'static Captured {
-    static LOGGER: OnceLock<&'static Captured> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static Captured = Box::leak(Box::new(Captured(Mutex::new(Vec::new()))));
-        log::set_logger(logger).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Warn);
-        logger
-    })
-}
 
 /// Self-deadlock lines logged so far that mention `marker`.
 fn self_deadlock_lines(marker: &str) -> Vec<String> {
-    captured()
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|line| line.contains("self-deadlock") && line.contains(marker))
-        .cloned()
+    captured_log::containing(marker)
+        .into_iter()
+        .filter(|line| line.contains("self-deadlock"))
         .collect()
 }
 
@@ -65,7 +33,7 @@ fn here() -> String {
 
 #[test]
 fn nested_get_on_an_exhausted_pool_is_logged_once_per_call_site_and_counted() {
-    captured();
+    captured_log::install(log::LevelFilter::Warn);
     let db = MariaDb::start();
     let pool = pool(&db, |o| o.max_size = 1);
     let (held, held_at) = (pool.get().unwrap(), here());

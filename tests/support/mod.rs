@@ -1,6 +1,7 @@
 //! Shared test fixtures: a private MariaDB server per test.
 #![allow(dead_code)]
 
+pub mod captured_log;
 pub mod consistency;
 pub mod mariadb;
 pub mod mount;
