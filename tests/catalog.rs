@@ -73,6 +73,51 @@ fn identity_is_made_once_and_an_upgrade_from_version_2_makes_one() {
 }
 
 #[test]
+fn an_upgrade_from_version_3_adds_blocks_unknown_for_old_rows() {
+    let db = MariaDb::start();
+    let catalog = catalog(&db);
+    let file = catalog
+        .create(ROOT_INO, b"old", &node(Kind::File, 0o644))
+        .unwrap();
+
+    // A catalog made by version 3 has no blocks column.
+    let mut conn = db.connect();
+    conn.query_drop("ALTER TABLE vs_inodes DROP COLUMN blocks")
+        .unwrap();
+    conn.query_drop("UPDATE vs_schema_version SET version = 3 WHERE id = 1")
+        .unwrap();
+    assert_eq!(catalog.migrate(0, 0).unwrap(), SCHEMA_VERSION);
+    let version: Option<u32> = conn
+        .query_first("SELECT version FROM vs_schema_version WHERE id = 1")
+        .unwrap();
+    assert_eq!(version, Some(SCHEMA_VERSION), "recorded version");
+    assert_eq!(
+        catalog.get_attr(file.ino).unwrap().blocks,
+        None,
+        "a row from before the column has unknown blocks"
+    );
+
+    // Recorded blocks are kept by changes that do not measure them.
+    let saved = AttrChange {
+        size: Some(100 << 20),
+        blocks: Some(8),
+        ..AttrChange::default()
+    };
+    assert_eq!(catalog.set_attr(file.ino, &saved).unwrap().blocks, Some(8));
+    let chmod = AttrChange {
+        perm: Some(0o600),
+        ..AttrChange::default()
+    };
+    assert_eq!(catalog.set_attr(file.ino, &chmod).unwrap().blocks, Some(8));
+    catalog.migrate(0, 0).unwrap();
+    assert_eq!(
+        catalog.get_attr(file.ino).unwrap().blocks,
+        Some(8),
+        "kept by a later start"
+    );
+}
+
+#[test]
 fn create_maps_errors_and_inherits_set_group_id() {
     let db = MariaDb::start();
     let catalog = catalog(&db);

@@ -418,6 +418,81 @@ fn sparse_files_report_the_blocks_they_occupy() {
     assert!(blocks >= 2048, "st_blocks of a 1 MiB file: {blocks}");
 }
 
+#[test]
+fn blocks_of_closed_files_come_from_the_catalog_and_survive_a_remount() {
+    let mut fs = start();
+    let sparse = fs.path("sparse");
+    let file = fs::File::create(&sparse).unwrap();
+    file.set_len(100 << 20).unwrap();
+    file.write_all_at(&[1u8; 4096], 0).unwrap();
+    drop(file);
+    // Empty, with space reserved: its blocks are all it has to show.
+    let reserved = fs.path("reserved");
+    let file = fs::File::create(&reserved).unwrap();
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20) };
+    assert_eq!(rc, 0, "fallocate KEEP_SIZE: errno {}", errno());
+    drop(file);
+    let dense = fs.path("dense");
+    fs::write(&dense, vec![7u8; 1 << 20]).unwrap();
+    fs.await_consistent();
+    let (sparse_ino, reserved_ino) = (
+        fs::metadata(&sparse).unwrap().ino(),
+        fs::metadata(&reserved).unwrap().ino(),
+    );
+    let sparse_blocks = fs::metadata(fs.cache_file(sparse_ino)).unwrap().blocks();
+    let reserved_blocks = fs::metadata(fs.cache_file(reserved_ino)).unwrap().blocks();
+    assert!(
+        reserved_blocks >= 2048,
+        "data file of the reserved file: {reserved_blocks} blocks"
+    );
+
+    // A new mount: the kernel knows nothing, the server tracks nothing.
+    fs.remount();
+    let after = fs::metadata(&sparse).unwrap();
+    assert_eq!(
+        (after.len(), after.blocks()),
+        (100 << 20, sparse_blocks),
+        "size and st_blocks of the sparse file after a remount (data file: {sparse_blocks} \
+         blocks; size-derived would be {})",
+        (100u64 << 20) / 512
+    );
+
+    // The reserved file's data file goes behind the server's back (it is empty: nothing is
+    // lost). A stat that measured the data file would now see 0 blocks.
+    fs::remove_file(fs.cache_file(reserved_ino)).unwrap();
+    let after = fs::metadata(&reserved).unwrap();
+    assert_eq!(
+        (after.len(), after.blocks()),
+        (0, reserved_blocks),
+        "size and st_blocks of the closed reserved file: the catalog's, not a measurement"
+    );
+    let listed: Vec<u64> = fs::read_dir(fs.mnt())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path == &reserved)
+        .map(|path| fs::symlink_metadata(path).unwrap().blocks())
+        .collect();
+    assert_eq!(listed, vec![reserved_blocks], "st_blocks after a listing");
+
+    // A truncation of a closed file by path records what the cut left.
+    let c_dense = CString::new(dense.as_os_str().as_bytes()).unwrap();
+    assert_eq!(
+        unsafe { libc::truncate(c_dense.as_ptr(), 4096) },
+        0,
+        "errno {}",
+        errno()
+    );
+    let dense_ino = fs::metadata(&dense).unwrap().ino();
+    let left = fs::metadata(fs.cache_file(dense_ino)).unwrap().blocks();
+    fs.remount();
+    let after = fs::metadata(&dense).unwrap();
+    assert_eq!(
+        (after.len(), after.blocks()),
+        (4096, left),
+        "size and st_blocks of a 1 MiB file cut to 4 KiB"
+    );
+}
+
 /// UPDATE statements the database has run so far (all sessions).
 fn updates(conn: &mut mysql::Conn) -> u64 {
     let row: Option<(String, u64)> = conn

@@ -81,6 +81,9 @@ pub struct Attr {
     pub ctime: i64,
     /// Creation.
     pub crtime: i64,
+    /// 512-byte blocks the data file occupied when its size was last saved (holes take
+    /// none); `None` when never recorded (rows older than schema version 4, non-files).
+    pub blocks: Option<u64>,
 }
 
 /// A node to create.
@@ -130,6 +133,8 @@ pub struct AttrChange {
     pub mtime: Option<i64>,
     /// New status change time.
     pub ctime: Option<i64>,
+    /// Blocks the data file occupies, measured when the size and times are saved.
+    pub blocks: Option<u64>,
 }
 
 /// Where `setxattr` may write.
@@ -190,9 +195,10 @@ pub struct Catalog {
 }
 
 const ATTR_COLUMNS: &str =
-    "ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns";
+    "ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks";
 
-type AttrRow = (u64, u8, u16, u32, u32, u64, u32, u32, i64, i64, i64, i64);
+/// A row whose columns from the first on are [`ATTR_COLUMNS`] (more than a tuple holds).
+type AttrRow = mysql::Row;
 
 /// Times a transaction is retried after a deadlock or lock wait timeout.
 const DEADLOCK_RETRIES: usize = 5;
@@ -230,7 +236,7 @@ impl Catalog {
                 ),
                 (parent, name),
             )?;
-            row.map(attr_from_row)
+            row.map(|mut row| attr_from_row(&mut row, 0))
                 .transpose()?
                 .ok_or(CatalogError::Errno(libc::ENOENT))
         })
@@ -299,6 +305,7 @@ impl Catalog {
             mtime: now,
             ctime: now,
             crtime: now,
+            blocks: None,
         })
     }
 
@@ -586,20 +593,7 @@ impl Catalog {
                 .map(|mut row| {
                     let cookie: u64 = column(&mut row, 0)?;
                     let name: Vec<u8> = column(&mut row, 1)?;
-                    let attr = attr_from_row((
-                        column(&mut row, 2)?,
-                        column(&mut row, 3)?,
-                        column(&mut row, 4)?,
-                        column(&mut row, 5)?,
-                        column(&mut row, 6)?,
-                        column(&mut row, 7)?,
-                        column(&mut row, 8)?,
-                        column(&mut row, 9)?,
-                        column(&mut row, 10)?,
-                        column(&mut row, 11)?,
-                        column(&mut row, 12)?,
-                        column(&mut row, 13)?,
-                    ))?;
+                    let attr = attr_from_row(&mut row, 2)?;
                     let entry = DirEntry {
                         cookie,
                         name,
@@ -636,7 +630,8 @@ impl Catalog {
                     perm = COALESCE(?, perm), uid = COALESCE(?, uid), gid = COALESCE(?, gid),
                     size = COALESCE(?, size), atime_ns = COALESCE(?, atime_ns),
                     mtime_ns = COALESCE(?, mtime_ns),
-                    ctime_ns = GREATEST(ctime_ns, COALESCE(?, ctime_ns))
+                    ctime_ns = GREATEST(ctime_ns, COALESCE(?, ctime_ns)),
+                    blocks = COALESCE(?, blocks)
                  WHERE ino = ?",
                 (
                     change.perm,
@@ -646,6 +641,7 @@ impl Catalog {
                     change.atime,
                     change.mtime,
                     change.ctime,
+                    change.blocks,
                     ino,
                 ),
             )?;
@@ -1038,21 +1034,21 @@ fn kind_from(value: u8) -> Result<Kind, CatalogError> {
     })
 }
 
-fn attr_from_row(row: AttrRow) -> Result<Attr, CatalogError> {
-    let (ino, kind, perm, uid, gid, size, nlink, rdev, atime, mtime, ctime, crtime) = row;
+fn attr_from_row(row: &mut AttrRow, at: usize) -> Result<Attr, CatalogError> {
     Ok(Attr {
-        ino,
-        kind: kind_from(kind)?,
-        perm,
-        uid,
-        gid,
-        size,
-        nlink,
-        rdev,
-        atime,
-        mtime,
-        ctime,
-        crtime,
+        ino: column(row, at)?,
+        kind: kind_from(column(row, at + 1)?)?,
+        perm: column(row, at + 2)?,
+        uid: column(row, at + 3)?,
+        gid: column(row, at + 4)?,
+        size: column(row, at + 5)?,
+        nlink: column(row, at + 6)?,
+        rdev: column(row, at + 7)?,
+        atime: column(row, at + 8)?,
+        mtime: column(row, at + 9)?,
+        ctime: column(row, at + 10)?,
+        crtime: column(row, at + 11)?,
+        blocks: column(row, at + 12)?,
     })
 }
 
@@ -1061,7 +1057,7 @@ fn load_attr(conn: &mut impl Queryable, ino: u64) -> Result<Attr, CatalogError> 
         format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ?"),
         (ino,),
     )?;
-    row.map(attr_from_row)
+    row.map(|mut row| attr_from_row(&mut row, 0))
         .transpose()?
         .ok_or(CatalogError::Errno(libc::ENOENT))
 }
@@ -1076,7 +1072,7 @@ fn load_attrs(conn: &mut impl Queryable, inos: &[u64]) -> Result<HashMap<u64, At
         inos.to_vec(),
     )?;
     rows.into_iter()
-        .map(|row| attr_from_row(row).map(|attr| (attr.ino, attr)))
+        .map(|mut row| attr_from_row(&mut row, 0).map(|attr| (attr.ino, attr)))
         .collect()
 }
 
@@ -1107,7 +1103,7 @@ fn lock_inode(tx: &mut Transaction<'_>, ino: u64) -> Result<Attr, CatalogError> 
         format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ? FOR UPDATE"),
         (ino,),
     )?;
-    row.map(attr_from_row)
+    row.map(|mut row| attr_from_row(&mut row, 0))
         .transpose()?
         .ok_or(CatalogError::Errno(libc::ENOENT))
 }

@@ -6,7 +6,7 @@ use super::CatalogError;
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
 pub const ERRNO_BASE: u16 = 30000;
@@ -105,6 +105,10 @@ const V3: &[&str] = &["CREATE TABLE IF NOT EXISTS vs_catalog_identity (
         created_ns BIGINT NOT NULL
     ) ENGINE=InnoDB"];
 
+/// Version 4: the blocks a file's data occupies (512-byte units, as `st_blocks`), recorded
+/// when its size is saved so that a `stat` need not measure the data file; NULL = unknown.
+const V4: &[&str] = &["ALTER TABLE vs_inodes ADD COLUMN IF NOT EXISTS blocks BIGINT UNSIGNED NULL"];
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
 pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, CatalogError> {
     conn.query_drop(
@@ -166,6 +170,12 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
             "INSERT IGNORE INTO vs_catalog_identity (id, token, created_ns) VALUES (1, ?, ?)",
             (token, super::now_ns()),
         )?;
+        conn.exec_drop("UPDATE vs_schema_version SET version = 3 WHERE id = 1", ())?;
+    }
+    if current < 4 {
+        for statement in V4 {
+            conn.query_drop(statement)?;
+        }
         conn.exec_drop(
             "UPDATE vs_schema_version SET version = ? WHERE id = 1",
             (SCHEMA_VERSION,),

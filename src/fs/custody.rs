@@ -218,6 +218,8 @@ pub fn replay_journal(
             mtime: Some(entry.mtime),
             atime: Some(entry.atime),
             ctime: Some(entry.ctime),
+            // Not journalled: a measurement, taken again from the data file as it is now.
+            blocks: Some(cache.allocated_blocks(entry.ino)),
             ..AttrChange::default()
         };
         match catalog.set_attr(entry.ino, &change) {

@@ -327,10 +327,12 @@ impl Inodes {
     }
 
     /// Space was allocated to the data file of `ino` without a change of contents or size
-    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): its blocks are measured again.
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): its blocks are measured again, and saved
+    /// with its size and times.
     pub fn allocated(&self, ino: u64) {
         if let Some(node) = self.nodes.lock().get_mut(&ino) {
             node.blocks = None;
+            node.dirty = true;
             node.changes += 1;
         }
     }
@@ -452,6 +454,7 @@ mod tests {
             mtime: 0,
             ctime,
             crtime: 0,
+            blocks: None,
         }
     }
 
@@ -605,6 +608,20 @@ mod tests {
         inodes.measured(6, view.changes, 32);
         inodes.changed(attr(6, 0, 4)); // a truncation
         assert_eq!(inodes.stat_view(6).unwrap().blocks, None);
+    }
+
+    #[test]
+    fn space_allocated_without_a_change_is_saved() {
+        let inodes = Inodes::default();
+        inodes.opened(attr(7, 0, 1));
+        assert!(inodes.begin_save(7).is_none(), "nothing to save yet");
+        inodes.allocated(7);
+        let change = inodes.begin_save(7);
+        assert!(
+            change.is_some_and(|c| c.size == Some(0)),
+            "a save records the new blocks: {change:?}"
+        );
+        inodes.end_save(7, true);
     }
 
     #[test]

@@ -90,6 +90,7 @@ mod tests {
             mtime: 0,
             ctime: 0,
             crtime: 0,
+            blocks: None,
         };
         let entry = DirEntry {
             cookie,

@@ -412,9 +412,11 @@ impl Shared {
 
     /// Writes unsaved size and times of `ino` to the catalog.
     fn save(&self, ino: u64) -> Result<(), CatalogError> {
-        let Some(change) = self.inodes.begin_save(ino) else {
+        let Some(mut change) = self.inodes.begin_save(ino) else {
             return Ok(());
         };
+        // Measured once per save, so a `stat` of the closed file reads it from the catalog.
+        change.blocks = Some(self.blocks_of(ino));
         let result = match self.catalog.set_attr(ino, &change) {
             Ok(attr) => {
                 self.inodes.changed(attr);
@@ -436,14 +438,31 @@ impl Shared {
     }
 
     /// `attr` as the kernel is told it. A regular file's blocks are those its data file
-    /// occupies in the cache (one `stat`, no database), so `du` sees holes; others' follow
-    /// their size.
+    /// occupies in the cache, so `du` sees holes: a tracked inode's as measured since its
+    /// last change, an untracked one's as the catalog recorded at its last save (no local
+    /// `stat` per reply); others' follow their size.
     fn file_attr(&self, attr: &Attr) -> FileAttr {
         let mut reported = file_attr(attr);
         if attr.kind == Kind::File {
-            reported.blocks = self.cache.allocated_blocks(attr.ino);
+            if let Some(view) = self.inodes.stat_view(attr.ino) {
+                reported.blocks = self.tracked_attr(view, None).blocks;
+            }
         }
         reported
+    }
+
+    /// The 512-byte blocks the data file of `ino` occupies now: as measured since its last
+    /// change if it is tracked, else one `stat` of the data file (0 if there is none).
+    fn blocks_of(&self, ino: u64) -> u64 {
+        let view = self.inodes.stat_view(ino);
+        if let Some(blocks) = view.and_then(|view| view.blocks) {
+            return blocks;
+        }
+        let blocks = self.cache.allocated_blocks(ino);
+        if let Some(view) = view {
+            self.inodes.measured(ino, view.changes, blocks);
+        }
+        blocks
     }
 
     /// A tracked inode as the kernel is told it: blocks measured since its last change are
@@ -663,7 +682,16 @@ impl Shared {
         if let (Some(file), true) = (file, size > current) {
             file.set_len(size).map_err(io_errno)?;
         }
-        match self.catalog.set_attr(ino, change) {
+        // Blocks as they will be: an extension is made already; a cut to 0 frees all; a
+        // shrink is measured again after its cut, below.
+        let mut change = *change;
+        change.blocks = match file {
+            _ if size == 0 => Some(0),
+            Some(file) if size >= current => Some(file.metadata().map_or(0, |meta| meta.blocks())),
+            Some(_) => None,
+            None => Some(0),
+        };
+        match self.catalog.set_attr(ino, &change) {
             Err(err) => {
                 if let (Some(file), true) = (file, size > current) {
                     if let Err(undo) = file.set_len(current) {
@@ -679,9 +707,26 @@ impl Shared {
                         io_errno(err)
                     })?;
                 }
-                Ok(attr)
+                match (file, change.blocks) {
+                    (Some(file), None) => Ok(self.record_blocks(ino, file).unwrap_or(attr)),
+                    _ => Ok(attr),
+                }
             }
         }
+    }
+
+    /// Records the blocks `file`, the data file of `ino`, occupies after a shrink; the new
+    /// attributes, or `None` (logged) if they could not be recorded: they are a measurement,
+    /// the next save of the inode records them again.
+    fn record_blocks(&self, ino: u64, file: &File) -> Option<Attr> {
+        let change = AttrChange {
+            blocks: Some(file.metadata().map_or(0, |meta| meta.blocks())),
+            ..AttrChange::default()
+        };
+        self.catalog
+            .set_attr(ino, &change)
+            .map_err(|err| log::warn!("cannot record the blocks of inode {ino}: {err}"))
+            .ok()
     }
 }
 
@@ -1121,6 +1166,7 @@ impl Filesystem for VsFs {
             atime: atime.map(to_ns),
             mtime: mtime.map(to_ns),
             ctime: Some(now),
+            blocks: None,
         };
         let (uid, gid, pid) = (req.uid(), req.gid(), req.pid());
         self.offload(reply, move |shared, reply| {
@@ -1845,7 +1891,8 @@ fn file_attr(attr: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(attr.ino),
         size: attr.size,
-        blocks: attr.size.div_ceil(512),
+        // Blocks unknown (rows from before schema version 4): as many as the size fills.
+        blocks: attr.blocks.unwrap_or_else(|| attr.size.div_ceil(512)),
         atime: system_time(attr.atime),
         mtime: system_time(attr.mtime),
         ctime: system_time(attr.ctime),
