@@ -282,8 +282,15 @@ fn rename_replaces_target_atomically() {
     assert_eq!(fs::read(fs.path("old")).unwrap(), b"new contents");
     assert_eq!(fs::metadata(fs.path("old")).unwrap().ino(), new_ino);
     assert!(!fs.path("new").exists());
-    // The replaced file's data is reclaimed.
-    let cache_files = count_files(&fs.cache_dir().join("data"));
+    // The replaced file's data is reclaimed (once its release, which reaches the server
+    // after `close` returns, has arrived).
+    let data = fs.cache_dir().join("data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut cache_files = count_files(&data);
+    while cache_files != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        cache_files = count_files(&data);
+    }
     assert_eq!(cache_files, 1, "replaced target's cache file removed");
 }
 
