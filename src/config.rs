@@ -21,6 +21,7 @@ mod value;
 mod xml;
 
 pub use file::MAX_CONFIG_BYTES;
+pub(crate) use folders::resolve_existing_prefix;
 pub use value::{parse_bool, parse_percent, parse_seconds, parse_size};
 use xml::Entry;
 

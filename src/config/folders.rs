@@ -27,7 +27,9 @@ pub fn lexical(path: &Path) -> PathBuf {
 pub fn resolved_parent(path: &Path) -> PathBuf {
     let clean = lexical(path);
     match (clean.parent(), clean.file_name()) {
-        (Some(parent), Some(name)) => resolve_existing_prefix(parent).join(name),
+        (Some(parent), Some(name)) => resolve_existing_prefix(parent)
+            .unwrap_or_else(|_| parent.to_path_buf())
+            .join(name),
         _ => clean, // `/`
     }
 }
@@ -65,23 +67,26 @@ pub fn first_overlap(folders: &[(&str, &Path)]) -> Option<String> {
     None
 }
 
-/// Canonicalises the longest existing prefix of `path` and appends the rest.
-fn resolve_existing_prefix(path: &Path) -> PathBuf {
+/// Canonicalises the longest existing prefix of `path` and appends the rest (the missing
+/// components, unresolved). Errors other than a missing component stop the walk; a path of
+/// which nothing exists is `NotFound`. Shared with the server's mount point handling.
+pub(crate) fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
     let mut missing = Vec::new();
     let mut current = path.to_path_buf();
     loop {
         match std::fs::canonicalize(&current) {
             Ok(mut real) => {
                 real.extend(missing.iter().rev());
-                return real;
+                return Ok(real);
             }
-            Err(_) => match current.file_name() {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => match current.file_name() {
                 Some(name) => {
                     missing.push(name.to_os_string());
                     current.pop();
                 }
-                None => return path.to_path_buf(),
+                None => return Err(err),
             },
+            Err(err) => return Err(err),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
+use crate::config::resolve_existing_prefix;
 use crate::fs::lazy_unmount;
 
 /// The source (FSName) our mounts show in /proc/self/mountinfo.
@@ -27,33 +28,13 @@ pub(super) fn normalise_mountpoint(path: &Path) -> Result<PathBuf, String> {
             path.display()
         ));
     };
-    let joined = resolve_existing_prefix(parent)?.join(name);
+    let joined = resolve_existing_prefix(parent)
+        .map_err(|e| format!("mount point parent {}: {e}", parent.display()))?
+        .join(name);
     match std::fs::symlink_metadata(&joined) {
         Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(&joined)
             .map_err(|e| format!("mount point {} (a symlink): {e}", joined.display())),
         _ => Ok(joined),
-    }
-}
-
-/// Canonicalises the longest existing prefix of `path` and appends the rest.
-fn resolve_existing_prefix(path: &Path) -> Result<PathBuf, String> {
-    let mut missing = Vec::new();
-    let mut current = path.to_path_buf();
-    loop {
-        match std::fs::canonicalize(&current) {
-            Ok(mut real) => {
-                real.extend(missing.iter().rev());
-                return Ok(real);
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => match current.file_name() {
-                Some(name) => {
-                    missing.push(name.to_os_string());
-                    current.pop();
-                }
-                None => return Err(format!("mount point parent {}: {err}", path.display())),
-            },
-            Err(err) => return Err(format!("mount point parent {}: {err}", current.display())),
-        }
     }
 }
 
