@@ -60,9 +60,16 @@ impl ServerDir {
             .unwrap();
         let real_root = std::fs::canonicalize(root.path()).unwrap();
         let (configured, mountpoint) = layout(&real_root);
+        // The default reserve (2G) would make writes depend on the machine's free disk
+        // space; tests that exercise the reserve set it themselves.
+        let reserve = if extra.contains("<CacheFreeLeastSize>") {
+            ""
+        } else {
+            "<CacheFreeLeastSize>0</CacheFreeLeastSize>"
+        };
         let keys = format!(
             "<MountPoint>{}</MountPoint><CacheFolder>{}</CacheFolder>\
-             <DatabaseTimeout>5</DatabaseTimeout><DatabaseConnectTimeout>2</DatabaseConnectTimeout>{extra}",
+             <DatabaseTimeout>5</DatabaseTimeout><DatabaseConnectTimeout>2</DatabaseConnectTimeout>{reserve}{extra}",
             xml_escape(&configured),
             real_root.join("cache").display()
         );
