@@ -20,6 +20,8 @@
 # missing; an existing one must be owned by the user running the script and have mode 700
 # (it is never changed).
 # VS_VFSSERVER=/path/to/vfsserver runs that binary instead of building one.
+# VS_CACHE_FREE_LEAST_SIZE sets CacheFreeLeastSize (default 2G, as in the server): writes
+# fail with ENOSPC when they would leave less than that free on the state directory's disk.
 set -euo pipefail
 
 # A signal ignored when a non-interactive shell starts cannot be trapped (POSIX): started in
@@ -179,6 +181,7 @@ SQL
   <DatabaseTimeout>10</DatabaseTimeout>
   <MountPoint>$mountpoint</MountPoint>
   <CacheFolder>$state/cache</CacheFolder>
+  <CacheFreeLeastSize>${VS_CACHE_FREE_LEAST_SIZE:-2G}</CacheFreeLeastSize>
 </VSConf>
 XML
 )
