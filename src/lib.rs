@@ -2,11 +2,11 @@
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
 pub mod cache;
-pub mod catalog;
 pub mod config;
 pub mod ffi;
 pub mod fs;
 pub mod log_limit;
+pub mod meta;
 pub mod notify;
 
 pub mod pool;

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
-use valuestor::catalog::{
-    Attr, AttrChange, Catalog, CatalogError, Kind, NewNode, RenameMode, XattrMode, ROOT_INO,
-    SCHEMA_VERSION,
+use valuestor::meta::mysql::{MysqlMeta, SCHEMA_VERSION};
+use valuestor::meta::{
+    Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO,
 };
 use valuestor::Pool;
 
-fn catalog(db: &MariaDb) -> Catalog {
-    let catalog = Catalog::new(Pool::new(pool_options(db)).unwrap());
+fn catalog(db: &MariaDb) -> MysqlMeta {
+    let catalog = MysqlMeta::new(Pool::new(pool_options(db)).unwrap());
     assert_eq!(catalog.migrate(0, 0).unwrap(), SCHEMA_VERSION);
     catalog
 }
@@ -142,19 +142,19 @@ fn create_maps_errors_and_inherits_set_group_id() {
     );
     assert!(matches!(
         catalog.create(dir.ino, b"f", &node(Kind::File, 0o644)),
-        Err(CatalogError::Errno(libc::EEXIST))
+        Err(MetaError::Errno(libc::EEXIST))
     ));
     assert!(matches!(
         catalog.create(file.ino, b"x", &node(Kind::File, 0o644)),
-        Err(CatalogError::Errno(libc::ENOTDIR))
+        Err(MetaError::Errno(libc::ENOTDIR))
     ));
     assert!(matches!(
         catalog.create(999_999, b"x", &node(Kind::File, 0o644)),
-        Err(CatalogError::Errno(libc::ENOENT))
+        Err(MetaError::Errno(libc::ENOENT))
     ));
     assert!(matches!(
         catalog.create(ROOT_INO, &[b'n'; 256], &node(Kind::File, 0o644)),
-        Err(CatalogError::Errno(libc::ENAMETOOLONG))
+        Err(MetaError::Errno(libc::ENAMETOOLONG))
     ));
     let evil = b"x'); DELETE FROM vs_inodes; --";
     let created = catalog
@@ -195,21 +195,21 @@ fn directory_listing_pages_by_cookie_with_attributes() {
     }
 }
 
-fn file(catalog: &Catalog, parent: u64, name: &[u8]) -> Attr {
+fn file(catalog: &MysqlMeta, parent: u64, name: &[u8]) -> Attr {
     catalog
         .create(parent, name, &node(Kind::File, 0o644))
         .unwrap()
 }
 
-fn dir(catalog: &Catalog, parent: u64, name: &[u8]) -> Attr {
+fn dir(catalog: &MysqlMeta, parent: u64, name: &[u8]) -> Attr {
     catalog
         .create(parent, name, &node(Kind::Directory, 0o755))
         .unwrap()
 }
 
-fn errno<T: std::fmt::Debug>(result: Result<T, CatalogError>) -> i32 {
+fn errno<T: std::fmt::Debug>(result: Result<T, MetaError>) -> i32 {
     match result {
-        Err(CatalogError::Errno(code)) => code,
+        Err(MetaError::Errno(code)) => code,
         other => panic!("expected an errno, got {other:?}"),
     }
 }
@@ -377,7 +377,7 @@ fn every_name_longer_than_255_bytes_is_refused() {
 
 /// Waits out one nanosecond tick so the next change gets a later time.
 fn later(than: i64) {
-    while valuestor::catalog::now_ns() <= than {
+    while valuestor::meta::now_ns() <= than {
         std::hint::spin_loop();
     }
 }
@@ -535,7 +535,7 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
         base: Duration::from_millis(50),
         cap: Duration::from_millis(200),
     };
-    let catalog = Catalog::new(Pool::new(options).unwrap());
+    let catalog = MysqlMeta::new(Pool::new(options).unwrap());
     catalog.migrate(0, 0).unwrap();
     let f = file(&catalog, ROOT_INO, b"f");
     // One statement hangs until the socket timeout; then the connection is dropped: no
@@ -551,7 +551,7 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
     let result = catalog.set_attr(f.ino, &change);
     let took = started.elapsed();
     assert!(
-        matches!(result, Err(CatalogError::Unreachable(_))),
+        matches!(result, Err(MetaError::Unavailable(_))),
         "{result:?}"
     );
     assert!(took < bound, "a change took {took:?}");
@@ -565,7 +565,7 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
     let result = catalog.get_attr(f.ino);
     let took = started.elapsed();
     assert!(
-        matches!(result, Err(CatalogError::Unreachable(_))),
+        matches!(result, Err(MetaError::Unavailable(_))),
         "{result:?}"
     );
     assert!(took < bound, "a read took {took:?}");
@@ -594,7 +594,7 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
     let result = catalog.set_attr(f.ino, &change);
     let took = started.elapsed();
     assert!(
-        matches!(result, Err(CatalogError::Unreachable(_))),
+        matches!(result, Err(MetaError::Unavailable(_))),
         "{result:?}"
     );
     assert!(took < bound, "a change stuck behind a lock took {took:?}");

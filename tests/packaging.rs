@@ -513,7 +513,7 @@ fn assert_database_locked_down(state: &Path) -> String {
         "reading mysql.user as the catalog user: {read:?}"
     );
     let grants: Vec<String> = catalog.query("SHOW GRANTS").unwrap();
-    let excess = valuestor::catalog::privileges::excess(&grants, "CatalogDb");
+    let excess = valuestor::meta::mysql::privileges::excess(&grants, "CatalogDb");
     assert_eq!(
         excess,
         Vec::<String>::new(),
@@ -523,10 +523,10 @@ fn assert_database_locked_down(state: &Path) -> String {
     assert!(
         script.contains(&format!(
             "catalog_privileges=\"{}\"",
-            valuestor::catalog::privileges::NEEDED.join(", ")
+            valuestor::meta::mysql::privileges::NEEDED.join(", ")
         )),
         "run-private.sh grants other privileges than {:?}",
-        valuestor::catalog::privileges::NEEDED
+        valuestor::meta::mysql::privileges::NEEDED
     );
     password
 }

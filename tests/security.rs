@@ -17,7 +17,7 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use support::server::{Server, ServerDir};
 use support::MariaDb;
-use valuestor::catalog::privileges;
+use valuestor::meta::mysql::privileges;
 
 /// Longest start-up on a reachable database, including the first catalog migration.
 const START_LIMIT: Duration = Duration::from_secs(30);

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::identity::CacheIdentity;
 use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
-use crate::catalog::{now_ns, AttrChange, Catalog, CatalogError, Kind};
+use crate::meta::{now_ns, AttrChange, Kind, MetaEngine, MetaError};
 
 use super::journal::Journal;
 
@@ -42,7 +42,7 @@ const LOG_INODES: usize = 10;
 pub enum StartError {
     /// The catalog failed (unreachable, or an error).
     #[error("catalog: {0}")]
-    Catalog(#[from] CatalogError),
+    Catalog(#[from] MetaError),
     /// The cache folder could not be read or written.
     #[error("cache folder {path}: {message}")]
     Cache {
@@ -85,7 +85,11 @@ impl Binding {
 }
 
 /// Checks that `cache` belongs to `catalog` (see the module's rules).
-pub fn bind_cache(catalog: &Catalog, cache: &Cache, rebind: bool) -> Result<Binding, StartError> {
+pub fn bind_cache(
+    catalog: &dyn MetaEngine,
+    cache: &Cache,
+    rebind: bool,
+) -> Result<Binding, StartError> {
     let token = catalog.identity()?;
     let (database, host) = location(catalog);
     let root = cache.root();
@@ -172,7 +176,7 @@ pub fn bind_cache(catalog: &Catalog, cache: &Cache, rebind: bool) -> Result<Bind
 /// Applies the journal's unsaved sizes and times to the catalog, then removes it. With a
 /// `foreign` cache the journal is another catalog's: it goes to the quarantine instead.
 pub fn replay_journal(
-    catalog: &Catalog,
+    catalog: &dyn MetaEngine,
     cache: &Cache,
     journal: &mut Journal,
     foreign: bool,
@@ -206,7 +210,7 @@ pub fn replay_journal(
     for entry in &entries {
         let newer = match catalog.get_attr(entry.ino) {
             Ok(attr) => attr.ctime > entry.ctime,
-            Err(CatalogError::Errno(libc::ENOENT)) => true, // deleted since
+            Err(MetaError::Errno(libc::ENOENT)) => true, // deleted since
             Err(err) => return Err(err.into()),
         };
         if newer {
@@ -224,7 +228,7 @@ pub fn replay_journal(
         };
         match catalog.set_attr(entry.ino, &change) {
             Ok(_) => applied += 1,
-            Err(CatalogError::Errno(libc::ENOENT)) => superseded += 1,
+            Err(MetaError::Errno(libc::ENOENT)) => superseded += 1,
             Err(err) => return Err(err.into()),
         }
     }
@@ -265,7 +269,7 @@ pub fn purge_old_quarantine(cache: &Cache, days: u64) {
 /// mounting, so nothing is in flight; a catalog failure stops the sweep; a quarantine that
 /// would grow past `quarantine_max` bytes refuses the start (nothing is deleted).
 pub fn sweep_cache(
-    catalog: &Catalog,
+    catalog: &dyn MetaEngine,
     cache: &Cache,
     quarantine_max: u64,
     foreign: bool,
@@ -410,7 +414,7 @@ fn cut_to(path: &Path, size: u64) -> io::Result<()> {
 
 /// Of a sample of the cache's data files (at most one batch), how many are regular files
 /// of `catalog`, and how many were sampled.
-fn sample_known(catalog: &Catalog, cache: &Cache) -> Result<(usize, usize), StartError> {
+fn sample_known(catalog: &dyn MetaEngine, cache: &Cache) -> Result<(usize, usize), StartError> {
     let mut sample = Vec::new();
     for bucket in 0..=255u8 {
         let inos = cache
@@ -430,14 +434,9 @@ fn sample_known(catalog: &Catalog, cache: &Cache) -> Result<(usize, usize), Star
 }
 
 /// The database name and server of `catalog`, for messages and the identity record.
-fn location(catalog: &Catalog) -> (String, String) {
-    let options = catalog.pool().options();
-    let database = options.database.clone().unwrap_or_default();
-    let host = match &options.socket {
-        Some(socket) => socket.display().to_string(),
-        None => format!("{}:{}", options.host, options.port),
-    };
-    (database, host)
+fn location(catalog: &dyn MetaEngine) -> (String, String) {
+    let location = catalog.location();
+    (location.database, location.server)
 }
 
 fn cache_error(path: &Path, err: io::Error) -> StartError {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use parking_lot::{Condvar, Mutex};
 
 use super::journal::Pending;
-use crate::catalog::{Attr, AttrChange, Kind};
+use crate::meta::{Attr, AttrChange, Kind};
 
 #[derive(Debug)]
 struct Node {
@@ -455,6 +455,7 @@ mod tests {
             ctime,
             crtime: 0,
             blocks: None,
+            data_state: crate::meta::DataState::Empty,
         }
     }
 

@@ -12,7 +12,7 @@
 //! The caller's capabilities and groups come from `/proc/<pid>/status`, read only when a
 //! file with one of the bits set is changed (rare), so ordinary writes cost nothing.
 
-use crate::catalog::Kind;
+use crate::meta::Kind;
 
 const S_ISUID: u16 = 0o4000;
 const S_ISGID: u16 = 0o2000;

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::catalog::{Attr, DirEntry};
+use crate::meta::{Attr, DirEntry};
 
 /// Entries fetched by the first round trip of a listing; small directories stay cheap.
 pub const FIRST_BATCH: usize = 64;
@@ -74,7 +74,7 @@ impl Listing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Kind;
+    use crate::meta::Kind;
 
     fn entry(cookie: u64) -> (DirEntry, Attr) {
         let attr = Attr {
@@ -91,6 +91,7 @@ mod tests {
             ctime: 0,
             crtime: 0,
             blocks: None,
+            data_state: crate::meta::DataState::Empty,
         };
         let entry = DirEntry {
             cookie,

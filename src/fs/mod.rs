@@ -53,11 +53,11 @@ use fuser::{
 use parking_lot::{Condvar, Mutex};
 
 use crate::cache::Cache;
-use crate::catalog::{
-    now_ns, system_time_ns, Attr, AttrChange, Catalog, CatalogError, Changed, Kind, NewNode,
+use crate::log_limit;
+use crate::meta::{
+    now_ns, system_time_ns, Attr, AttrChange, Changed, Kind, MetaEngine, MetaError, NewNode,
     RenameMode, XattrMode, NAME_MAX,
 };
-use crate::log_limit;
 use inodes::Inodes;
 use journal::Journal;
 use killpriv::Caller;
@@ -132,7 +132,7 @@ pub struct VsFs {
 }
 
 struct Shared {
-    catalog: Catalog,
+    catalog: Arc<dyn MetaEngine>,
     cache: Cache,
     /// FileMaxSize and CacheFreeLeastSize.
     limits: Limits,
@@ -165,7 +165,7 @@ struct OpenFile {
 
 impl VsFs {
     /// [`VsFs::with_options`] with the default options.
-    pub fn new(catalog: Catalog, cache: Cache) -> Result<VsFs, StartError> {
+    pub fn new(catalog: Arc<dyn MetaEngine>, cache: Cache) -> Result<VsFs, StartError> {
         VsFs::with_options(catalog, cache, FsOptions::default())
     }
 
@@ -174,16 +174,16 @@ impl VsFs {
     /// inode and cuts those longer than their recorded size (see [`custody`]), and starts
     /// the timer that saves sizes and times. The root directory is owned by the caller.
     pub fn with_options(
-        catalog: Catalog,
+        catalog: Arc<dyn MetaEngine>,
         cache: Cache,
         options: FsOptions,
     ) -> Result<VsFs, StartError> {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         catalog.migrate(uid, gid)?;
-        let binding = custody::bind_cache(&catalog, &cache, options.rebind_cache)?;
+        let binding = custody::bind_cache(&*catalog, &cache, options.rebind_cache)?;
         let mut journal = Journal::new(cache.root());
-        custody::replay_journal(&catalog, &cache, &mut journal, binding.foreign)?;
+        custody::replay_journal(&*catalog, &cache, &mut journal, binding.foreign)?;
         for ino in catalog.orphans()? {
             catalog.purge(ino)?;
             if let Err(err) = cache.remove(ino) {
@@ -193,7 +193,7 @@ impl VsFs {
         }
         custody::purge_old_quarantine(&cache, options.quarantine_days);
         custody::sweep_cache(
-            &catalog,
+            &*catalog,
             &cache,
             options.quarantine_max_size,
             binding.foreign,
@@ -368,7 +368,7 @@ impl Shared {
                     format_args!("cannot save size and times of inode {ino}: {err}"),
                 );
                 failed = true;
-                if matches!(err, CatalogError::Unreachable(_)) {
+                if matches!(err, MetaError::Unavailable(_)) {
                     break;
                 }
             }
@@ -411,7 +411,7 @@ impl Shared {
     }
 
     /// Writes unsaved size and times of `ino` to the catalog.
-    fn save(&self, ino: u64) -> Result<(), CatalogError> {
+    fn save(&self, ino: u64) -> Result<(), MetaError> {
         let Some(mut change) = self.inodes.begin_save(ino) else {
             return Ok(());
         };
@@ -422,7 +422,7 @@ impl Shared {
                 self.inodes.changed(attr);
                 Ok(())
             }
-            Err(CatalogError::Errno(libc::ENOENT)) => Ok(()), // deleted meanwhile
+            Err(MetaError::Errno(libc::ENOENT)) => Ok(()), // deleted meanwhile
             Err(err) => Err(err),
         };
         self.inodes.end_save(ino, result.is_ok());
@@ -430,7 +430,7 @@ impl Shared {
     }
 
     /// The attributes of `ino`: a tracked inode's, or the catalog's.
-    fn attr(&self, ino: u64) -> Result<Attr, CatalogError> {
+    fn attr(&self, ino: u64) -> Result<Attr, MetaError> {
         match self.inodes.get(ino) {
             Some(attr) => Ok(attr),
             None => self.catalog.get_attr(ino),
@@ -520,7 +520,7 @@ impl Shared {
                 }
             }
             // Reclaimed already.
-            Err(CatalogError::Errno(libc::ENOENT)) => self.inodes.remove(ino),
+            Err(MetaError::Errno(libc::ENOENT)) => self.inodes.remove(ino),
             // Left for the next start to reclaim.
             Err(err) => log::warn!("cannot reclaim inode {ino}: {err}"),
         }
@@ -863,7 +863,7 @@ impl Shared {
         committed
     }
 
-    fn release(&self, ino: u64, fh: FileHandle) -> Result<(), CatalogError> {
+    fn release(&self, ino: u64, fh: FileHandle) -> Result<(), MetaError> {
         self.handles.lock().remove(&fh.0);
         let saved = self.save(ino);
         if self.inodes.released(ino) {
@@ -1167,6 +1167,7 @@ impl Filesystem for VsFs {
             mtime: mtime.map(to_ns),
             ctime: Some(now),
             blocks: None,
+            data_state: None,
         };
         let (uid, gid, pid) = (req.uid(), req.gid(), req.pid());
         self.offload(reply, move |shared, reply| {
@@ -1847,10 +1848,12 @@ fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
     }
 }
 
-fn catalog_errno(err: CatalogError) -> Errno {
+fn catalog_errno(err: MetaError) -> Errno {
     match err {
-        CatalogError::Errno(code) => Errno::from_i32(code),
-        CatalogError::Database(message) | CatalogError::Unreachable(message) => {
+        MetaError::Errno(code) => Errno::from_i32(code),
+        MetaError::Conflict(message)
+        | MetaError::Unavailable(message)
+        | MetaError::Internal(message) => {
             log_limit::warn(
                 "catalog unavailable",
                 format_args!("catalog unavailable: {message}"),

@@ -26,9 +26,9 @@ use mysql::prelude::Queryable;
 
 use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
-use crate::catalog::{privileges, Catalog};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::fs::{lazy_unmount, mount_config, FsOptions, FsStatsHandle, VsFs};
+use crate::meta::mysql::{privileges, MysqlMeta};
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
@@ -247,10 +247,11 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         rebind_cache: args.rebind_cache,
         ..FsOptions::from_config(&config)
     };
-    let fs = VsFs::with_options(Catalog::new(pool.clone()), cache, fs_options).map_err(|e| {
-        pool.close();
-        format!("cannot start the file system: {e}")
-    })?;
+    let fs = VsFs::with_options(Arc::new(MysqlMeta::new(pool.clone())), cache, fs_options)
+        .map_err(|e| {
+            pool.close();
+            format!("cannot start the file system: {e}")
+        })?;
     let stats = fs.stats_handle();
     // Again: another server may have mounted here while this one waited.
     prepare_mountpoint(&mountpoint)?;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use valuestor::cache::Cache;
-use valuestor::catalog::Catalog;
 use valuestor::fs::{FsOptions, Mounted, VsFs};
+use valuestor::meta::mysql::MysqlMeta;
 use valuestor::{Pool, PoolOptions};
 
 use super::{pool_options, MariaDb};
@@ -132,7 +132,7 @@ impl MountedFs {
     pub fn mount(&mut self) {
         assert!(self.mounted.is_none(), "already mounted");
         let cache = Cache::open(&self.cache_dir()).expect("cache folder");
-        let catalog = Catalog::new(self.pool.clone());
+        let catalog = std::sync::Arc::new(MysqlMeta::new(self.pool.clone()));
         let fs = VsFs::with_options(catalog, cache, self.fs_options.clone())
             .expect("file system starts");
         self.mounted = Some(Mounted::spawn(fs, &self.mnt()).expect("mount"));

@@ -1,8 +1,5 @@
-//! The file catalog in MySQL: inodes, directory entries, symlink targets, extended
-//! attributes. Every change is one transaction; every statement is parameterised.
-//!
-//! Errors are [`CatalogError`]: an errno for what POSIX defines (`ENOENT`, `EEXIST`,
-//! `ENOTEMPTY`, ...), or a database failure, which the file system reports as `EIO`.
+//! The metadata engine over MySQL/MariaDB: inodes, directory entries, symlink targets,
+//! extended attributes. Every change is one transaction; every statement is parameterised.
 //!
 //! Time bound: an operation waits at most the pool's acquire timeout (`DatabaseTimeout`) for
 //! a connection and then at most one socket timeout for the statement that hangs; a
@@ -17,185 +14,29 @@ mod schema;
 
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql::{Transaction, TxOpts};
 
-pub use schema::{migrate, ROOT_INO, SCHEMA_VERSION};
+pub use schema::{migrate, SCHEMA_VERSION};
 
+use super::{
+    check_name, check_xattr_name, now_ns, Attr, AttrChange, CatalogLocation, Changed, DataState,
+    DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO, SYMLINK_MAX,
+    XATTR_SIZE_MAX,
+};
 use crate::pool::{is_connection_error, Pool, PoolError, PooledConn};
-
-/// Longest name of a directory entry, in bytes.
-pub const NAME_MAX: usize = 255;
-/// Longest symlink target, in bytes.
-pub const SYMLINK_MAX: usize = 4095;
-/// Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
-pub const XATTR_SIZE_MAX: usize = 65536;
-
-/// What an inode is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    /// Regular file.
-    File = 1,
-    /// Directory.
-    Directory = 2,
-    /// Symbolic link.
-    Symlink = 3,
-    /// Named pipe.
-    Fifo = 4,
-    /// Unix socket.
-    Socket = 5,
-    /// Character device.
-    CharDevice = 6,
-    /// Block device.
-    BlockDevice = 7,
-}
-
-/// An inode's attributes as stored; times are nanoseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attr {
-    /// Inode number (stable across mounts).
-    pub ino: u64,
-    /// File type.
-    pub kind: Kind,
-    /// Permission bits including set-id and sticky (07777).
-    pub perm: u16,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Size in bytes.
-    pub size: u64,
-    /// Number of links (directories: 2 + subdirectories).
-    pub nlink: u32,
-    /// Device number for device nodes.
-    pub rdev: u32,
-    /// Last access.
-    pub atime: i64,
-    /// Last content change.
-    pub mtime: i64,
-    /// Last status change. Never moved back by a change: of two attributes committed for
-    /// one inode, the one with the earlier status change time is the older.
-    pub ctime: i64,
-    /// Creation.
-    pub crtime: i64,
-    /// 512-byte blocks the data file occupied when its size was last saved (holes take
-    /// none); `None` when never recorded (rows older than schema version 4, non-files).
-    pub blocks: Option<u64>,
-}
-
-/// A node to create.
-#[derive(Debug, Clone)]
-pub struct NewNode<'a> {
-    /// Its type.
-    pub kind: Kind,
-    /// Permission bits (07777), umask already applied.
-    pub perm: u16,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Device number (device nodes only).
-    pub rdev: u32,
-    /// Target (symlinks only).
-    pub target: Option<&'a [u8]>,
-}
-
-/// One directory entry as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntry {
-    /// Position in the directory: stable, increasing, never reused.
-    pub cookie: u64,
-    /// Entry name.
-    pub name: Vec<u8>,
-    /// The inode it names.
-    pub ino: u64,
-    /// That inode's type.
-    pub kind: Kind,
-}
-
-/// Attribute changes for [`Catalog::set_attr`]; `None` leaves a field alone.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AttrChange {
-    /// New permission bits.
-    pub perm: Option<u16>,
-    /// New owner.
-    pub uid: Option<u32>,
-    /// New group.
-    pub gid: Option<u32>,
-    /// New size.
-    pub size: Option<u64>,
-    /// New access time.
-    pub atime: Option<i64>,
-    /// New modification time.
-    pub mtime: Option<i64>,
-    /// New status change time.
-    pub ctime: Option<i64>,
-    /// Blocks the data file occupies, measured when the size and times are saved.
-    pub blocks: Option<u64>,
-}
-
-/// Where `setxattr` may write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XattrMode {
-    /// Create or replace.
-    Any,
-    /// Fail with `EEXIST` if present (XATTR_CREATE).
-    Create,
-    /// Fail with `ENODATA` if absent (XATTR_REPLACE).
-    Replace,
-}
-
-/// A rename variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RenameMode {
-    /// Replace the target if it exists.
-    Replace,
-    /// Fail with `EEXIST` if the target exists (RENAME_NOREPLACE).
-    NoReplace,
-    /// Swap source and target, which must both exist (RENAME_EXCHANGE).
-    Exchange,
-}
-
-/// What a namespace change left behind: the new attributes of every inode it touched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed {
-    /// The inode the change was about (linked, unlinked, removed, or the one renamed), after
-    /// it. Its link count is 0 once no entry names it; a removed directory's rows are gone
-    /// and this copy is all that is left of it.
-    pub node: Attr,
-    /// The directories whose entries changed, after the change (one per directory).
-    pub dirs: Vec<Attr>,
-    /// Rename only: the target it replaced (link count 0 when that was its last name) or
-    /// exchanged with, after the change.
-    pub other: Option<Attr>,
-}
-
-/// Why a catalog operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CatalogError {
-    /// A POSIX error for the caller (ENOENT, EEXIST, ENOTEMPTY, ...).
-    #[error("errno {0}")]
-    Errno(i32),
-    /// The database answered with an error (the connection is still usable).
-    #[error("database: {0}")]
-    Database(String),
-    /// The database could not be reached in time, or the connection broke or timed out
-    /// (that connection is discarded).
-    #[error("database unreachable: {0}")]
-    Unreachable(String),
-}
 
 /// The catalog over a connection pool.
 #[derive(Clone)]
-pub struct Catalog {
+pub struct MysqlMeta {
     pool: Pool,
 }
 
 const ATTR_COLUMNS: &str =
-    "ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks";
+    "ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, \
+     data_state";
 
 /// A row whose columns from the first on are [`ATTR_COLUMNS`] (more than a tuple holds).
 type AttrRow = mysql::Row;
@@ -203,29 +44,42 @@ type AttrRow = mysql::Row;
 /// Times a transaction is retried after a deadlock or lock wait timeout.
 const DEADLOCK_RETRIES: usize = 5;
 
-impl Catalog {
-    /// A catalog using `pool`; call [`Catalog::migrate`] once before use.
-    pub fn new(pool: Pool) -> Catalog {
-        Catalog { pool }
+impl MysqlMeta {
+    /// A catalog using `pool`; call [`MysqlMeta::migrate`] once before use.
+    pub fn new(pool: Pool) -> MysqlMeta {
+        MysqlMeta { pool }
     }
 
     /// The pool it uses.
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+}
+
+impl MetaEngine for MysqlMeta {
+    fn location(&self) -> CatalogLocation {
+        let options = self.pool.options();
+        CatalogLocation {
+            database: options.database.clone().unwrap_or_default(),
+            server: match &options.socket {
+                Some(socket) => socket.display().to_string(),
+                None => format!("{}:{}", options.host, options.port),
+            },
+        }
+    }
 
     /// Creates or upgrades the schema; the root directory is owned by `uid`/`gid`.
-    pub fn migrate(&self, uid: u32, gid: u32) -> Result<u32, CatalogError> {
+    fn migrate(&self, uid: u32, gid: u32) -> Result<u32, MetaError> {
         self.read(|conn| migrate(conn, uid, gid))
     }
 
     /// The attributes of `ino`.
-    pub fn get_attr(&self, ino: u64) -> Result<Attr, CatalogError> {
+    fn get_attr(&self, ino: u64) -> Result<Attr, MetaError> {
         self.read(|conn| load_attr(conn, ino))
     }
 
     /// The inode named `name` in directory `parent`.
-    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, MetaError> {
         check_name(name)?;
         self.read(|conn| {
             let row: Option<AttrRow> = conn.exec_first(
@@ -238,7 +92,7 @@ impl Catalog {
             )?;
             row.map(|mut row| attr_from_row(&mut row, 0))
                 .transpose()?
-                .ok_or(CatalogError::Errno(libc::ENOENT))
+                .ok_or(MetaError::Errno(libc::ENOENT))
         })
     }
 
@@ -246,16 +100,11 @@ impl Catalog {
     ///
     /// The parent's times become the new inode's `ctime` and its link count grows by one
     /// for a directory (the returned attributes are all that is read back).
-    pub fn create(
-        &self,
-        parent: u64,
-        name: &[u8],
-        node: &NewNode<'_>,
-    ) -> Result<Attr, CatalogError> {
+    fn create(&self, parent: u64, name: &[u8], node: &NewNode<'_>) -> Result<Attr, MetaError> {
         check_name(name)?;
         if let Some(target) = node.target {
             if target.is_empty() || target.len() > SYMLINK_MAX {
-                return Err(CatalogError::Errno(libc::ENAMETOOLONG));
+                return Err(MetaError::Errno(libc::ENAMETOOLONG));
             }
         }
         let now = now_ns();
@@ -280,16 +129,12 @@ impl Catalog {
                 .map_err(procedure_error)
             });
             match result {
-                Err(CatalogError::Database(ref message))
-                    if may_retry(message, attempt, deadline) =>
-                {
-                    attempt += 1;
-                }
+                Err(ref err) if may_retry(err, attempt, deadline) => attempt += 1,
                 other => break other?,
             }
         };
         let (ino, perm, gid) =
-            row.ok_or_else(|| CatalogError::Database("vs_create_node returned no row".into()))?;
+            row.ok_or_else(|| MetaError::Internal("vs_create_node returned no row".into()))?;
         let is_dir = node.kind == Kind::Directory;
         // Everything stored is known here: no need to read the row back.
         Ok(Attr {
@@ -306,25 +151,21 @@ impl Catalog {
             ctime: now,
             crtime: now,
             blocks: None,
+            data_state: DataState::Empty,
         })
     }
 
-    /// Takes back a [`Catalog::create`] of a regular file its caller could not complete
+    /// Takes back a [`MysqlMeta::create`] of a regular file its caller could not complete
     /// (its data file could not be made): removes `parent/name` if it still names `ino`, and
     /// the inode unless another name links it. Returns the parent's attributes, or `None`
     /// when the entry was already gone or names another inode (then nothing is changed).
-    pub fn undo_create(
-        &self,
-        parent: u64,
-        name: &[u8],
-        ino: u64,
-    ) -> Result<Option<Attr>, CatalogError> {
+    fn undo_create(&self, parent: u64, name: &[u8], ino: u64) -> Result<Option<Attr>, MetaError> {
         check_name(name)?;
         self.write(|tx| {
             lock_dir(tx, parent)?;
             let child = match lock_entry(tx, parent, name) {
                 Ok(child) if child.ino == ino && child.kind != Kind::Directory => child,
-                Ok(_) | Err(CatalogError::Errno(libc::ENOENT)) => return Ok(None),
+                Ok(_) | Err(MetaError::Errno(libc::ENOENT)) => return Ok(None),
                 Err(err) => return Err(err),
             };
             delete_entry(tx, parent, name)?;
@@ -342,16 +183,16 @@ impl Catalog {
     }
 
     /// Adds a hard link `newname` in `newparent` to `ino`; directories give `EPERM`.
-    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Changed, CatalogError> {
+    fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Changed, MetaError> {
         check_name(newname)?;
         self.write(|tx| {
             lock_dir(tx, newparent)?;
             let attr = lock_inode(tx, ino)?;
             if attr.kind == Kind::Directory {
-                return Err(CatalogError::Errno(libc::EPERM));
+                return Err(MetaError::Errno(libc::EPERM));
             }
             if attr.nlink == 0 {
-                return Err(CatalogError::Errno(libc::ENOENT));
+                return Err(MetaError::Errno(libc::ENOENT));
             }
             insert_entry(tx, newparent, newname, ino)?;
             let now = now_ns();
@@ -372,13 +213,13 @@ impl Catalog {
 
     /// Removes the non-directory entry `name`; the inode comes back with its new link count
     /// (at 0 the caller purges it once no handle has it open).
-    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<Changed, CatalogError> {
+    fn unlink(&self, parent: u64, name: &[u8]) -> Result<Changed, MetaError> {
         check_name(name)?;
         self.write(|tx| {
             lock_dir(tx, parent)?;
             let child = lock_entry(tx, parent, name)?;
             if child.kind == Kind::Directory {
-                return Err(CatalogError::Errno(libc::EISDIR));
+                return Err(MetaError::Errno(libc::EISDIR));
             }
             let now = now_ns();
             delete_entry(tx, parent, name)?;
@@ -399,13 +240,13 @@ impl Catalog {
 
     /// Removes the empty directory `name`; `ENOTEMPTY` if it has entries. The removed
     /// directory comes back with link count 0.
-    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<Changed, CatalogError> {
+    fn rmdir(&self, parent: u64, name: &[u8]) -> Result<Changed, MetaError> {
         check_name(name)?;
         self.write(|tx| {
             lock_dir(tx, parent)?;
             let child = lock_entry(tx, parent, name)?;
             if child.kind != Kind::Directory {
-                return Err(CatalogError::Errno(libc::ENOTDIR));
+                return Err(MetaError::Errno(libc::ENOTDIR));
             }
             ensure_empty(tx, child.ino)?;
             let now = now_ns();
@@ -423,14 +264,14 @@ impl Catalog {
     /// Renames `parent/name` to `newparent/newname`. A replaced target left with no links
     /// comes back in [`Changed::other`] with link count 0: the caller purges it once it is
     /// not open (a replaced directory is purged here).
-    pub fn rename(
+    fn rename(
         &self,
         parent: u64,
         name: &[u8],
         newparent: u64,
         newname: &[u8],
         mode: RenameMode,
-    ) -> Result<Changed, CatalogError> {
+    ) -> Result<Changed, MetaError> {
         check_name(name)?;
         check_name(newname)?;
         self.write(|tx| {
@@ -443,13 +284,13 @@ impl Catalog {
             let source = lock_entry(tx, parent, name)?;
             let target = match lock_entry(tx, newparent, newname) {
                 Ok(attr) => Some(attr),
-                Err(CatalogError::Errno(libc::ENOENT)) => None,
+                Err(MetaError::Errno(libc::ENOENT)) => None,
                 Err(err) => return Err(err),
             };
             let now = now_ns();
             let mut gone = None;
             match (mode, target) {
-                (RenameMode::Exchange, None) => return Err(CatalogError::Errno(libc::ENOENT)),
+                (RenameMode::Exchange, None) => return Err(MetaError::Errno(libc::ENOENT)),
                 (RenameMode::Exchange, Some(target)) => {
                     if source.kind == Kind::Directory {
                         refuse_into_own_subtree(tx, source.ino, newparent)?;
@@ -469,7 +310,7 @@ impl Catalog {
                     }
                     touch_ctime(tx, &[source.ino, target.ino], now)?;
                 }
-                (RenameMode::NoReplace, Some(_)) => return Err(CatalogError::Errno(libc::EEXIST)),
+                (RenameMode::NoReplace, Some(_)) => return Err(MetaError::Errno(libc::EEXIST)),
                 (_, target) => {
                     if target.is_some_and(|t| t.ino == source.ino) {
                         // Two links to one inode: POSIX says do nothing.
@@ -488,8 +329,8 @@ impl Catalog {
                             source.kind == Kind::Directory,
                             target.kind == Kind::Directory,
                         ) {
-                            (true, false) => return Err(CatalogError::Errno(libc::ENOTDIR)),
-                            (false, true) => return Err(CatalogError::Errno(libc::EISDIR)),
+                            (true, false) => return Err(MetaError::Errno(libc::ENOTDIR)),
+                            (false, true) => return Err(MetaError::Errno(libc::EISDIR)),
                             (true, true) => {
                                 ensure_empty(tx, target.ino)?;
                                 purge_rows(tx, target.ino)?;
@@ -547,12 +388,7 @@ impl Catalog {
     }
 
     /// Entries of directory `dir` after position `after`, at most `limit`, in order.
-    pub fn read_dir(
-        &self,
-        dir: u64,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<DirEntry>, CatalogError> {
+    fn read_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntry>, MetaError> {
         self.read(|conn| {
             let rows: Vec<(u64, Vec<u8>, u64, u8)> = conn.exec(
                 "SELECT d.cookie, d.name, d.child, i.kind
@@ -573,13 +409,13 @@ impl Catalog {
         })
     }
 
-    /// Like [`Catalog::read_dir`], with each entry's attributes (for readdirplus).
-    pub fn read_dir_plus(
+    /// Like [`MysqlMeta::read_dir`], with each entry's attributes (for readdirplus).
+    fn read_dir_plus(
         &self,
         dir: u64,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(DirEntry, Attr)>, CatalogError> {
+    ) -> Result<Vec<(DirEntry, Attr)>, MetaError> {
         self.read(|conn| {
             let rows: Vec<mysql::Row> = conn.exec(
                 format!(
@@ -607,7 +443,7 @@ impl Catalog {
     }
 
     /// The parent of directory `dir` (the root is its own parent).
-    pub fn parent_of(&self, dir: u64) -> Result<u64, CatalogError> {
+    fn parent_of(&self, dir: u64) -> Result<u64, MetaError> {
         if dir == ROOT_INO {
             return Ok(ROOT_INO);
         }
@@ -616,13 +452,13 @@ impl Catalog {
                 "SELECT parent FROM vs_dentries WHERE child = ? LIMIT 1",
                 (dir,),
             )?;
-            parent.ok_or(CatalogError::Errno(libc::ENOENT))
+            parent.ok_or(MetaError::Errno(libc::ENOENT))
         })
     }
 
     /// Writes changed attributes of `ino` and returns the result. The status change time
     /// never goes back (a late save of a write's time cannot undo a newer change).
-    pub fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, CatalogError> {
+    fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, MetaError> {
         self.write(|tx| {
             lock_inode(tx, ino)?;
             tx.exec_drop(
@@ -631,7 +467,7 @@ impl Catalog {
                     size = COALESCE(?, size), atime_ns = COALESCE(?, atime_ns),
                     mtime_ns = COALESCE(?, mtime_ns),
                     ctime_ns = GREATEST(ctime_ns, COALESCE(?, ctime_ns)),
-                    blocks = COALESCE(?, blocks)
+                    blocks = COALESCE(?, blocks), data_state = COALESCE(?, data_state)
                  WHERE ino = ?",
                 (
                     change.perm,
@@ -642,6 +478,7 @@ impl Catalog {
                     change.mtime,
                     change.ctime,
                     change.blocks,
+                    change.data_state.map(|state| state as u8),
                     ino,
                 ),
             )?;
@@ -650,11 +487,11 @@ impl Catalog {
     }
 
     /// The target of symlink `ino`.
-    pub fn read_link(&self, ino: u64) -> Result<Vec<u8>, CatalogError> {
+    fn read_link(&self, ino: u64) -> Result<Vec<u8>, MetaError> {
         self.read(|conn| {
             let target: Option<Vec<u8>> =
                 conn.exec_first("SELECT target FROM vs_symlinks WHERE ino = ?", (ino,))?;
-            target.ok_or(CatalogError::Errno(libc::EINVAL))
+            target.ok_or(MetaError::Errno(libc::EINVAL))
         })
     }
 
@@ -662,20 +499,20 @@ impl Catalog {
     ///
     /// `ENOSPC` when the inode's attributes would then take more than `max_total` bytes
     /// (names plus values, as ext4 counts its one block).
-    pub fn set_xattr(
+    fn set_xattr(
         &self,
         ino: u64,
         name: &[u8],
         value: &[u8],
         mode: XattrMode,
         max_total: usize,
-    ) -> Result<Attr, CatalogError> {
+    ) -> Result<Attr, MetaError> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
-            return Err(CatalogError::Errno(libc::E2BIG));
+            return Err(MetaError::Errno(libc::E2BIG));
         }
         if name.len() + value.len() > max_total {
-            return Err(CatalogError::Errno(libc::ENOSPC));
+            return Err(MetaError::Errno(libc::ENOSPC));
         }
         self.write(|tx| {
             lock_inode(tx, ino)?;
@@ -684,8 +521,8 @@ impl Catalog {
                 (ino, name),
             )?;
             match (mode, exists.is_some()) {
-                (XattrMode::Create, true) => return Err(CatalogError::Errno(libc::EEXIST)),
-                (XattrMode::Replace, false) => return Err(CatalogError::Errno(libc::ENODATA)),
+                (XattrMode::Create, true) => return Err(MetaError::Errno(libc::EEXIST)),
+                (XattrMode::Replace, false) => return Err(MetaError::Errno(libc::ENODATA)),
                 _ => {}
             }
             // The inode row is locked: no other change to its attributes runs meanwhile.
@@ -696,7 +533,7 @@ impl Catalog {
             )?;
             let total = others.unwrap_or(0) + (name.len() + value.len()) as u64;
             if total > max_total as u64 {
-                return Err(CatalogError::Errno(libc::ENOSPC));
+                return Err(MetaError::Errno(libc::ENOSPC));
             }
             tx.exec_drop(
                 "INSERT INTO vs_xattrs (ino, name, value) VALUES (?, ?, ?)
@@ -709,19 +546,19 @@ impl Catalog {
     }
 
     /// The value of extended attribute `name` of `ino`; `ENODATA` if absent.
-    pub fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, CatalogError> {
+    fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, MetaError> {
         check_xattr_name(name)?;
         self.read(|conn| {
             let value: Option<Vec<u8>> = conn.exec_first(
                 "SELECT value FROM vs_xattrs WHERE ino = ? AND name = ?",
                 (ino, name),
             )?;
-            value.ok_or(CatalogError::Errno(libc::ENODATA))
+            value.ok_or(MetaError::Errno(libc::ENODATA))
         })
     }
 
     /// The names of the extended attributes of `ino`.
-    pub fn list_xattrs(&self, ino: u64) -> Result<Vec<Vec<u8>>, CatalogError> {
+    fn list_xattrs(&self, ino: u64) -> Result<Vec<Vec<u8>>, MetaError> {
         self.read(|conn| {
             Ok(conn.exec(
                 "SELECT name FROM vs_xattrs WHERE ino = ? ORDER BY name",
@@ -731,7 +568,7 @@ impl Catalog {
     }
 
     /// Whether any inode has an extended attribute called `name` (scans the attributes).
-    pub fn xattr_in_use(&self, name: &[u8]) -> Result<bool, CatalogError> {
+    fn xattr_in_use(&self, name: &[u8]) -> Result<bool, MetaError> {
         self.read(|conn| {
             let found: Option<u8> =
                 conn.exec_first("SELECT 1 FROM vs_xattrs WHERE name = ? LIMIT 1", (name,))?;
@@ -741,7 +578,7 @@ impl Catalog {
 
     /// Removes extended attribute `name` of `ino`; `ENODATA` if absent. Returns the inode's
     /// new attributes.
-    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+    fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<Attr, MetaError> {
         check_xattr_name(name)?;
         self.write(|tx| {
             lock_inode(tx, ino)?;
@@ -750,7 +587,7 @@ impl Catalog {
                 (ino, name),
             )?;
             if tx.affected_rows() == 0 {
-                return Err(CatalogError::Errno(libc::ENODATA));
+                return Err(MetaError::Errno(libc::ENODATA));
             }
             touch_ctime(tx, &[ino], now_ns())?;
             load_attr(tx, ino)
@@ -758,12 +595,12 @@ impl Catalog {
     }
 
     /// Inodes no directory entry names any more (left by a crash or by open-unlinked files).
-    pub fn orphans(&self) -> Result<Vec<u64>, CatalogError> {
+    fn orphans(&self) -> Result<Vec<u64>, MetaError> {
         self.read(|conn| Ok(conn.exec("SELECT ino FROM vs_inodes WHERE nlink = 0", ())?))
     }
 
     /// Which of `inos` have an inode row (one round trip; pass a bounded batch).
-    pub fn existing(&self, inos: &[u64]) -> Result<Vec<u64>, CatalogError> {
+    fn existing(&self, inos: &[u64]) -> Result<Vec<u64>, MetaError> {
         if inos.is_empty() {
             return Ok(Vec::new());
         }
@@ -780,7 +617,7 @@ impl Catalog {
 
     /// Kind and recorded size of those of `inos` that have an inode row (one round trip;
     /// pass a bounded batch).
-    pub fn sizes(&self, inos: &[u64]) -> Result<Vec<(u64, Kind, u64)>, CatalogError> {
+    fn sizes(&self, inos: &[u64]) -> Result<Vec<(u64, Kind, u64)>, MetaError> {
         if inos.is_empty() {
             return Ok(Vec::new());
         }
@@ -800,18 +637,18 @@ impl Catalog {
 
     /// The catalog's identity: a random token made when its schema was created (or
     /// upgraded to version 3), which a cache folder records to prove it belongs here.
-    pub fn identity(&self) -> Result<String, CatalogError> {
+    fn identity(&self) -> Result<String, MetaError> {
         self.read(|conn| {
             let token: Option<String> =
                 conn.query_first("SELECT token FROM vs_catalog_identity WHERE id = 1")?;
             token.ok_or_else(|| {
-                CatalogError::Database("the catalog has no identity (vs_catalog_identity)".into())
+                MetaError::Internal("the catalog has no identity (vs_catalog_identity)".into())
             })
         })
     }
 
     /// How many regular files have data (a size above 0); stops counting at `limit`.
-    pub fn files_with_data(&self, limit: u64) -> Result<u64, CatalogError> {
+    fn files_with_data(&self, limit: u64) -> Result<u64, MetaError> {
         self.read(|conn| {
             let count: Option<u64> = conn.exec_first(
                 "SELECT COUNT(*) FROM
@@ -823,7 +660,7 @@ impl Catalog {
     }
 
     /// Deletes an inode with no links left, with its symlink target and attributes.
-    pub fn purge(&self, ino: u64) -> Result<(), CatalogError> {
+    fn purge(&self, ino: u64) -> Result<(), MetaError> {
         self.write(|tx| {
             let attr = lock_inode(tx, ino)?;
             if attr.nlink > 0 {
@@ -835,24 +672,26 @@ impl Catalog {
 
     /// How long one operation waits for a connection and keeps retrying deadlocks
     /// (`DatabaseTimeout`, the pool's acquire timeout).
-    pub fn timeout(&self) -> Duration {
+    fn timeout(&self) -> Duration {
         self.pool.options().acquire_timeout
     }
+}
 
+impl MysqlMeta {
     /// Runs `f` on a pooled connection without a transaction.
     fn read<T>(
         &self,
-        f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
+        f: impl FnOnce(&mut PooledConn) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
         self.read_by(Instant::now() + self.timeout(), f)
     }
 
-    /// Like [`Catalog::read`], waiting for a connection only until `deadline`.
+    /// Like [`MysqlMeta::read`], waiting for a connection only until `deadline`.
     fn read_by<T>(
         &self,
         deadline: Instant,
-        f: impl FnOnce(&mut PooledConn) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
+        f: impl FnOnce(&mut PooledConn) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
         let mut conn = self
             .pool
             .get_timeout(deadline.saturating_duration_since(Instant::now()))?;
@@ -865,8 +704,8 @@ impl Catalog {
     /// time (the acquire timeout) lasts.
     fn write<T>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
         let deadline = Instant::now() + self.timeout();
         let mut conn = self.pool.get_timeout(self.timeout())?;
         let mut attempt = 0;
@@ -874,102 +713,75 @@ impl Catalog {
             let result = transaction(&mut conn, &mut f);
             discard_if_lost(&mut conn, &result);
             match result {
-                Err(CatalogError::Database(ref message))
-                    if may_retry(message, attempt, deadline) =>
-                {
-                    attempt += 1;
-                }
+                Err(ref err) if may_retry(err, attempt, deadline) => attempt += 1,
                 other => return other,
             }
         }
     }
 }
 
-/// Nanoseconds since the epoch, now.
-pub fn now_ns() -> i64 {
-    system_time_ns(SystemTime::now())
-}
-
-/// Nanoseconds since the epoch of `time` (negative before 1970).
-pub fn system_time_ns(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
-}
-
-/// `ENAMETOOLONG` past 255 bytes, `EINVAL` for empty names or ones with `/` or NUL.
-pub fn check_name(name: &[u8]) -> Result<(), CatalogError> {
-    if name.len() > NAME_MAX {
-        return Err(CatalogError::Errno(libc::ENAMETOOLONG));
-    }
-    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
-        return Err(CatalogError::Errno(libc::EINVAL));
-    }
-    Ok(())
-}
-
-fn check_xattr_name(name: &[u8]) -> Result<(), CatalogError> {
-    if name.is_empty() {
-        return Err(CatalogError::Errno(libc::EINVAL));
-    }
-    if name.len() > NAME_MAX {
-        return Err(CatalogError::Errno(libc::ERANGE));
-    }
-    Ok(())
-}
-
-impl From<PoolError> for CatalogError {
-    fn from(err: PoolError) -> CatalogError {
+impl From<PoolError> for MetaError {
+    fn from(err: PoolError) -> MetaError {
         match &err {
-            PoolError::Sql(sql) if !sql.connection_broken => {
-                CatalogError::Database(err.to_string())
+            PoolError::Sql(sql) if !sql.connection_broken && is_conflict(sql.code) => {
+                MetaError::Conflict(err.to_string())
             }
+            PoolError::Sql(sql) if !sql.connection_broken => MetaError::Internal(err.to_string()),
             PoolError::ResultTooLarge { .. }
             | PoolError::OutOfMemory
-            | PoolError::InvalidOptions(_) => CatalogError::Database(err.to_string()),
-            _ => CatalogError::Unreachable(err.to_string()),
+            | PoolError::InvalidOptions(_) => MetaError::Internal(err.to_string()),
+            _ => MetaError::Unavailable(err.to_string()),
         }
     }
 }
 
-impl From<mysql::Error> for CatalogError {
-    fn from(err: mysql::Error) -> CatalogError {
+impl From<mysql::Error> for MetaError {
+    fn from(err: mysql::Error) -> MetaError {
         if is_connection_error(&err) {
-            return CatalogError::Unreachable(err.to_string());
+            return MetaError::Unavailable(err.to_string());
         }
-        CatalogError::Database(match &err {
-            mysql::Error::MySqlError(e) => format!("{} ({})", e.message, e.code),
-            other => other.to_string(),
-        })
+        match &err {
+            mysql::Error::MySqlError(e) if is_conflict(e.code) => {
+                MetaError::Conflict(format!("{} ({})", e.message, e.code))
+            }
+            mysql::Error::MySqlError(e) => {
+                MetaError::Internal(format!("{} ({})", e.message, e.code))
+            }
+            other => MetaError::Internal(other.to_string()),
+        }
     }
 }
 
-/// Maps a procedure's signalled errno (and a duplicate name) to `CatalogError::Errno`.
-fn procedure_error(err: mysql::Error) -> CatalogError {
+/// Whether server error `code` means the transaction was rolled back by a concurrent one
+/// and may run again: a deadlock (1213, which is also how Galera reports a certification
+/// failure) or a lock wait timeout (1205).
+fn is_conflict(code: u16) -> bool {
+    matches!(code, 1213 | 1205)
+}
+
+/// Maps a procedure's signalled errno (and a duplicate name) to `MetaError::Errno`.
+fn procedure_error(err: mysql::Error) -> MetaError {
     match &err {
-        mysql::Error::MySqlError(e) if e.code == 1062 => CatalogError::Errno(libc::EEXIST),
+        mysql::Error::MySqlError(e) if e.code == 1062 => MetaError::Errno(libc::EEXIST),
         mysql::Error::MySqlError(e)
             if e.code > schema::ERRNO_BASE && e.code < schema::ERRNO_BASE + 200 =>
         {
-            CatalogError::Errno(i32::from(e.code - schema::ERRNO_BASE))
+            MetaError::Errno(i32::from(e.code - schema::ERRNO_BASE))
         }
         _ => err.into(),
     }
 }
 
-/// Whether a failed transaction may run again: a deadlock or lock wait timeout, fewer than
+/// Whether a failed transaction may run again: a conflict, fewer than
 /// [`DEADLOCK_RETRIES`] retries so far, and the operation's deadline not yet passed.
-fn may_retry(message: &str, attempt: usize, deadline: Instant) -> bool {
-    (message.ends_with("(1213)") || message.ends_with("(1205)"))
-        && attempt < DEADLOCK_RETRIES
-        && Instant::now() < deadline
+fn may_retry(err: &MetaError, attempt: usize, deadline: Instant) -> bool {
+    matches!(err, MetaError::Conflict(_)) && attempt < DEADLOCK_RETRIES && Instant::now() < deadline
 }
 
 /// Discards the connection when the failure was a lost or timed-out connection: asking it
 /// again (a ping) would wait another socket timeout on a server that hangs.
-fn discard_if_lost<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
-    if let Err(CatalogError::Unreachable(_)) = result {
+fn discard_if_lost<T>(conn: &mut PooledConn, result: &Result<T, MetaError>) {
+    if let Err(MetaError::Unavailable(_)) = result {
         conn.mark_broken();
     }
 }
@@ -983,8 +795,8 @@ fn discard_if_lost<T>(conn: &mut PooledConn, result: &Result<T, CatalogError>) {
 /// only the borrow of `conn` and a copy of its LOCAL INFILE handler, which is never set.
 fn transaction<T>(
     conn: &mut PooledConn,
-    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, CatalogError>,
-) -> Result<T, CatalogError> {
+    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, MetaError>,
+) -> Result<T, MetaError> {
     let mut tx = ManuallyDrop::new(conn.start_transaction(TxOpts::default())?);
     let result = f(&mut tx).and_then(|value| {
         tx.query_drop("COMMIT")?;
@@ -992,7 +804,7 @@ fn transaction<T>(
     });
     if matches!(
         result,
-        Err(CatalogError::Errno(_)) | Err(CatalogError::Database(_))
+        Err(MetaError::Errno(_) | MetaError::Conflict(_) | MetaError::Internal(_))
     ) {
         drop(ManuallyDrop::into_inner(tx));
     }
@@ -1003,10 +815,10 @@ fn transaction<T>(
 fn column<T: mysql::prelude::FromValue>(
     row: &mut mysql::Row,
     index: usize,
-) -> Result<T, CatalogError> {
+) -> Result<T, MetaError> {
     row.take_opt(index)
-        .ok_or_else(|| CatalogError::Database(format!("missing column {index}")))?
-        .map_err(|e| CatalogError::Database(format!("bad value in column {index}: {e}")))
+        .ok_or_else(|| MetaError::Internal(format!("missing column {index}")))?
+        .map_err(|e| MetaError::Internal(format!("bad value in column {index}: {e}")))
 }
 
 fn prefixed_columns(alias: &str) -> String {
@@ -1017,7 +829,7 @@ fn prefixed_columns(alias: &str) -> String {
         .join(", ")
 }
 
-fn kind_from(value: u8) -> Result<Kind, CatalogError> {
+fn kind_from(value: u8) -> Result<Kind, MetaError> {
     Ok(match value {
         1 => Kind::File,
         2 => Kind::Directory,
@@ -1027,14 +839,14 @@ fn kind_from(value: u8) -> Result<Kind, CatalogError> {
         6 => Kind::CharDevice,
         7 => Kind::BlockDevice,
         other => {
-            return Err(CatalogError::Database(format!(
+            return Err(MetaError::Internal(format!(
                 "unknown inode kind {other} in catalog"
             )))
         }
     })
 }
 
-fn attr_from_row(row: &mut AttrRow, at: usize) -> Result<Attr, CatalogError> {
+fn attr_from_row(row: &mut AttrRow, at: usize) -> Result<Attr, MetaError> {
     Ok(Attr {
         ino: column(row, at)?,
         kind: kind_from(column(row, at + 1)?)?,
@@ -1049,21 +861,27 @@ fn attr_from_row(row: &mut AttrRow, at: usize) -> Result<Attr, CatalogError> {
         ctime: column(row, at + 10)?,
         crtime: column(row, at + 11)?,
         blocks: column(row, at + 12)?,
+        data_state: data_state_from(column(row, at + 13)?)?,
     })
 }
 
-fn load_attr(conn: &mut impl Queryable, ino: u64) -> Result<Attr, CatalogError> {
+fn data_state_from(value: u8) -> Result<DataState, MetaError> {
+    DataState::from_u8(value)
+        .ok_or_else(|| MetaError::Internal(format!("unknown data_state {value} in vs_inodes")))
+}
+
+fn load_attr(conn: &mut impl Queryable, ino: u64) -> Result<Attr, MetaError> {
     let row: Option<AttrRow> = conn.exec_first(
         format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ?"),
         (ino,),
     )?;
     row.map(|mut row| attr_from_row(&mut row, 0))
         .transpose()?
-        .ok_or(CatalogError::Errno(libc::ENOENT))
+        .ok_or(MetaError::Errno(libc::ENOENT))
 }
 
 /// The attributes of those of `inos` that exist, in one round trip.
-fn load_attrs(conn: &mut impl Queryable, inos: &[u64]) -> Result<HashMap<u64, Attr>, CatalogError> {
+fn load_attrs(conn: &mut impl Queryable, inos: &[u64]) -> Result<HashMap<u64, Attr>, MetaError> {
     let rows: Vec<AttrRow> = conn.exec(
         format!(
             "SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino IN ({})",
@@ -1077,11 +895,11 @@ fn load_attrs(conn: &mut impl Queryable, inos: &[u64]) -> Result<HashMap<u64, At
 }
 
 /// The attributes of `ino` among `attrs`, which a change just locked and read.
-fn attr_of(attrs: &HashMap<u64, Attr>, ino: u64) -> Result<Attr, CatalogError> {
+fn attr_of(attrs: &HashMap<u64, Attr>, ino: u64) -> Result<Attr, MetaError> {
     attrs
         .get(&ino)
         .copied()
-        .ok_or_else(|| CatalogError::Database(format!("inode {ino} vanished inside a transaction")))
+        .ok_or_else(|| MetaError::Internal(format!("inode {ino} vanished inside a transaction")))
 }
 
 /// What is left of `attr` after its rows were purged at `now`.
@@ -1098,35 +916,35 @@ fn placeholders(count: usize) -> String {
     vec!["?"; count.max(1)].join(", ")
 }
 
-fn lock_inode(tx: &mut Transaction<'_>, ino: u64) -> Result<Attr, CatalogError> {
+fn lock_inode(tx: &mut Transaction<'_>, ino: u64) -> Result<Attr, MetaError> {
     let row: Option<AttrRow> = tx.exec_first(
         format!("SELECT {ATTR_COLUMNS} FROM vs_inodes WHERE ino = ? FOR UPDATE"),
         (ino,),
     )?;
     row.map(|mut row| attr_from_row(&mut row, 0))
         .transpose()?
-        .ok_or(CatalogError::Errno(libc::ENOENT))
+        .ok_or(MetaError::Errno(libc::ENOENT))
 }
 
 /// Locks a directory row; `ENOTDIR` if it is not one, `ENOENT` if it was removed.
-fn lock_dir(tx: &mut Transaction<'_>, dir: u64) -> Result<Attr, CatalogError> {
+fn lock_dir(tx: &mut Transaction<'_>, dir: u64) -> Result<Attr, MetaError> {
     let attr = lock_inode(tx, dir)?;
     if attr.kind != Kind::Directory {
-        return Err(CatalogError::Errno(libc::ENOTDIR));
+        return Err(MetaError::Errno(libc::ENOTDIR));
     }
     if attr.nlink == 0 {
-        return Err(CatalogError::Errno(libc::ENOENT));
+        return Err(MetaError::Errno(libc::ENOENT));
     }
     Ok(attr)
 }
 
 /// Locks the entry `parent/name` and its inode.
-fn lock_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<Attr, CatalogError> {
+fn lock_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<Attr, MetaError> {
     let child: Option<u64> = tx.exec_first(
         "SELECT child FROM vs_dentries WHERE parent = ? AND name = ? FOR UPDATE",
         (parent, name),
     )?;
-    let child = child.ok_or(CatalogError::Errno(libc::ENOENT))?;
+    let child = child.ok_or(MetaError::Errno(libc::ENOENT))?;
     lock_inode(tx, child)
 }
 
@@ -1135,19 +953,17 @@ fn insert_entry(
     parent: u64,
     name: &[u8],
     child: u64,
-) -> Result<(), CatalogError> {
+) -> Result<(), MetaError> {
     match tx.exec_drop(
         "INSERT INTO vs_dentries (parent, name, child) VALUES (?, ?, ?)",
         (parent, name, child),
     ) {
-        Err(mysql::Error::MySqlError(e)) if e.code == 1062 => {
-            Err(CatalogError::Errno(libc::EEXIST))
-        }
+        Err(mysql::Error::MySqlError(e)) if e.code == 1062 => Err(MetaError::Errno(libc::EEXIST)),
         other => Ok(other?),
     }
 }
 
-fn delete_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<(), CatalogError> {
+fn delete_entry(tx: &mut Transaction<'_>, parent: u64, name: &[u8]) -> Result<(), MetaError> {
     tx.exec_drop(
         "DELETE FROM vs_dentries WHERE parent = ? AND name = ?",
         (parent, name),
@@ -1160,7 +976,7 @@ fn set_child(
     parent: u64,
     name: &[u8],
     child: u64,
-) -> Result<(), CatalogError> {
+) -> Result<(), MetaError> {
     tx.exec_drop(
         "UPDATE vs_dentries SET child = ? WHERE parent = ? AND name = ?",
         (child, parent, name),
@@ -1168,13 +984,13 @@ fn set_child(
     Ok(())
 }
 
-fn ensure_empty(tx: &mut Transaction<'_>, dir: u64) -> Result<(), CatalogError> {
+fn ensure_empty(tx: &mut Transaction<'_>, dir: u64) -> Result<(), MetaError> {
     let any: Option<u8> = tx.exec_first(
         "SELECT 1 FROM vs_dentries WHERE parent = ? LIMIT 1 FOR UPDATE",
         (dir,),
     )?;
     match any {
-        Some(_) => Err(CatalogError::Errno(libc::ENOTEMPTY)),
+        Some(_) => Err(MetaError::Errno(libc::ENOTEMPTY)),
         None => Ok(()),
     }
 }
@@ -1185,7 +1001,7 @@ fn touch_dir(
     dir: u64,
     now: i64,
     nlink_delta: i32,
-) -> Result<(), CatalogError> {
+) -> Result<(), MetaError> {
     tx.exec_drop(
         "UPDATE vs_inodes SET mtime_ns = ?, ctime_ns = GREATEST(ctime_ns, ?),
             nlink = CAST(nlink AS SIGNED) + ?
@@ -1195,7 +1011,7 @@ fn touch_dir(
     Ok(())
 }
 
-fn touch_ctime(tx: &mut Transaction<'_>, inos: &[u64], now: i64) -> Result<(), CatalogError> {
+fn touch_ctime(tx: &mut Transaction<'_>, inos: &[u64], now: i64) -> Result<(), MetaError> {
     for ino in inos {
         tx.exec_drop(
             "UPDATE vs_inodes SET ctime_ns = GREATEST(ctime_ns, ?) WHERE ino = ?",
@@ -1205,7 +1021,7 @@ fn touch_ctime(tx: &mut Transaction<'_>, inos: &[u64], now: i64) -> Result<(), C
     Ok(())
 }
 
-fn purge_rows(tx: &mut Transaction<'_>, ino: u64) -> Result<(), CatalogError> {
+fn purge_rows(tx: &mut Transaction<'_>, ino: u64) -> Result<(), MetaError> {
     tx.exec_drop("DELETE FROM vs_xattrs WHERE ino = ?", (ino,))?;
     tx.exec_drop("DELETE FROM vs_symlinks WHERE ino = ?", (ino,))?;
     tx.exec_drop("DELETE FROM vs_inodes WHERE ino = ?", (ino,))?;
@@ -1217,12 +1033,12 @@ fn refuse_into_own_subtree(
     tx: &mut Transaction<'_>,
     dir: u64,
     target_parent: u64,
-) -> Result<(), CatalogError> {
+) -> Result<(), MetaError> {
     let mut current = target_parent;
     // Bounded by the tree depth; a cycle would be corruption, so give up after many steps.
     for _ in 0..100_000 {
         if current == dir {
-            return Err(CatalogError::Errno(libc::EINVAL));
+            return Err(MetaError::Errno(libc::EINVAL));
         }
         if current == ROOT_INO {
             return Ok(());
@@ -1236,7 +1052,7 @@ fn refuse_into_own_subtree(
             None => return Ok(()),
         }
     }
-    Err(CatalogError::Database(
+    Err(MetaError::Internal(
         "directory tree deeper than 100000 levels".into(),
     ))
 }
@@ -1249,21 +1065,31 @@ mod tests {
     #[test]
     fn deadlocks_are_retried_only_while_the_operation_has_time_left() {
         let later = Instant::now() + Duration::from_secs(60);
-        let deadlock = "Deadlock found when trying to get lock (1213)";
-        let lock_wait = "Lock wait timeout exceeded (1205)";
-        assert!(may_retry(deadlock, 0, later));
-        assert!(may_retry(lock_wait, DEADLOCK_RETRIES - 1, later));
+        let conflict = |code| {
+            MetaError::from(mysql::Error::MySqlError(mysql::MySqlError {
+                state: "40001".into(),
+                message: "conflict".into(),
+                code,
+            }))
+        };
+        let (deadlock, lock_wait) = (conflict(1213), conflict(1205));
+        assert!(may_retry(&deadlock, 0, later), "{deadlock:?}");
         assert!(
-            !may_retry(deadlock, DEADLOCK_RETRIES, later),
+            may_retry(&lock_wait, DEADLOCK_RETRIES - 1, later),
+            "{lock_wait:?}"
+        );
+        assert!(
+            !may_retry(&deadlock, DEADLOCK_RETRIES, later),
             "attempts are bounded"
         );
         assert!(
-            !may_retry(deadlock, 0, Instant::now()),
+            !may_retry(&deadlock, 0, Instant::now()),
             "the deadline has passed"
         );
+        let duplicate = conflict(1062);
         assert!(
-            !may_retry("Duplicate entry (1062)", 0, later),
-            "only lock conflicts"
+            !may_retry(&duplicate, 0, later),
+            "only lock conflicts: {duplicate:?}"
         );
     }
 
@@ -1271,8 +1097,8 @@ mod tests {
     fn lost_connections_and_server_errors_are_told_apart() {
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "read timed out");
         assert!(matches!(
-            CatalogError::from(mysql::Error::IoError(timeout)),
-            CatalogError::Unreachable(_)
+            MetaError::from(mysql::Error::IoError(timeout)),
+            MetaError::Unavailable(_)
         ));
         let pool_timeout = PoolError::Timeout {
             waited: Duration::from_secs(1),
@@ -1281,13 +1107,10 @@ mod tests {
             last_error: None,
         };
         assert!(matches!(
-            CatalogError::from(pool_timeout),
-            CatalogError::Unreachable(_)
+            MetaError::from(pool_timeout),
+            MetaError::Unavailable(_)
         ));
         let too_large = PoolError::ResultTooLarge { limit: 1 };
-        assert!(matches!(
-            CatalogError::from(too_large),
-            CatalogError::Database(_)
-        ));
+        assert!(matches!(MetaError::from(too_large), MetaError::Internal(_)));
     }
 }

@@ -2,17 +2,16 @@
 
 use mysql::prelude::Queryable;
 
-use super::CatalogError;
+#[cfg(doc)]
+use crate::meta::DataState;
+use crate::meta::{now_ns, Kind, MetaError, ROOT_INO};
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
 pub const ERRNO_BASE: u16 = 30000;
-
-/// Inode number of the root directory.
-pub const ROOT_INO: u64 = 1;
 
 /// Version 1: inodes, directory entries, symlink targets, extended attributes.
 const V1: &[&str] = &[
@@ -109,8 +108,25 @@ const V3: &[&str] = &["CREATE TABLE IF NOT EXISTS vs_catalog_identity (
 /// when its size is saved so that a `stat` need not measure the data file; NULL = unknown.
 const V4: &[&str] = &["ALTER TABLE vs_inodes ADD COLUMN IF NOT EXISTS blocks BIGINT UNSIGNED NULL"];
 
+/// Version 5: where each file's data is (`data_state`, see [`DataState`]); files that had data
+/// before are resident. The owner lease: the one server that may serve this catalog.
+const V5: &[&str] = &[
+    "ALTER TABLE vs_inodes ADD COLUMN IF NOT EXISTS data_state TINYINT UNSIGNED NOT NULL DEFAULT 0",
+    "UPDATE vs_inodes SET data_state = 1 WHERE kind = 1 AND size > 0 AND data_state = 0",
+    "CREATE TABLE IF NOT EXISTS vs_owner_lease (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        token CHAR(32) NOT NULL,
+        host VARCHAR(255) NOT NULL,
+        pid INT UNSIGNED NOT NULL,
+        mount_point VARBINARY(4096) NOT NULL,
+        started_ns BIGINT NOT NULL,
+        renewed_ns BIGINT NOT NULL,
+        expires_ns BIGINT NOT NULL
+    ) ENGINE=InnoDB",
+];
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
-pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, CatalogError> {
+pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, MetaError> {
     conn.query_drop(
         "CREATE TABLE IF NOT EXISTS vs_schema_version (
             id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -121,7 +137,7 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         conn.query_first("SELECT version FROM vs_schema_version WHERE id = 1")?;
     let current = current.unwrap_or(0);
     if current > SCHEMA_VERSION {
-        return Err(CatalogError::Database(format!(
+        return Err(MetaError::Internal(format!(
             "catalog schema version {current} is newer than this server understands ({SCHEMA_VERSION})"
         )));
     }
@@ -129,14 +145,14 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         for statement in V1 {
             conn.query_drop(statement)?;
         }
-        let now = super::now_ns();
+        let now = now_ns();
         conn.exec_drop(
             "INSERT IGNORE INTO vs_inodes
                 (ino, kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns)
              VALUES (?, ?, ?, ?, ?, 0, 2, 0, ?, ?, ?, ?)",
             (
                 ROOT_INO,
-                super::Kind::Directory as u8,
+                Kind::Directory as u8,
                 0o755u16,
                 root_uid,
                 root_gid,
@@ -162,18 +178,23 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         for statement in V3 {
             conn.query_drop(statement)?;
         }
-        let token = new_token().map_err(|e| {
-            CatalogError::Database(format!("cannot make the catalog identity: {e}"))
-        })?;
+        let token = new_token()
+            .map_err(|e| MetaError::Internal(format!("cannot make the catalog identity: {e}")))?;
         // IGNORE: a server migrating at the same time may have made one first; theirs stays.
         conn.exec_drop(
             "INSERT IGNORE INTO vs_catalog_identity (id, token, created_ns) VALUES (1, ?, ?)",
-            (token, super::now_ns()),
+            (token, now_ns()),
         )?;
         conn.exec_drop("UPDATE vs_schema_version SET version = 3 WHERE id = 1", ())?;
     }
     if current < 4 {
         for statement in V4 {
+            conn.query_drop(statement)?;
+        }
+        conn.exec_drop("UPDATE vs_schema_version SET version = 4 WHERE id = 1", ())?;
+    }
+    if current < 5 {
+        for statement in V5 {
             conn.query_drop(statement)?;
         }
         conn.exec_drop(

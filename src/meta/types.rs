@@ -1,0 +1,240 @@
+//! The neutral types of the metadata engine: what callers of [`MetaEngine`](super::MetaEngine)
+//! pass and get back, free of any database's types.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::MetaError;
+
+/// Inode number of the root directory.
+pub const ROOT_INO: u64 = 1;
+
+/// Longest name of a directory entry, in bytes.
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target, in bytes.
+pub const SYMLINK_MAX: usize = 4095;
+/// Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
+pub const XATTR_SIZE_MAX: usize = 65536;
+
+/// What an inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Regular file.
+    File = 1,
+    /// Directory.
+    Directory = 2,
+    /// Symbolic link.
+    Symlink = 3,
+    /// Named pipe.
+    Fifo = 4,
+    /// Unix socket.
+    Socket = 5,
+    /// Character device.
+    CharDevice = 6,
+    /// Block device.
+    BlockDevice = 7,
+}
+
+/// An inode's attributes as stored; times are nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number (stable across mounts).
+    pub ino: u64,
+    /// File type.
+    pub kind: Kind,
+    /// Permission bits including set-id and sticky (07777).
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Number of links (directories: 2 + subdirectories).
+    pub nlink: u32,
+    /// Device number for device nodes.
+    pub rdev: u32,
+    /// Last access.
+    pub atime: i64,
+    /// Last content change.
+    pub mtime: i64,
+    /// Last status change. Never moved back by a change: of two attributes committed for
+    /// one inode, the one with the earlier status change time is the older.
+    pub ctime: i64,
+    /// Creation.
+    pub crtime: i64,
+    /// 512-byte blocks the data file occupied when its size was last saved (holes take
+    /// none); `None` when never recorded (rows older than schema version 4, non-files).
+    pub blocks: Option<u64>,
+    /// Where the data is (regular files; `Empty` for every other kind).
+    pub data_state: DataState,
+}
+
+/// A node to create.
+#[derive(Debug, Clone)]
+pub struct NewNode<'a> {
+    /// Its type.
+    pub kind: Kind,
+    /// Permission bits (07777), umask already applied.
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number (device nodes only).
+    pub rdev: u32,
+    /// Target (symlinks only).
+    pub target: Option<&'a [u8]>,
+}
+
+/// One directory entry as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Position in the directory: stable, increasing, never reused.
+    pub cookie: u64,
+    /// Entry name.
+    pub name: Vec<u8>,
+    /// The inode it names.
+    pub ino: u64,
+    /// That inode's type.
+    pub kind: Kind,
+}
+
+/// Attribute changes for [`MetaEngine::set_attr`](super::MetaEngine::set_attr); `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttrChange {
+    /// New permission bits.
+    pub perm: Option<u16>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<i64>,
+    /// New modification time.
+    pub mtime: Option<i64>,
+    /// New status change time.
+    pub ctime: Option<i64>,
+    /// Blocks the data file occupies, measured when the size and times are saved.
+    pub blocks: Option<u64>,
+    /// New data state.
+    pub data_state: Option<DataState>,
+}
+
+/// Where `setxattr` may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrMode {
+    /// Create or replace.
+    Any,
+    /// Fail with `EEXIST` if present (XATTR_CREATE).
+    Create,
+    /// Fail with `ENODATA` if absent (XATTR_REPLACE).
+    Replace,
+}
+
+/// A rename variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameMode {
+    /// Replace the target if it exists.
+    Replace,
+    /// Fail with `EEXIST` if the target exists (RENAME_NOREPLACE).
+    NoReplace,
+    /// Swap source and target, which must both exist (RENAME_EXCHANGE).
+    Exchange,
+}
+
+/// What a namespace change left behind: the new attributes of every inode it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The inode the change was about (linked, unlinked, removed, or the one renamed), after
+    /// it. Its link count is 0 once no entry names it; a removed directory's rows are gone
+    /// and this copy is all that is left of it.
+    pub node: Attr,
+    /// The directories whose entries changed, after the change (one per directory).
+    pub dirs: Vec<Attr>,
+    /// Rename only: the target it replaced (link count 0 when that was its last name) or
+    /// exchanged with, after the change.
+    pub other: Option<Attr>,
+}
+
+/// Where a regular file's data is, as the catalog records it (`vs_inodes.data_state`).
+///
+/// The state, not whether a data file happens to exist, decides what a read may return: a
+/// file whose state says its data is local but whose data file is gone is `EIO`, never an
+/// empty read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DataState {
+    /// No data was ever written: the content is `size` bytes of zeros (a hole), and no
+    /// data file needs to exist. Also every non-file inode.
+    Empty = 0,
+    /// The data is in the local cache, complete and saved; it is the only copy.
+    Resident = 1,
+    /// The data is in the local cache and is being changed: written since the last save
+    /// (its data file may be longer than the recorded size until then).
+    Dirty = 2,
+    /// The data is in the local cache and an identical copy is in the archive.
+    Archived = 3,
+    /// The data is only in the archive; reading it needs a recall.
+    Released = 4,
+}
+
+impl DataState {
+    /// The state stored as `value`; `None` for a number no version has written.
+    pub fn from_u8(value: u8) -> Option<DataState> {
+        Some(match value {
+            0 => DataState::Empty,
+            1 => DataState::Resident,
+            2 => DataState::Dirty,
+            3 => DataState::Archived,
+            4 => DataState::Released,
+            _ => return None,
+        })
+    }
+
+    /// Whether the file's data must be in the local cache (a missing data file is then an
+    /// error, `EIO`).
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            DataState::Resident | DataState::Dirty | DataState::Archived
+        )
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    system_time_ns(SystemTime::now())
+}
+
+/// Nanoseconds since the epoch of `time` (negative before 1970).
+pub fn system_time_ns(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `ENAMETOOLONG` past 255 bytes, `EINVAL` for empty names or ones with `/` or NUL.
+pub fn check_name(name: &[u8]) -> Result<(), MetaError> {
+    if name.len() > NAME_MAX {
+        return Err(MetaError::Errno(libc::ENAMETOOLONG));
+    }
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+        return Err(MetaError::Errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+/// `EINVAL` for an empty extended attribute name, `ERANGE` past 255 bytes.
+pub fn check_xattr_name(name: &[u8]) -> Result<(), MetaError> {
+    if name.is_empty() {
+        return Err(MetaError::Errno(libc::EINVAL));
+    }
+    if name.len() > NAME_MAX {
+        return Err(MetaError::Errno(libc::ERANGE));
+    }
+    Ok(())
+}
