@@ -100,6 +100,8 @@ pub struct FsOptions {
     pub quarantine_days: u64,
     /// Largest quarantine in bytes (CacheQuarantineMaxSize). Default 64 GiB.
     pub quarantine_max_size: u64,
+    /// Revoked when the owner lease is lost: every change then fails with `EIO`.
+    pub fence: crate::meta::OwnerFence,
 }
 
 impl Default for FsOptions {
@@ -120,6 +122,7 @@ impl FsOptions {
             rebind_cache: false,
             quarantine_days: config.cache.quarantine_days,
             quarantine_max_size: config.cache.quarantine_max_size,
+            fence: crate::meta::OwnerFence::new(),
         }
     }
 }

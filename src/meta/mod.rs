@@ -8,12 +8,14 @@
 //! step with the catalog.
 
 mod error;
+pub mod lease;
 pub mod mysql;
 pub mod types;
 
 use std::time::Duration;
 
 pub use error::MetaError;
+pub use lease::OwnerFence;
 pub use types::*;
 
 /// Where a catalog lives, for messages and the cache's identity record.
