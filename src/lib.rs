@@ -3,11 +3,13 @@
 
 pub mod cache;
 pub mod config;
+pub mod data;
 pub mod ffi;
 pub mod fs;
 pub mod log_limit;
 pub mod meta;
 pub mod notify;
+pub mod vfs;
 
 pub mod pool;
 pub mod server;

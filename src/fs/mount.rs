@@ -28,8 +28,7 @@ pub fn mount_config(allow_suid_dev: bool) -> Config {
         MountOption::Subtype("valuestor".into()),
         MountOption::DefaultPermissions,
     ];
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if root {
         config.acl = SessionACL::All;
     }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use parking_lot::{Condvar, Mutex};
 
 use super::journal::Pending;
-use crate::meta::{Attr, AttrChange, Kind};
+use crate::meta::{Attr, AttrChange, DataState, Kind};
 
 #[derive(Debug)]
 struct Node {
@@ -170,17 +170,49 @@ impl Inodes {
         }
         let mut nodes = self.nodes.lock();
         drop(refs);
-        let node = nodes.entry(attr.ino).or_insert(Node {
-            attr,
-            open: 0,
-            dirty: false,
-            saving: false,
-            blocks: None,
-            changes: 0,
-            committed: Committed::of(&attr),
+        let node = nodes.entry(attr.ino).or_insert_with(|| {
+            // Dirty in the catalog but not tracked: no writer of this mount has it, so it
+            // was left by a crash (its size was saved, the close was not): the data file
+            // is what it is, record it Resident with the next save.
+            let settle = attr.data_state == DataState::Dirty;
+            let mut attr = attr;
+            if settle {
+                attr.data_state = DataState::Resident;
+            }
+            Node {
+                attr,
+                open: 0,
+                dirty: settle,
+                saving: false,
+                blocks: None,
+                changes: 0,
+                committed: Committed::of(&attr),
+            }
         });
         node.open += 1;
         node.attr
+    }
+
+    /// The last writer of `ino` closed: data that was being changed is complete now
+    /// (`Dirty` becomes `Resident`, saved with the next save). Returns whether it changed.
+    pub fn writers_closed(&self, ino: u64) -> bool {
+        let mut nodes = self.nodes.lock();
+        match nodes.get_mut(&ino) {
+            Some(node) if node.attr.data_state == DataState::Dirty => {
+                node.attr.data_state = DataState::Resident;
+                node.dirty = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `ino` is tracked with its data being changed (`Dirty`).
+    pub fn is_dirty_data(&self, ino: u64) -> bool {
+        self.nodes
+            .lock()
+            .get(&ino)
+            .is_some_and(|n| n.attr.data_state == DataState::Dirty)
     }
 
     /// A handle on `ino` was released; returns whether the inode is to be reclaimed now (its
@@ -295,8 +327,10 @@ impl Inodes {
     }
 
     /// Data was written to `ino` up to byte `end` at time `now`.
+    /// Its data becomes `Dirty` (saved with the size).
     pub fn wrote(&self, ino: u64, end: u64, now: i64) {
         if let Some(node) = self.nodes.lock().get_mut(&ino) {
+            node.attr.data_state = DataState::Dirty;
             node.attr.size = node.attr.size.max(end);
             node.attr.mtime = now;
             node.attr.ctime = node.attr.ctime.max(now);
@@ -328,9 +362,10 @@ impl Inodes {
 
     /// Space was allocated to the data file of `ino` without a change of contents or size
     /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): its blocks are measured again, and saved
-    /// with its size and times.
+    /// with its size and times; its data becomes `Dirty`.
     pub fn allocated(&self, ino: u64) {
         if let Some(node) = self.nodes.lock().get_mut(&ino) {
+            node.attr.data_state = DataState::Dirty;
             node.blocks = None;
             node.dirty = true;
             node.changes += 1;
@@ -357,6 +392,7 @@ impl Inodes {
             mtime: Some(node.attr.mtime),
             ctime: Some(node.attr.ctime),
             atime: Some(node.attr.atime),
+            data_state: Some(node.attr.data_state),
             ..AttrChange::default()
         })
     }
@@ -431,6 +467,7 @@ fn merge(committed: Attr, node: &Node) -> Attr {
         merged.size = node.attr.size;
         merged.mtime = node.attr.mtime;
         merged.atime = node.attr.atime;
+        merged.data_state = node.attr.data_state;
     }
     merged.ctime = committed.ctime.max(node.attr.ctime);
     merged

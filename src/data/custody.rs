@@ -1,9 +1,9 @@
 //! Start-up custody of the cache folder, before anything is served: the cache must belong to
-//! this catalog ([`bind_cache`]), sizes and times the catalog missed are replayed from the
-//! journal ([`replay_journal`]), and the sweep ([`sweep_cache`]) deletes nothing: data
-//! files without an inode go to the quarantine, and a data file longer than its inode's
-//! recorded size (a crash after writes whose size never reached the catalog) is cut to it
-//! after the bytes past that size were copied to the quarantine.
+//! this catalog ([`bind_cache`]), and the sweep ([`sweep_cache`], after the core replayed
+//! its journal) deletes nothing: data files without an inode go to the quarantine, and a
+//! data file longer than its inode's recorded size (a crash after writes whose size never
+//! reached the catalog) is cut to it after the bytes past that size were copied to the
+//! quarantine.
 //!
 //! Binding rules (the cache's `identity` against the catalog's `vs_catalog_identity`):
 //! - same token: bound, go on;
@@ -28,9 +28,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::identity::CacheIdentity;
 use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
-use crate::meta::{now_ns, AttrChange, Kind, MetaEngine, MetaError};
-
-use super::journal::Journal;
+use crate::meta::{now_ns, Kind, MetaEngine, MetaError};
 
 /// Cache files checked against the catalog per round trip.
 const SWEEP_BATCH: usize = 1000;
@@ -57,7 +55,7 @@ pub enum StartError {
 }
 
 /// What start-up does about the binding once the sweep has succeeded.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Binding {
     /// Identity to record in the cache (none: already bound).
     record: Option<CacheIdentity>,
@@ -67,7 +65,7 @@ pub struct Binding {
 
 impl Binding {
     /// Records the binding in the cache folder (after a successful sweep).
-    pub fn commit(self, cache: &Cache) -> Result<(), StartError> {
+    pub(super) fn commit(self, cache: &Cache) -> Result<(), StartError> {
         if let Some(identity) = self.record {
             identity
                 .write(cache.root())
@@ -85,7 +83,7 @@ impl Binding {
 }
 
 /// Checks that `cache` belongs to `catalog` (see the module's rules).
-pub fn bind_cache(
+pub(super) fn bind_cache(
     catalog: &dyn MetaEngine,
     cache: &Cache,
     rebind: bool,
@@ -173,76 +171,34 @@ pub fn bind_cache(
     Err(StartError::Refused(refusal))
 }
 
-/// Applies the journal's unsaved sizes and times to the catalog, then removes it. With a
-/// `foreign` cache the journal is another catalog's: it goes to the quarantine instead.
-pub fn replay_journal(
-    catalog: &dyn MetaEngine,
-    cache: &Cache,
-    journal: &mut Journal,
-    foreign: bool,
-) -> Result<(), StartError> {
-    let path = journal.path();
-    if foreign {
-        if path.exists() {
-            let quarantine = Quarantine::new(cache.root());
-            let batch = quarantine.batch_dir(SystemTime::now());
-            let moved = quarantine
-                .take(&batch, None, &path)
-                .map_err(|e| cache_error(&path, e))?;
-            log::warn!(
-                "journal of another catalog moved to {} (not replayed)",
-                moved.display()
-            );
-            *journal = Journal::new(cache.root());
-        }
-        return Ok(());
+/// Settings of the start-up sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// Quarantine folders older than this many days are removed (0: never).
+    pub quarantine_days: u64,
+    /// Largest quarantine in bytes; a sweep that would pass it refuses the start.
+    pub quarantine_max_size: u64,
+}
+
+/// Moves the core's file at `path` (its journal) to the quarantine when the cache is bound
+/// to another catalog: it holds that catalog's sizes and is not replayed.
+pub(super) fn set_aside_foreign(cache: &Cache, path: &Path) -> Result<(), StartError> {
+    if path.exists() {
+        let quarantine = Quarantine::new(cache.root());
+        let batch = quarantine.batch_dir(SystemTime::now());
+        let moved = quarantine
+            .take(&batch, None, path)
+            .map_err(|e| cache_error(path, e))?;
+        log::warn!(
+            "journal of another catalog moved to {} (not replayed)",
+            moved.display()
+        );
     }
-    let entries = journal.read().map_err(|e| {
-        StartError::Refused(format!(
-            "{e}. It holds sizes and times the catalog has not recorded; move it aside to \
-             start without them (the files then keep the sizes the catalog has)."
-        ))
-    })?;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let (mut applied, mut superseded) = (0usize, 0usize);
-    for entry in &entries {
-        let newer = match catalog.get_attr(entry.ino) {
-            Ok(attr) => attr.ctime > entry.ctime,
-            Err(MetaError::Errno(libc::ENOENT)) => true, // deleted since
-            Err(err) => return Err(err.into()),
-        };
-        if newer {
-            superseded += 1;
-            continue;
-        }
-        let change = AttrChange {
-            size: Some(entry.size),
-            mtime: Some(entry.mtime),
-            atime: Some(entry.atime),
-            ctime: Some(entry.ctime),
-            // Not journalled: a measurement, taken again from the data file as it is now.
-            blocks: Some(cache.allocated_blocks(entry.ino)),
-            ..AttrChange::default()
-        };
-        match catalog.set_attr(entry.ino, &change) {
-            Ok(_) => applied += 1,
-            Err(MetaError::Errno(libc::ENOENT)) => superseded += 1,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    journal.clear().map_err(|e| cache_error(&path, e))?;
-    log::warn!(
-        "journal {}: replayed unsaved sizes and times of {applied} files into the catalog \
-         ({superseded} superseded by newer changes)",
-        path.display()
-    );
     Ok(())
 }
 
 /// Removes quarantine folders older than `days` (0: never).
-pub fn purge_old_quarantine(cache: &Cache, days: u64) {
+pub(super) fn purge_old_quarantine(cache: &Cache, days: u64) {
     if days == 0 {
         return;
     }
@@ -268,7 +224,7 @@ pub fn purge_old_quarantine(cache: &Cache, days: u64) {
 /// quarantine, and cuts data files longer than their inode's recorded size. Runs before
 /// mounting, so nothing is in flight; a catalog failure stops the sweep; a quarantine that
 /// would grow past `quarantine_max` bytes refuses the start (nothing is deleted).
-pub fn sweep_cache(
+pub(super) fn sweep_cache(
     catalog: &dyn MetaEngine,
     cache: &Cache,
     quarantine_max: u64,
@@ -439,7 +395,8 @@ fn location(catalog: &dyn MetaEngine) -> (String, String) {
     (location.database, location.server)
 }
 
-fn cache_error(path: &Path, err: io::Error) -> StartError {
+/// The error for `path` of the cache folder failing with `err`.
+pub fn cache_error(path: &Path, err: io::Error) -> StartError {
     StartError::Cache {
         path: path.display().to_string(),
         message: err.to_string(),

@@ -5,7 +5,7 @@
 //! it fails with `EFBIG`. Writes and allocations that would take the cache file system's
 //! available space below the reserve fail with `ENOSPC` ([`Reserve`]).
 
-use fuser::Errno;
+use super::VfsError as Errno;
 
 use crate::cache::Reserve;
 
