@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
-use valuestor::meta::mysql::{MysqlMeta, SCHEMA_VERSION};
+use valuestor::meta::mysql::{
+    errno_signal, MysqlMeta, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
+};
 use valuestor::meta::{Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, ROOT_INO};
 use valuestor::Pool;
 
@@ -117,7 +119,7 @@ fn an_upgrade_from_version_3_adds_blocks_unknown_for_old_rows() {
 }
 
 #[test]
-fn create_maps_errors_and_inherits_set_group_id() {
+fn create_maps_procedure_errors_through_errno_base_and_inherits_set_group_id() {
     let db = MariaDb::start();
     let catalog = catalog(&db);
     let dir = catalog
@@ -143,14 +145,27 @@ fn create_maps_errors_and_inherits_set_group_id() {
         catalog.create(dir.ino, b"f", &node(Kind::File, 0o644)),
         Err(MetaError::Errno(libc::EEXIST))
     ));
-    assert!(matches!(
-        catalog.create(file.ino, b"x", &node(Kind::File, 0o644)),
-        Err(MetaError::Errno(libc::ENOTDIR))
-    ));
-    assert!(matches!(
-        catalog.create(999_999, b"x", &node(Kind::File, 0o644)),
-        Err(MetaError::Errno(libc::ENOENT))
-    ));
+    // What the stored procedure signals, read raw, is ERRNO_BASE + the errno, and the
+    // engine maps it back to that errno.
+    let mut conn = db.connect();
+    let call = |conn: &mut mysql::Conn, parent: u64| match conn.exec_drop(
+        "CALL vs_create_node(?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
+        (parent,),
+    ) {
+        Err(mysql::Error::MySqlError(e)) => e.code,
+        other => panic!("the procedure did not signal: {other:?}"),
+    };
+    for (parent, errno) in [(file.ino, libc::ENOTDIR), (999_999, libc::ENOENT)] {
+        assert!(PROCEDURE_ERRNOS.contains(&errno), "{errno}");
+        let code = call(&mut conn, parent);
+        assert_eq!(
+            code,
+            errno_signal(errno),
+            "parent {parent}: signalled {code}, ERRNO_BASE {ERRNO_BASE} + errno {errno}"
+        );
+        let mapped = catalog.create(parent, b"x", &node(Kind::File, 0o644));
+        assert_eq!(mapped, Err(MetaError::Errno(errno)), "parent {parent}");
+    }
     assert!(matches!(
         catalog.create(ROOT_INO, &[b'n'; 256], &node(Kind::File, 0o644)),
         Err(MetaError::Errno(libc::ENAMETOOLONG))
