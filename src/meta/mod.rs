@@ -2,6 +2,8 @@
 //! the owner lease, behind one trait ([`MetaEngine`]) over neutral types ([`types`]), with
 //! one error type ([`MetaError`]) whose variants say what a caller can do.
 //!
+//! [`memory::MemoryMeta`] holds a catalog in memory with the same semantics: the fake for
+//! fast tests of the layers above (`tests/meta_conformance.rs` keeps the two in step).
 //! [`mysql::MysqlMeta`] is the engine over MySQL/MariaDB (and MariaDB Galera). Every change
 //! is one transaction; every statement is parameterised. Changes return the attributes of
 //! every inode they touched ([`Changed`]), so the file system can keep what it serves in
@@ -9,6 +11,7 @@
 
 mod error;
 pub mod lease;
+pub mod memory;
 pub mod mysql;
 pub mod types;
 
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 pub use error::MetaError;
 pub use lease::OwnerFence;
+pub use memory::MemoryMeta;
 pub use types::*;
 
 /// Where a catalog lives, for messages and the cache's identity record.
