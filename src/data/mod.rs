@@ -8,6 +8,7 @@
 
 mod custody;
 mod local;
+pub mod memory;
 
 use std::io;
 use std::path::Path;

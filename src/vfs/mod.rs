@@ -37,6 +37,8 @@ mod limits;
 mod listing;
 mod namespace;
 mod recovery;
+#[cfg(test)]
+mod tests;
 mod workers;
 pub mod writeback;
 
