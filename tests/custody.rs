@@ -2,7 +2,9 @@
 //! wrong, empty or fresh catalog is refused, never swept), files without an inode are
 //! quarantined within a bound, sizes the catalog never got survive a stop with the database
 //! down (journal) and a kill -9 (extending reads zeros, not stale bytes), and a non-empty
-//! file whose data file is missing is EIO with its size unchanged.
+//! file whose data file is missing is EIO with its size unchanged. Residency follows the
+//! catalog's data state (issue 10): Dirty while written, Resident after the last close,
+//! Released is EIO, Empty reads zeros without a data file.
 
 mod support;
 
@@ -498,4 +500,78 @@ fn sigterm_with_the_database_down_exits_non_zero_and_the_journal_keeps_the_size(
     assert_eq!(size, Some(1 << 20), "catalog size after the replay");
     assert!(!cache.join("journal").exists(), "replayed, then removed");
     stop_cleanly(server, &dir);
+}
+
+/// The catalog's data state of `ino` (0 Empty, 1 Resident, 2 Dirty, 3 Archived, 4 Released).
+fn data_state(fs: &MountedFs, ino: u64) -> Option<u8> {
+    let mut conn = fs.db.connect();
+    conn.exec_first("SELECT data_state FROM vs_inodes WHERE ino = ?", (ino,))
+        .unwrap()
+}
+
+/// Waits (bounded) until `ino`'s data state is `want`; the last state seen otherwise.
+fn await_data_state(fs: &MountedFs, ino: u64, want: u8) -> Result<(), Option<u8>> {
+    let deadline = std::time::Instant::now() + START_LIMIT;
+    loop {
+        let seen = data_state(fs, ino);
+        if seen == Some(want) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(seen);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn data_state_is_dirty_while_written_resident_after_the_last_close_empty_when_cut_to_0() {
+    let fs = MountedFs::start();
+    let mut file = fs::File::create(fs.path("state")).unwrap();
+    let ino = file.metadata().unwrap().ino();
+    assert_eq!(data_state(&fs, ino), Some(0), "created: Empty");
+    file.write_all(b"some data").unwrap();
+    file.sync_all().unwrap(); // saves the size, and the state with it
+    assert_eq!(data_state(&fs, ino), Some(2), "written, still open: Dirty");
+    drop(file);
+    // The release reaches the server after close returns.
+    assert_eq!(await_data_state(&fs, ino, 1), Ok(()), "closed: Resident");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(fs.path("state"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert_eq!(await_data_state(&fs, ino, 0), Ok(()), "cut to 0: Empty");
+}
+
+#[test]
+fn released_data_is_eio_and_empty_data_reads_as_zeros_without_a_data_file() {
+    let mut fs = MountedFs::start();
+    fs::write(fs.path("released"), b"archived only").unwrap();
+    fs::write(fs.path("hole"), b"").unwrap();
+    let released = fs::metadata(fs.path("released")).unwrap().ino();
+    let hole = fs::metadata(fs.path("hole")).unwrap().ino();
+    fs.await_consistent();
+    fs.unmount();
+    // As the archive tier will leave them: data only in the archive; a hole of 1000 bytes.
+    fs::remove_file(fs.cache_file(released)).unwrap();
+    let mut conn = fs.db.connect();
+    conn.exec_drop(
+        "UPDATE vs_inodes SET data_state = 4 WHERE ino = ?",
+        (released,),
+    )
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE vs_inodes SET data_state = 0, size = 1000 WHERE ino = ?",
+        (hole,),
+    )
+    .unwrap();
+    fs.mount();
+
+    let err = fs::read(fs.path("released")).expect_err("released data must not read");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::metadata(fs.path("released")).unwrap().len(), 13);
+    assert_eq!(fs::read(fs.path("hole")).unwrap(), vec![0u8; 1000]);
+    assert!(!fs.cache_file(hole).exists(), "a read makes no data file");
 }
