@@ -38,6 +38,23 @@ impl_fail!(
     ReplyWrite
 );
 
+/// Listing replies, sent once filled.
+pub(super) trait Done: Fail {
+    fn done(self);
+}
+
+impl Done for ReplyDirectory {
+    fn done(self) {
+        self.ok();
+    }
+}
+
+impl Done for fuser::ReplyDirectoryPlus {
+    fn done(self) {
+        self.ok();
+    }
+}
+
 /// The errno of a core error.
 pub(super) fn errno(err: VfsError) -> Errno {
     Errno::from_i32(err.errno())

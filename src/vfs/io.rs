@@ -17,6 +17,7 @@
 use std::io;
 
 use super::handles::OpenFile;
+use super::killpriv::Caller;
 use super::{Core, VfsError, MAX_IO};
 use crate::data::DataFile;
 use crate::meta::{now_ns, Attr, AttrChange, DataState, Kind, MetaError};
@@ -41,6 +42,17 @@ impl Residency {
             DataState::Resident | DataState::Dirty | DataState::Archived => Residency::Local,
         }
     }
+}
+
+/// What a write needs before its data goes in ([`Core::plan_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WritePlan {
+    /// The inode written.
+    pub ino: u64,
+    /// How many of the bytes may be written.
+    pub len: usize,
+    /// Permission bits to commit first (kill-priv clears set-id bits): needs the catalog.
+    pub clear_setid: Option<u16>,
 }
 
 impl Core {
@@ -124,14 +136,50 @@ impl Core {
     }
 
     /// Checks the limits for a write of `len` bytes at `offset`; returns how many bytes may
-    /// be written. A caller that must clear set-id bits first ([`Core::perm_after_modify`])
-    /// checks this before (Linux checks limits before it removes privileges), then calls
-    /// [`Core::write_admitted`].
-    pub fn write_len(&self, offset: u64, len: usize) -> Result<usize, VfsError> {
+    /// be written.
+    fn write_len(&self, offset: u64, len: usize) -> Result<usize, VfsError> {
         self.limits.write_len(offset, len)
     }
 
-    /// [`Core::write`] of `data` that [`Core::write_len`] admitted already.
+    /// What a write of `len` bytes at `offset` through `fh` by `caller` needs first: the
+    /// limits (FileMaxSize, CacheFreeLeastSize) say how many bytes may go in, then kill-priv
+    /// whether set-id bits must be cleared ([`Core::set_perm`], which needs the catalog),
+    /// in that order, as Linux checks limits before it removes privileges. The data then
+    /// goes in with [`Core::write_admitted`].
+    pub fn plan_write(
+        &self,
+        fh: u64,
+        offset: u64,
+        len: usize,
+        caller: impl FnOnce() -> Caller,
+    ) -> Result<WritePlan, VfsError> {
+        let ino = self.files.get(fh)?.ino;
+        let len = self.write_len(offset, len)?;
+        Ok(WritePlan {
+            ino,
+            len,
+            clear_setid: self.perm_after_modify(ino, caller),
+        })
+    }
+
+    /// What a `fallocate` of `ino` with `mode` by `caller` needs first: `EOPNOTSUPP` for a
+    /// mode other than allocating (0, `KEEP_SIZE`), punching holes or zeroing ranges; else
+    /// the permission bits kill-priv must commit first, if any.
+    pub fn plan_fallocate(
+        &self,
+        ino: u64,
+        mode: i32,
+        caller: impl FnOnce() -> Caller,
+    ) -> Result<Option<u16>, VfsError> {
+        let supported =
+            libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        if mode & !supported != 0 {
+            return Err(VfsError::EOPNOTSUPP);
+        }
+        Ok(self.perm_after_modify(ino, caller))
+    }
+
+    /// [`Core::write`] of `data` that [`Core::plan_write`] admitted already.
     pub fn write_admitted(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize, VfsError> {
         self.may_change()?;
         let open = self.files.get(fh)?;

@@ -47,6 +47,7 @@ pub use attrs::known_xattr_namespace;
 pub use error::VfsError;
 pub use handles::{Closed, OpenFile, OpenFiles};
 pub use inodes::StatView;
+pub use io::WritePlan;
 pub use killpriv::Caller;
 
 use std::collections::HashSet;

@@ -371,3 +371,38 @@ fn a_revoked_fence_stops_every_change_with_eio_and_reads_go_on() {
         Some(MetaError::Errno(libc::ENOENT))
     );
 }
+
+#[test]
+fn catalog_threads_follow_database_max_pool_size() {
+    let mut config = crate::Config::default();
+    config.database.max_pool_size = 7;
+    assert_eq!(FsOptions::from_config(&config).catalog_threads, 7);
+}
+
+#[test]
+fn as_many_operations_run_at_once_as_there_are_catalog_threads() {
+    let fx = Fixture::start(|o| o.catalog_threads = 2);
+    let (started, seen) = mpsc::channel();
+    let (open_gate, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(parking_lot::Mutex::new(gate));
+    for _ in 0..2 {
+        let (started, gate) = (started.clone(), Arc::clone(&gate));
+        fx.vfs().offload(
+            move |_| {
+                started.send(()).unwrap();
+                // Held until both have started (or the test gave up).
+                let _ = gate.lock().recv_timeout(PATIENCE);
+                Ok(())
+            },
+            |_| {},
+        );
+    }
+    let first = seen.recv_timeout(PATIENCE);
+    let second = seen.recv_timeout(PATIENCE);
+    drop(open_gate);
+    assert_eq!(
+        (first, second),
+        (Ok(()), Ok(())),
+        "two operations did not run at once on two catalog threads"
+    );
+}
