@@ -153,6 +153,7 @@ impl Core {
         len: usize,
         caller: impl FnOnce() -> Caller,
     ) -> Result<WritePlan, VfsError> {
+        self.may_change()?;
         let ino = self.files.get(fh)?.ino;
         let len = self.write_len(offset, len)?;
         Ok(WritePlan {

@@ -209,7 +209,9 @@ impl Core {
             offset.saturating_sub(2),
             |after, limit| self.catalog.read_dir_plus(ino, after, limit),
             |entry, attr| {
-                let attr = self.reported(&self.inodes.view(*attr));
+                // Plain readdir uses only the type: no blocks to measure.
+                let attr = self.inodes.view(*attr);
+                let attr = if plus { self.reported(&attr) } else { attr };
                 let full = add(entry.cookie + 2, &entry.name, &attr);
                 if !full && plus {
                     handed.push(attr.ino);
