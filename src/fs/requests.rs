@@ -17,7 +17,7 @@ use fuser::{
 use super::convert::{self, errno, file_attr, file_type, reply_sized, to_ns};
 use super::VsFs;
 use crate::meta::{now_ns, AttrChange, Kind, NewNode, XattrMode, NAME_MAX};
-use crate::vfs::{known_xattr_namespace, Caller, MAX_IO, TTL};
+use crate::vfs::{known_xattr_namespace, Caller, Core, MAX_IO, TTL};
 
 /// A node owned by the requester of `req`.
 fn new_node<'a>(
@@ -316,15 +316,16 @@ impl Filesystem for VsFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing unsaved: nothing for the catalog, answered here without a thread hop.
-        if !self.core().needs_save(ino.0) {
+        // Nothing for the catalog: answered here without a thread hop.
+        if self.core().flush_without_catalog(ino.0, fh.0) {
             return reply.ok();
         }
-        self.offload(reply, move |core| core.flush(ino.0), |reply, ()| reply.ok());
+        let flush = move |core: &Core| core.flush(ino.0, fh.0);
+        self.offload(reply, flush, |reply, ()| reply.ok());
     }
 
     fn release(

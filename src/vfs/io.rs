@@ -282,8 +282,22 @@ impl Core {
         self.inodes.needs_save(ino)
     }
 
-    /// Saves what is unsaved of `ino` (a `flush` of one of its handles).
-    pub fn flush(&self, ino: u64) -> Result<(), VfsError> {
+    /// Whether a `flush` (a `close` of a descriptor) of handle `fh` on `ino` has nothing
+    /// for the catalog to do (nothing unsaved, and not the last writer of data being
+    /// changed), so it can be answered at once.
+    pub fn flush_without_catalog(&self, ino: u64, fh: u64) -> bool {
+        let last_dirty_writer = self.files.is_last_writer(fh) && self.inodes.is_dirty_data(ino);
+        !(self.inodes.needs_save(ino) || last_dirty_writer)
+    }
+
+    /// Saves what is unsaved of `ino` at a `close` of a descriptor of handle `fh`. When `fh`
+    /// is the last handle writing it, its data is complete: `Dirty` becomes `Resident` in
+    /// the same save, so the release that follows has nothing to save (a later write through
+    /// the same handle makes it `Dirty` again).
+    pub fn flush(&self, ino: u64, fh: u64) -> Result<(), VfsError> {
+        if self.files.is_last_writer(fh) {
+            self.inodes.writers_closed(ino);
+        }
         Ok(self.save(ino)?)
     }
 

@@ -131,7 +131,8 @@ fn flush_saves_size_and_dirty_state_in_one_save() {
     let (fh, attr) = fx.create("flushed");
     fx.core().write(fh, 0, b"0123456789").unwrap();
     assert!(fx.core().needs_save(attr.ino));
-    fx.core().flush(attr.ino).unwrap();
+    let reader = fx.core().open(attr.ino, false).unwrap();
+    fx.core().flush(attr.ino, reader).unwrap(); // a reader's close: the writer goes on
     let stored = fx.stored(attr.ino).unwrap();
     assert_eq!(
         (stored.size, stored.data_state),
@@ -268,6 +269,29 @@ fn dirty_data_becomes_resident_when_the_last_writer_closes() {
 }
 
 #[test]
+fn the_last_writers_close_records_resident_in_its_flush_and_its_release_needs_no_catalog() {
+    let fx = Fixture::start(|_| {});
+    let (fh, attr) = fx.create("closed");
+    fx.core().write(fh, 0, b"abc").unwrap();
+    assert!(!fx.core().flush_without_catalog(attr.ino, fh));
+    fx.core().flush(attr.ino, fh).unwrap();
+    let stored = fx.stored(attr.ino).unwrap();
+    assert_eq!((stored.size, stored.data_state), (3, DataState::Resident));
+    assert_eq!(
+        fx.core().release_without_catalog(attr.ino, fh),
+        Some(false),
+        "closed without a catalog round trip"
+    );
+    // A write after the flush (another descriptor of the same handle) is Dirty again.
+    let (fh, attr) = fx.create("reopened");
+    fx.core().flush(attr.ino, fh).unwrap();
+    fx.core().write(fh, 0, b"late").unwrap();
+    assert!(fx.core().release_without_catalog(attr.ino, fh).is_none());
+    fx.core().release(attr.ino, fh).unwrap();
+    assert_eq!(fx.stored(attr.ino).unwrap().data_state, DataState::Resident);
+}
+
+#[test]
 fn dirty_state_left_by_a_crash_is_recorded_resident_at_the_next_close() {
     let fx = Fixture::start(|_| {});
     let (fh, attr) = fx.create("crashed");
@@ -328,7 +352,7 @@ fn a_revoked_fence_stops_every_change_with_eio_and_reads_go_on() {
     let fx = Fixture::start(|_| {});
     let (fh, attr) = fx.create("fenced");
     fx.core().write(fh, 0, b"before").unwrap();
-    fx.core().flush(attr.ino).unwrap();
+    fx.core().fsync(fh, false).unwrap();
     fx.options.fence.revoke("test: the lease went to host b");
     let core = fx.core();
     let eio = Err(VfsError::EIO);
