@@ -1,6 +1,6 @@
 //! The data store: where file contents live, behind one trait ([`DataStore`]) so the core
 //! (`crate::vfs`) never depends on how. [`crate::cache::Cache`] (one local file per inode in
-//! `CacheFolder`) implements it today ([`local`]); the archive tier will add another layer.
+//! `CacheFolder`) implements it today (module `local`); the archive tier will add another layer.
 //!
 //! Whether an inode *should* have data here is not the store's business: that is the
 //! inode's `data_state` in the catalog (`crate::meta::DataState`). The store only answers
@@ -72,7 +72,7 @@ pub trait DataStore: Send + Sync {
     fn folder(&self) -> &Path;
 
     /// Start-up custody, before the journal is replayed: checks that the store belongs to
-    /// `catalog` (see [`custody`]). With `rebind` a store that is another catalog's is
+    /// `catalog` (see module `custody`). With `rebind` a store that is another catalog's is
     /// taken over ([`Binding::foreign`]): the core's `journal` there is set aside, and its
     /// data by [`DataStore::sweep`]. Otherwise nothing is changed. A store with no custody
     /// of its own accepts any catalog.

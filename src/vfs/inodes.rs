@@ -75,7 +75,7 @@ struct Refs {
 }
 
 /// What a `getattr` of a tracked inode needs: its attributes, its data file's blocks if
-/// known, and the change count to hand back to [`Inodes::measured`].
+/// known, and the change count to hand back to `Inodes::measured`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatView {
     /// The attributes.

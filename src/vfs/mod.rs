@@ -14,10 +14,10 @@
 //! fails); a create whose data file cannot be made takes its entry back; a partial write is
 //! reported (and recorded) as the bytes that reached the store; inodes are purged from the
 //! catalog before their data goes, and data left without an inode row (a crash between the
-//! two) is set aside at the next start ([`recovery`]).
+//! two) is set aside at the next start (module `recovery`).
 //!
 //! Where the data is comes from the catalog (`Attr::data_state`), not from whether a data
-//! file exists ([`io`]): `Empty` needs none (reads give zeros up to the size); `Resident`,
+//! file exists (module `io`): `Empty` needs none (reads give zeros up to the size); `Resident`,
 //! `Dirty` and `Archived` must have one (missing: `EIO`, logged with the inode and state;
 //! never an empty read, never a new size); `Released` is `EIO` until the archive tier can
 //! recall it. A write, `fallocate` or truncation makes a file `Dirty` (saved with its size);
@@ -207,7 +207,7 @@ pub struct FsStats {
 }
 
 impl Vfs {
-    /// Runs start-up recovery ([`recovery`]: migrate, bind the store, replay the journal,
+    /// Runs start-up recovery (module `recovery`: migrate, bind the store, replay the journal,
     /// purge orphans, sweep the store), then starts the catalog threads and the timer that
     /// saves sizes and times. The root directory is owned by the caller.
     pub fn start(
