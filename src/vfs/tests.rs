@@ -430,3 +430,29 @@ fn as_many_operations_run_at_once_as_there_are_catalog_threads() {
         "two operations did not run at once on two catalog threads"
     );
 }
+
+#[test]
+fn a_truncation_the_catalog_refuses_leaves_the_data_as_it_was() {
+    let fx = Fixture::start(|_| {});
+    let (fh, attr) = fx.create("kept");
+    fx.core().write(fh, 0, b"0123456789").unwrap();
+    fx.core().fsync(fh, false).unwrap();
+    for size in [3, 100] {
+        fx.meta
+            .fail_next(MetaError::Unavailable("test: down".into()));
+        let change = AttrChange {
+            size: Some(size),
+            ..AttrChange::default()
+        };
+        let result = fx
+            .core()
+            .setattr(attr.ino, Some(fh), change, 1, || unreachable!());
+        assert_eq!(result.map(|a| a.size), Err(VfsError::EIO), "to {size}");
+        assert_eq!(
+            fx.store.contents(attr.ino).as_deref(),
+            Some(&b"0123456789"[..]),
+            "data after a refused truncation to {size}"
+        );
+    }
+    assert_eq!(fx.stored(attr.ino).unwrap().size, 10);
+}
