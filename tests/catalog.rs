@@ -291,7 +291,7 @@ fn conflicts_are_retried_as_the_policy_says_then_reported() {
     let mut options = pool_options(&db);
     options.acquire_timeout = Duration::from_secs(60); // the deadline never ends the retries
     let policy = RetryPolicy {
-        attempts: 2,
+        attempts: 1,
         ..RetryPolicy::default()
     };
     let catalog = MysqlMeta::new(Pool::new(options).unwrap()).with_retry_policy(policy);
@@ -315,8 +315,8 @@ fn conflicts_are_retried_as_the_policy_says_then_reported() {
     let waited = row_lock_waits(&mut root) - before;
     assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
     assert_eq!(
-        waited, 3,
-        "a transaction: the first run and 2 retries each waited"
+        waited, 2,
+        "a transaction: the first run and 1 retry each waited"
     );
 
     let before = row_lock_waits(&mut root);
@@ -324,8 +324,8 @@ fn conflicts_are_retried_as_the_policy_says_then_reported() {
     let waited = row_lock_waits(&mut root) - before;
     assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
     assert_eq!(
-        waited, 3,
-        "the create procedure: the first call and 2 retries each waited"
+        waited, 2,
+        "the create procedure: the first call and 1 retry each waited"
     );
 
     blocker.query_drop("ROLLBACK").unwrap();
