@@ -545,6 +545,13 @@ fn changes_return_the_attributes_of_every_inode_they_touch(meta: &dyn MetaEngine
     assert_eq!(moved.node, attr(meta, f.ino));
     assert_eq!(moved.dirs, [attr(meta, e.ino), attr(meta, d.ino)]);
     assert_eq!(moved.other, None);
+    for dir in &moved.dirs {
+        assert_eq!(
+            (dir.mtime, dir.ctime),
+            (moved.node.ctime, moved.node.ctime),
+            "both directories change when the entry moves: {dir:?}"
+        );
+    }
 
     let victim = file(meta, d.ino, b"victim");
     let replaced = meta
@@ -584,6 +591,11 @@ fn changes_return_the_attributes_of_every_inode_they_touch(meta: &dyn MetaEngine
     assert_eq!((removed.node.ino, removed.node.nlink), (sub.ino, 0));
     assert_eq!(removed.dirs, [attr(meta, d.ino)]);
     assert_eq!(removed.dirs[0].nlink, 2);
+    assert_eq!(
+        (removed.dirs[0].mtime, removed.node.ctime),
+        (removed.node.ctime, removed.dirs[0].ctime),
+        "the parent's times are the removal's"
+    );
     assert_eq!(errno(meta.get_attr(sub.ino)), libc::ENOENT, "rmdir purges");
 
     let before = attr(meta, f.ino);
