@@ -7,10 +7,10 @@ use mysql::prelude::Queryable;
 use parking_lot::Mutex;
 
 use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::{finish, Totals, VsResult};
+use super::result::VsResult;
 use super::stmt::VsStmt;
 use super::VsStatus;
-use crate::pool::{Pool, PoolError, PooledConn};
+use crate::pool::{drain_checked, Pool, PoolError, PooledConn, Totals};
 
 /// A `VsConn` as its statements hold it: the handle C gets is this `Arc`'s pointer, so a
 /// checkout costs one allocation for both.
@@ -253,8 +253,8 @@ fn released() -> FfiError {
 
 /// Runs `sql` and reads every result set it produces.
 fn execute_all(conn: &mut PooledConn, sql: &str) -> Result<Totals, PoolError> {
-    let mut result = conn.query_iter(sql)?;
-    Ok(finish(&mut result)?)
+    let result = conn.query_iter(sql)?;
+    Ok(drain_checked(result)?)
 }
 
 /// Converts `outcome` for C; when it failed because the connection broke (also in a later

@@ -9,7 +9,7 @@ use mysql::{QueryResult, Value};
 
 use super::guard::{arg_mut, arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError};
 use super::VsStatus;
-use crate::pool::{row_bytes, PoolError};
+use crate::pool::{collect_bounded, PoolError, Rows};
 
 /// What a result keeps of a column: its label, and the type and fractional digits that
 /// decide how a temporal value is written as text.
@@ -45,7 +45,7 @@ impl VsResult {
     /// Reads the first result set of `result` (failing past `limit` bytes), then every
     /// remaining one, so that an error from a later statement is reported, not dropped.
     pub(crate) fn collect<P: Protocol>(
-        mut result: QueryResult<'_, '_, '_, P>,
+        result: QueryResult<'_, '_, '_, P>,
         limit: u64,
     ) -> Result<VsResult, PoolError> {
         let columns: Vec<ColumnInfo> = result
@@ -58,24 +58,10 @@ impl VsResult {
                 decimals: c.decimals(),
             })
             .collect();
-        let mut rows = Rows::default();
-        let mut total = 0u64;
-        let mut affected_rows = 0;
-        if let Some(set) = result.iter() {
-            affected_rows = set.affected_rows();
-            for row in set {
-                let row = row?;
-                total = total.saturating_add(row_bytes(&row));
-                if total > limit {
-                    return Err(PoolError::ResultTooLarge { limit });
-                }
-                rows.push(row)?;
-            }
-        }
-        finish(&mut result)?;
+        let (rows, totals) = collect_bounded(result, limit)?;
         Ok(VsResult {
             texts: RefCell::new(Vec::new()),
-            affected_rows,
+            affected_rows: totals.first_affected_rows,
             columns,
             rows,
             cursor: None,
@@ -102,39 +88,6 @@ impl VsResult {
                 format!("column {column} is NULL"),
             )),
             value => Ok(value),
-        }
-    }
-}
-
-/// The rows of a result, the first kept inline: a one-row result (a lookup by key, `SELECT
-/// 1`) needs no list of its own.
-#[derive(Default)]
-struct Rows {
-    first: Option<mysql::Row>,
-    rest: Vec<mysql::Row>,
-}
-
-impl Rows {
-    fn push(&mut self, row: mysql::Row) -> Result<(), PoolError> {
-        if self.first.is_none() {
-            self.first = Some(row);
-        } else {
-            self.rest
-                .try_reserve(1)
-                .map_err(|_| PoolError::OutOfMemory)?;
-            self.rest.push(row);
-        }
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
-
-    fn get(&self, index: usize) -> Option<&mysql::Row> {
-        match index.checked_sub(1) {
-            None => self.first.as_ref(),
-            Some(index) => self.rest.get(index),
         }
     }
 }
@@ -380,36 +333,6 @@ pub unsafe extern "C" fn vs_result_free(result: *mut VsResult) {
             drop(Box::from_raw(result));
         }
     })
-}
-
-/// What the statements of one request reported, over all their result sets.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Totals {
-    /// Affected rows summed over every statement.
-    pub affected_rows: u64,
-    /// The last non-zero AUTO_INCREMENT id any statement reported (0 if none did).
-    pub last_insert_id: u64,
-}
-
-/// Reads every remaining result set of `result`, discarding rows, and returns the totals,
-/// or the first error a statement reported.
-///
-/// The `mysql` crate's `Drop` for a result drains the remaining sets too, but drops their
-/// errors: a failing second statement of `"INSERT ...; INSERT ..."` would look like success.
-pub(crate) fn finish<P: Protocol>(
-    result: &mut QueryResult<'_, '_, '_, P>,
-) -> Result<Totals, mysql::Error> {
-    let mut totals = Totals::default();
-    while let Some(mut set) = result.iter() {
-        totals.affected_rows = totals.affected_rows.saturating_add(set.affected_rows());
-        if let Some(id) = set.last_insert_id().filter(|&id| id != 0) {
-            totals.last_insert_id = id;
-        }
-        for row in set.by_ref() {
-            row?;
-        }
-    }
-    Ok(totals)
 }
 
 /// Converts a value as `mysql::from_value_opt` does; text that plainly parses is read in

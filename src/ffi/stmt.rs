@@ -7,9 +7,9 @@ use mysql::{Params, Statement, Value};
 
 use super::conn::{note_breakage, with_conn, ConnSlot};
 use super::guard::{arg_mut, arg_out, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::{finish, VsResult};
+use super::result::VsResult;
 use super::VsStatus;
-use crate::pool::PoolError;
+use crate::pool::{drain_checked, PoolError};
 
 /// A prepared statement (opaque) on one connection. One thread at a time.
 ///
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn vs_stmt_execute_update(
         let totals = with_conn(&stmt.slot, |c| {
             let outcome = c
                 .exec_iter(&stmt.statement, params)
-                .and_then(|mut result| finish(&mut result))
+                .and_then(drain_checked)
                 .map_err(PoolError::from);
             note_breakage(c, outcome)
         })?;
