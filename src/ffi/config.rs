@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
 use super::VsStatus;
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::{Config, DatabaseConfig};
+use crate::Config;
 
 /// The environment variable `vs_config_load_default` reads the file's path from.
 const CONFIG_PATH_ENV: &str = "VS_CONF";
@@ -82,13 +82,8 @@ pub unsafe extern "C" fn vs_config_with_max_pool_size(
         if max_size == 0 {
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
-        let mut copy = config.config.clone();
-        cap_pool_size(
-            &mut copy.database,
-            usize::try_from(max_size).unwrap_or(usize::MAX),
-        );
-        copy.validate()?;
-        *out = into_raw(copy);
+        let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
+        *out = into_raw(config.config.with_max_pool_size(max_size)?);
         Ok(())
     })
 }
@@ -122,36 +117,4 @@ unsafe fn load_into(path: PathBuf, out: *mut *mut VsConfig) -> FfiResult {
 
 fn into_raw(config: Config) -> *mut VsConfig {
     Arc::into_raw(Arc::new(VsConfig { config })).cast_mut()
-}
-
-/// Lowers the pool's maximum to `max_size` if it is higher, and the initial size with it.
-fn cap_pool_size(db: &mut DatabaseConfig, max_size: usize) {
-    db.max_pool_size = db.max_pool_size.min(max_size);
-    db.initial_pool_size = db.initial_pool_size.min(db.max_pool_size);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sizes(max: usize, initial: usize, cap: usize) -> (usize, usize) {
-        let mut db = Config::default().database;
-        db.max_pool_size = max;
-        db.initial_pool_size = initial;
-        cap_pool_size(&mut db, cap);
-        (db.max_pool_size, db.initial_pool_size)
-    }
-
-    #[test]
-    fn the_cap_lowers_but_never_raises_the_maximum() {
-        assert_eq!(sizes(4, 1, 40), (4, 1));
-        assert_eq!(sizes(4, 1, 2), (2, 1));
-        assert_eq!(sizes(4, 1, 4), (4, 1));
-    }
-
-    #[test]
-    fn the_initial_size_follows_a_lower_maximum() {
-        assert_eq!(sizes(8, 6, 3), (3, 3));
-        assert_eq!(sizes(8, 0, 1), (1, 0));
-    }
 }

@@ -8,7 +8,6 @@ use super::conn::VsConn;
 use super::guard::{arg_out, arg_ref, ffi_guard, ffi_guard_value, FfiError};
 use super::VsStatus;
 use crate::pool::{Pool, PoolOptions, PoolStats};
-use crate::DatabaseConfig;
 
 /// A connection pool (opaque). Thread-safe: any thread may take connections from it.
 ///
@@ -131,7 +130,7 @@ pub unsafe extern "C" fn vs_pool_open_legacy(
         if max_size == 0 {
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
-        let options = legacy_options(&config.config.database, max_size as usize);
+        let options = PoolOptions::legacy(&config.config.database, max_size as usize);
         init_logging();
         let pool = Pool::new(options)?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
@@ -258,42 +257,16 @@ fn init_logging() {
     });
 }
 
-/// Pool options for the legacy constructor (see `vs_pool_open_legacy`).
-fn legacy_options(db: &DatabaseConfig, max_size: usize) -> PoolOptions {
-    let legacy_wait = Duration::from_millis(u64::from(VS_LEGACY_ACQUIRE_TIMEOUT_MS));
-    PoolOptions {
-        database: None,
-        max_size,
-        initial_size: db.initial_pool_size.min(max_size),
-        acquire_timeout: db.timeout.min(legacy_wait),
-        nested_overflow: max_size.saturating_mul(2),
-        ..PoolOptions::from_config(db)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::LEGACY_ACQUIRE_TIMEOUT;
 
     #[test]
-    fn the_legacy_pool_honours_max_size_and_has_no_default_schema() {
-        let mut db = DatabaseConfig {
-            max_pool_size: 2,
-            initial_pool_size: 1,
-            timeout: Duration::from_secs(60),
-            ..DatabaseConfig::default()
-        };
-        let options = legacy_options(&db, 40);
-        assert_eq!(options.max_size, 40);
-        assert_eq!(options.initial_size, 1);
-        assert_eq!(options.database, None);
-        assert_eq!(options.acquire_timeout, Duration::from_secs(5));
-        assert_eq!(options.nested_overflow, 80);
-        assert!(options.validate().is_ok());
-        db.timeout = Duration::from_secs(1);
-        db.initial_pool_size = 4;
-        let options = legacy_options(&db, 2);
-        assert_eq!(options.acquire_timeout, Duration::from_secs(1));
-        assert_eq!(options.initial_size, 2);
+    fn the_header_states_the_core_legacy_wait() {
+        assert_eq!(
+            Duration::from_millis(u64::from(VS_LEGACY_ACQUIRE_TIMEOUT_MS)),
+            LEGACY_ACQUIRE_TIMEOUT
+        );
     }
 }

@@ -34,7 +34,7 @@ pub(crate) use error::is_connection_error;
 pub use error::{
     ConnectError, LimitExceeded, PoolError, SqlError, CLIENT_CANNOT_CONNECT, CLIENT_UNKNOWN_ERROR,
 };
-pub use options::{PoolOptions, StartPolicy};
+pub use options::{PoolOptions, StartPolicy, LEGACY_ACQUIRE_TIMEOUT};
 pub(crate) use session::SessionEffect;
 pub use stats::{CloseReason, PoolStats};
 
