@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::config::VsConfig;
 use super::conn::VsConn;
 use super::guard::{arg_out, arg_ref, ffi_guard, ffi_guard_value, FfiError};
+use super::logger;
 use super::VsStatus;
 use crate::pool::{Pool, PoolOptions, PoolStats};
 
@@ -93,7 +94,7 @@ pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut Vs
     ffi_guard(|| {
         let out = arg_out(out, "out")?;
         let config = arg_ref(config, "config")?;
-        init_logging();
+        logger::install();
         let pool = Pool::new(PoolOptions::from_config(&config.config.database))?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
         Ok(())
@@ -131,7 +132,7 @@ pub unsafe extern "C" fn vs_pool_open_legacy(
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
         let options = PoolOptions::legacy(&config.config.database, max_size as usize);
-        init_logging();
+        logger::install();
         let pool = Pool::new(options)?;
         *out = Box::into_raw(Box::new(VsPool { pool }));
         Ok(())
@@ -244,17 +245,6 @@ impl From<&PoolStats> for VsPoolStats {
             closed_overflow: s.closed_overflow,
         }
     }
-}
-
-/// Sends the library's log to stderr for C and C++ programs, which cannot install a Rust
-/// logger (level from `RUST_LOG`, default `warn`); a logger already installed is kept.
-fn init_logging() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let env = env_logger::Env::default().default_filter_or("warn");
-        // Fails only when a logger is already installed, which is then the one to use.
-        let _ = env_logger::Builder::from_env(env).try_init();
-    });
 }
 
 #[cfg(test)]
