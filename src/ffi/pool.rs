@@ -92,11 +92,13 @@ pub const VS_LEGACY_ACQUIRE_TIMEOUT_MS: u32 = 5000;
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut VsPool) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let config = arg_ref(config, "config")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `config` is NULL or live, as this function's contract requires.
+        let config = unsafe { arg_ref(config, "config") }?;
         logger::install();
         let pool = Pool::new(PoolOptions::from_config(&config.config.database))?;
-        *out = Box::into_raw(Box::new(VsPool { pool }));
+        out.write(Box::into_raw(Box::new(VsPool { pool })));
         Ok(())
     })
 }
@@ -126,15 +128,17 @@ pub unsafe extern "C" fn vs_pool_open_legacy(
     out: *mut *mut VsPool,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let config = arg_ref(config, "config")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `config` is NULL or live, as this function's contract requires.
+        let config = unsafe { arg_ref(config, "config") }?;
         if max_size == 0 {
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
         let options = PoolOptions::legacy(&config.config.database, max_size as usize);
         logger::install();
         let pool = Pool::new(options)?;
-        *out = Box::into_raw(Box::new(VsPool { pool }));
+        out.write(Box::into_raw(Box::new(VsPool { pool })));
         Ok(())
     })
 }
@@ -155,14 +159,16 @@ pub unsafe extern "C" fn vs_pool_get(
     out: *mut *mut VsConn,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let pool = &arg_ref(pool.cast_const(), "pool")?.pool;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        let pool = &unsafe { arg_ref(pool.cast_const(), "pool") }?.pool;
         let conn = if timeout_ms == 0 {
             pool.get()?
         } else {
             pool.get_timeout(Duration::from_millis(u64::from(timeout_ms)))?
         };
-        *out = Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut();
+        out.write(Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut());
         Ok(())
     })
 }
@@ -174,9 +180,11 @@ pub unsafe extern "C" fn vs_pool_get(
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_stats(pool: *const VsPool, out: *mut VsPoolStats) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let pool = arg_ref(pool, "pool")?;
-        *out = VsPoolStats::from(&pool.pool.stats());
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        let pool = unsafe { arg_ref(pool, "pool") }?;
+        out.write(VsPoolStats::from(&pool.pool.stats()));
         Ok(())
     })
 }
@@ -190,7 +198,8 @@ pub unsafe extern "C" fn vs_pool_stats(pool: *const VsPool, out: *mut VsPoolStat
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_close(pool: *mut VsPool) {
     ffi_guard_value((), || {
-        if let Some(pool) = pool.as_ref() {
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        if let Some(pool) = unsafe { pool.as_ref() } {
             pool.pool.close();
         }
     })
@@ -209,7 +218,9 @@ pub unsafe extern "C" fn vs_pool_close(pool: *mut VsPool) {
 pub unsafe extern "C" fn vs_pool_free(pool: *mut VsPool) {
     ffi_guard_value((), || {
         if !pool.is_null() {
-            drop(Box::from_raw(pool));
+            // SAFETY: a pool from `vs_pool_open*` (a `Box::into_raw`) not yet freed, as this
+            // function's contract requires.
+            drop(unsafe { Box::from_raw(pool) });
         }
     })
 }
