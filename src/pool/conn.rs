@@ -21,7 +21,7 @@ use super::{Managed, PoolError, PoolOptions, Shared};
 ///
 /// - **Session hygiene.** Every statement text that goes through it (`query_*`, `prep`,
 ///   `exec_*` with a text or with a statement prepared on it) is judged for the session
-///   state it may leave behind (see [`statement_effects`](super::statement_effects)), and
+///   state it may leave behind (from the first keyword of each statement), and
 ///   the connection is cleaned on return accordingly: `ROLLBACK; UNLOCK TABLES;
 ///   SET autocommit = 1` after a transaction, lock or autocommit change;
 ///   COM_RESET_CONNECTION after session variables, temporary tables, handlers, named locks
