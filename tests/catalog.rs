@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
 use valuestor::meta::mysql::{
-    errno_signal, MysqlMeta, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
+    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
 };
 use valuestor::meta::{Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, ROOT_INO};
 use valuestor::Pool;
@@ -268,4 +268,69 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
         catalog.get_attr(f.ino).is_ok()
     });
     assert_eq!(catalog.get_attr(f.ino).unwrap().perm, 0o644);
+}
+
+/// How many times an InnoDB statement has waited for a row lock on this server.
+fn row_lock_waits(conn: &mut mysql::Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'")
+        .unwrap();
+    row.expect("Innodb_row_lock_waits").1
+}
+
+#[test]
+fn conflicts_are_retried_as_the_policy_says_then_reported() {
+    let db = MariaDb::start();
+    let Some(mut root) = db.root_connect() else {
+        eprintln!("skipped: needs a private server to set the lock wait timeout");
+        return;
+    };
+    // New sessions give up waiting for a row lock after 1 s (error 1205, a conflict).
+    root.query_drop("SET GLOBAL innodb_lock_wait_timeout = 1")
+        .unwrap();
+    let mut options = pool_options(&db);
+    options.acquire_timeout = Duration::from_secs(60); // the deadline never ends the retries
+    let policy = RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let catalog = MysqlMeta::new(Pool::new(options).unwrap()).with_retry_policy(policy);
+    catalog.migrate(0, 0).unwrap();
+    let f = file(&catalog, ROOT_INO, b"f");
+    let mut blocker = db.connect();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino IN (?, ?) FOR UPDATE",
+            (ROOT_INO, f.ino),
+        )
+        .unwrap();
+    let chmod = AttrChange {
+        perm: Some(0o600),
+        ..AttrChange::default()
+    };
+
+    let before = row_lock_waits(&mut root);
+    let result = catalog.set_attr(f.ino, &chmod);
+    let waited = row_lock_waits(&mut root) - before;
+    assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        waited, 2,
+        "a transaction: the first run and 1 retry each waited"
+    );
+
+    let before = row_lock_waits(&mut root);
+    let result = catalog.create(ROOT_INO, b"g", &node(Kind::File, 0o644));
+    let waited = row_lock_waits(&mut root) - before;
+    assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        waited, 2,
+        "the create procedure: the first call and 1 retry each waited"
+    );
+
+    blocker.query_drop("ROLLBACK").unwrap();
+    assert_eq!(catalog.set_attr(f.ino, &chmod).unwrap().perm, 0o600);
+    catalog
+        .create(ROOT_INO, b"g", &node(Kind::File, 0o644))
+        .unwrap();
 }

@@ -97,7 +97,6 @@ impl Drop for Mounted {
 
 /// Detaches a mount even if it is busy or its server is gone (`ENOTCONN`).
 pub fn lazy_unmount(mountpoint: &Path) {
-    // MNT_DETACH only needs privilege, which root has; others go through fusermount3.
     if nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH).is_err() {
         let _ = std::process::Command::new("fusermount3")
             .arg("-uz")

@@ -84,7 +84,8 @@ pub trait MetaEngine: Send + Sync {
         mode: RenameMode,
     ) -> Result<Changed, MetaError>;
 
-    /// Entries of directory `dir` after position `after`, at most `limit`, in order.
+    /// Entries of directory `dir` after position `after`, at most `limit`, in order. A
+    /// directory that does not exist (or is no directory) has none.
     fn read_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntry>, MetaError>;
 
     /// Like [`MetaEngine::read_dir`], with each entry's attributes (for readdirplus).
@@ -102,7 +103,7 @@ pub trait MetaEngine: Send + Sync {
     /// never goes back (a late save of a write's time cannot undo a newer change).
     fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, MetaError>;
 
-    /// The target of symlink `ino`.
+    /// The target of symlink `ino`; `EINVAL` when `ino` is no symlink (or does not exist).
     fn read_link(&self, ino: u64) -> Result<Vec<u8>, MetaError>;
 
     /// Sets extended attribute `name` of `ino`; returns the inode's new attributes.
@@ -118,7 +119,8 @@ pub trait MetaEngine: Send + Sync {
         max_total: usize,
     ) -> Result<Attr, MetaError>;
 
-    /// The value of extended attribute `name` of `ino`; `ENODATA` if absent.
+    /// The value of extended attribute `name` of `ino`; `ENODATA` if absent (also when the
+    /// inode does not exist).
     fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, MetaError>;
 
     /// The names of the extended attributes of `ino`.
@@ -148,6 +150,7 @@ pub trait MetaEngine: Send + Sync {
     /// How many regular files have data (a size above 0); stops counting at `limit`.
     fn files_with_data(&self, limit: u64) -> Result<u64, MetaError>;
 
-    /// Deletes an inode with no links left, with its symlink target and attributes.
+    /// Deletes an inode with no links left, with its symlink target and attributes; an
+    /// inode that has links again is kept. `ENOENT` if it does not exist.
     fn purge(&self, ino: u64) -> Result<(), MetaError>;
 }
