@@ -219,7 +219,13 @@ impl Vfs {
             quarantine_days: options.quarantine_days,
             quarantine_max_size: options.quarantine_max_size,
         };
-        let journal = recovery::recover(&*catalog, &*store, options.rebind_cache, &sweep)?;
+        let journal = recovery::recover(
+            &*catalog,
+            &*store,
+            options.rebind_cache,
+            &sweep,
+            &options.fence,
+        )?;
         let capabilities = catalog.xattr_in_use(CAPABILITY_XATTR)?;
         let limits = Limits::new(
             options.file_max_size,

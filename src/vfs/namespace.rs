@@ -133,8 +133,8 @@ impl Core {
     /// the catalog keeps it if it is linked again. Fenced off, it is left for the next
     /// owner's start to reclaim.
     pub fn reclaim(&self, ino: u64) {
-        if self.may_change().is_err() {
-            return;
+        if let Err(reason) = self.options.fence.check() {
+            return log::warn!("inode {ino} left for the next start to reclaim: {reason}");
         }
         match self.catalog.purge(ino) {
             Ok(()) => {

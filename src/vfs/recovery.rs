@@ -10,7 +10,7 @@
 
 use super::journal::Journal;
 use crate::data::{cache_error, DataStore, StartError, SweepOptions};
-use crate::meta::{AttrChange, DataState, MetaEngine, MetaError};
+use crate::meta::{AttrChange, DataState, MetaEngine, MetaError, OwnerFence};
 
 /// Runs start-up recovery (see the module); returns the journal to keep writing.
 pub(super) fn recover(
@@ -18,6 +18,7 @@ pub(super) fn recover(
     store: &dyn DataStore,
     rebind: bool,
     sweep: &SweepOptions,
+    fence: &OwnerFence,
 ) -> Result<Journal, StartError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
@@ -27,6 +28,14 @@ pub(super) fn recover(
     let mut journal = Journal::new(store.folder());
     if !binding.foreign {
         replay_journal(catalog, store, &mut journal)?;
+    }
+    // Inodes no entry names are this server's own leftovers only while it holds the owner
+    // lease (taken before this start-up): under another live server they would be its
+    // open-but-unlinked files.
+    if let Err(reason) = fence.check() {
+        return Err(StartError::Refused(format!(
+            "not reclaiming unlinked inodes: {reason}"
+        )));
     }
     purge_orphans(catalog, store)?;
     store.sweep(catalog, binding, sweep)?;

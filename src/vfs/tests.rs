@@ -456,3 +456,40 @@ fn a_truncation_the_catalog_refuses_leaves_the_data_as_it_was() {
     }
     assert_eq!(fx.stored(attr.ino).unwrap().size, 10);
 }
+
+#[test]
+fn a_start_without_the_owner_lease_reclaims_nothing() {
+    let mut fx = Fixture::start(|_| {});
+    let (fh, attr) = fx.create("orphan");
+    fx.core().unlink(ROOT_INO, b"orphan").unwrap();
+    fx.options
+        .fence
+        .revoke("test: another server holds the lease");
+    fx.core().release(attr.ino, fh).unwrap();
+    assert_eq!(
+        fx.stored(attr.ino).unwrap().nlink,
+        0,
+        "kept for the next start"
+    );
+    drop(fx.vfs.take());
+    let started = Vfs::start(
+        Arc::clone(&fx.meta) as Arc<dyn MetaEngine>,
+        Arc::clone(&fx.store) as Arc<dyn DataStore>,
+        fx.options.clone(),
+    );
+    let refused = started.err().map(|err| err.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|m| m.contains("not reclaiming unlinked inodes")),
+        "{refused:?}"
+    );
+    assert!(fx.stored(attr.ino).is_ok(), "the orphan was not purged");
+    // With the lease (a new fence) the next start purges it.
+    fx.options.fence = crate::meta::OwnerFence::new();
+    fx.restart();
+    assert_eq!(
+        fx.stored(attr.ino).err(),
+        Some(MetaError::Errno(libc::ENOENT))
+    );
+}
