@@ -371,11 +371,8 @@ impl Core {
     fn may_change(&self) -> Result<(), VfsError> {
         self.options.fence.check().map_err(|reason| {
             log_limit::warn(
-                "changes fenced off",
-                format_args!(
-                    "a change was refused with EIO: this server no longer owns the catalog \
-                     ({reason})"
-                ),
+                "change refused without the owner lease",
+                format_args!("change refused (EIO): {reason}"),
             );
             VfsError::EIO
         })

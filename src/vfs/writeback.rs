@@ -85,11 +85,8 @@ impl Core {
         if !self.inodes.needs_save(ino) {
             return Ok(());
         }
-        if let Err(reason) = self.options.fence.check() {
-            return Err(MetaError::Unavailable(format!(
-                "not the catalog's owner any more: {reason}"
-            )));
-        }
+        // Without the lease the sizes stay unsaved (and go to the journal).
+        self.options.fence.check().map_err(MetaError::Unavailable)?;
         let Some(mut change) = self.inodes.begin_save(ino) else {
             return Ok(());
         };
