@@ -199,6 +199,8 @@ fn run_catalog_port(pool_size: u32, threads: u32, operations: u32) -> String {
     );
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(stdout.contains("legacy port ok"), "{stdout}");
+    // The report (with the LOCK TABLES restarted as deadlock victims) for `--nocapture` runs.
+    println!("{}", stdout.trim_end());
     stdout
 }
 
