@@ -67,7 +67,9 @@ use workers::{Job, Workers};
 
 /// How long the kernel may cache entries and attributes. The mounted server is the only
 /// writer of its catalog, and every change it makes is reported to the kernel in the reply,
-/// so the kernel's cache stays right for much longer than a second.
+/// so the kernel's cache stays right for much longer than a second. That holds only under
+/// the owner lease (`crate::meta::lease`): without it another server could change the
+/// catalog under these caches, which is why every change checks [`FsOptions::fence`].
 const TTL: Duration = Duration::from_secs(30);
 /// Largest single write and read-ahead the kernel is asked for.
 const MAX_IO: u32 = 1 << 20;
@@ -154,6 +156,8 @@ struct Shared {
     missing_reported: Mutex<HashSet<u64>>,
     save_interval: Duration,
     xattr_max_size: usize,
+    /// Revoked when the owner lease is lost: changes then fail with `EIO`.
+    fence: crate::meta::OwnerFence,
     /// Tells the kernel about changes not made through a reply (set once mounted).
     notifier: OnceLock<fuser::Notifier>,
     stop: Mutex<bool>,
@@ -187,6 +191,14 @@ impl VsFs {
         let binding = custody::bind_cache(&*catalog, &cache, options.rebind_cache)?;
         let mut journal = Journal::new(cache.root());
         custody::replay_journal(&*catalog, &cache, &mut journal, binding.foreign)?;
+        // Inodes no entry names are this server's own leftovers only while it holds the
+        // owner lease (taken before this start-up; see `crate::meta::lease`): under another
+        // live server they would be its open-but-unlinked files.
+        if let Err(reason) = options.fence.check() {
+            return Err(StartError::Refused(format!(
+                "not reclaiming unlinked inodes: {reason}"
+            )));
+        }
         for ino in catalog.orphans()? {
             catalog.purge(ino)?;
             if let Err(err) = cache.remove(ino) {
@@ -221,6 +233,7 @@ impl VsFs {
             missing_reported: Mutex::new(HashSet::new()),
             save_interval: options.save_interval,
             xattr_max_size: options.xattr_max_size,
+            fence: options.fence,
             notifier: OnceLock::new(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -413,8 +426,22 @@ impl Shared {
         })
     }
 
+    /// `EIO` (logged, at most once per window) when the owner lease no longer lets this
+    /// server change the catalog.
+    fn fenced(&self) -> Result<(), Errno> {
+        self.fence.check().map_err(|reason| {
+            log_limit::warn(
+                "change refused without the owner lease",
+                format_args!("change refused (EIO): {reason}"),
+            );
+            Errno::EIO
+        })
+    }
+
     /// Writes unsaved size and times of `ino` to the catalog.
     fn save(&self, ino: u64) -> Result<(), MetaError> {
+        // Without the lease the sizes stay unsaved (and go to the journal).
+        self.fence.check().map_err(MetaError::Unavailable)?;
         let Some(mut change) = self.inodes.begin_save(ino) else {
             return Ok(());
         };
@@ -514,6 +541,9 @@ impl Shared {
     /// Deletes inode `ino`, whose last link went and which the kernel no longer references
     /// (see [`Inodes::unlinked`]); the catalog keeps it if it is linked again.
     fn reclaim(&self, ino: u64) {
+        if let Err(reason) = self.fence.check() {
+            return log::warn!("inode {ino} left for the next start to reclaim: {reason}");
+        }
         match self.catalog.purge(ino) {
             Ok(()) => {
                 self.inodes.remove(ino);
@@ -1156,6 +1186,9 @@ impl Filesystem for VsFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let now = now_ns();
         let to_ns = |t: TimeOrNow| match t {
             TimeOrNow::Now => now,
@@ -1201,6 +1234,9 @@ impl Filesystem for VsFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let kind = match mode & libc::S_IFMT {
             libc::S_IFREG | 0 => Kind::File,
             libc::S_IFIFO => Kind::Fifo,
@@ -1232,6 +1268,9 @@ impl Filesystem for VsFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let perm = (mode & !umask & 0o7777) as u16;
         let (name, owner) = (name.to_os_string(), (req.uid(), req.gid()));
         self.offload(reply, move |shared, reply| {
@@ -1247,6 +1286,9 @@ impl Filesystem for VsFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let name = name.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.unlink(parent.0, name.as_bytes()) {
@@ -1264,6 +1306,9 @@ impl Filesystem for VsFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let name = name.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.rmdir(parent.0, name.as_bytes()) {
@@ -1284,6 +1329,9 @@ impl Filesystem for VsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let (name, owner) = (link_name.to_os_string(), (req.uid(), req.gid()));
         let target = target.as_os_str().as_bytes().to_vec();
         self.offload(reply, move |shared, reply| {
@@ -1308,6 +1356,9 @@ impl Filesystem for VsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
             RenameMode::Exchange
         } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
@@ -1352,6 +1403,9 @@ impl Filesystem for VsFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let newname = newname.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.link(ino.0, newparent.0, newname.as_bytes()) {
@@ -1440,6 +1494,9 @@ impl Filesystem for VsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let open = match self.shared.handle(fh) {
             Ok(open) => open,
             Err(errno) => return reply.error(errno),
@@ -1657,6 +1714,9 @@ impl Filesystem for VsFs {
         position: u32,
         reply: ReplyEmpty,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         if position != 0 {
             return reply.error(Errno::EINVAL);
         }
@@ -1733,6 +1793,9 @@ impl Filesystem for VsFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let name = name.to_os_string();
         self.offload(reply, move |shared, reply| {
             match shared.catalog.remove_xattr(ino.0, name.as_bytes()) {
@@ -1755,6 +1818,9 @@ impl Filesystem for VsFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         let perm = (mode & !umask & 0o7777) as u16;
         let (name, owner) = (name.to_os_string(), (req.uid(), req.gid()));
         self.offload(reply, move |shared, reply| {
@@ -1801,6 +1867,9 @@ impl Filesystem for VsFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        if let Err(errno) = self.shared.fenced() {
+            return reply.error(errno);
+        }
         // Allocation (mode 0, KEEP_SIZE), hole punching and zeroing go to the cache file.
         let supported =
             libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;

@@ -9,6 +9,7 @@
 //! Changes return the attributes of every inode they touched ([`Changed`]), so the file
 //! system can keep what it serves in step with the catalog.
 
+mod lease;
 pub mod privileges;
 mod schema;
 
