@@ -3,7 +3,8 @@
 //! holder killed with SIGKILL is taken over by a server waiting with `--wait-lease` once its
 //! lease expires, and the orphan purge runs under the new lease; a lease row changed under a
 //! running server (a restored backup) stops its changes with EIO while reads go on; a clean
-//! stop releases the lease, and a restart on the same host after a kill does not wait.
+//! stop releases the lease, and a restart on the same host after a kill does not wait. The
+//! statistics (SIGUSR1) name the holder and the last renewal; `STATUS=` tells of a loss.
 //!
 //! "Another host" is a server started in a UTS namespace of its own with another host name
 //! (`unshare --uts`): it cannot prove a holder on this host dead and must wait for expiry.
@@ -110,7 +111,10 @@ fn second_server_on_the_same_catalog_refuses_naming_the_holder() {
 
     // The first is unaffected: it still reads and changes.
     fs::write(first_dir.mountpoint().join("after"), b"still mine").unwrap();
-    assert_eq!(fs::read(first_dir.mountpoint().join("mine")).unwrap(), b"first");
+    assert_eq!(
+        fs::read(first_dir.mountpoint().join("mine")).unwrap(),
+        b"first"
+    );
     stop_cleanly(first, &first_dir);
 }
 
@@ -130,7 +134,11 @@ fn killed_holder_is_taken_over_by_a_waiting_server_which_then_purges_its_orphans
         .connect()
         .exec_first("SELECT nlink FROM vs_inodes WHERE ino = ?", (ino,))
         .unwrap();
-    assert_eq!(nlink, Some(0), "the open-unlinked inode {ino} in the catalog");
+    assert_eq!(
+        nlink,
+        Some(0),
+        "the open-unlinked inode {ino} in the catalog"
+    );
 
     // Another host waits while the first lives: it must not purge that inode.
     let second_dir = ServerDir::new(&db, lease);
@@ -191,6 +199,15 @@ fn lease_row_changed_under_a_running_server_stops_changes_with_eio_but_not_reads
         "{why}"
     );
 
+    let status = server.await_notify("STATUS=serving reads only", LOSS_LIMIT);
+    assert!(
+        status
+            .as_ref()
+            .is_some_and(|s| s.contains("the owner lease is lost")),
+        "{status:?} in {:?}",
+        server.notify_messages()
+    );
+
     let mnt = dir.mountpoint();
     assert_eq!(errno_of(fs::write(mnt.join("new"), b"x")), Some(libc::EIO));
     assert_eq!(errno_of(writer.write_all(b"changed")), Some(libc::EIO));
@@ -210,7 +227,9 @@ fn lease_row_changed_under_a_running_server_stops_changes_with_eio_but_not_reads
     names.sort();
     assert_eq!(names, ["dir", "kept"]);
     assert!(
-        server.output().contains("change refused (EIO): the owner lease is lost"),
+        server
+            .output()
+            .contains("change refused (EIO): the owner lease is lost"),
         "{}",
         server.output()
     );
@@ -235,17 +254,25 @@ fn clean_stop_releases_so_a_server_on_another_host_starts_at_once() {
     let dir = ServerDir::new(&db, "<OwnerLeaseTimeout>600</OwnerLeaseTimeout>");
     let first = start_mounted(&dir, &[], &[]);
     let first_pid = first.pid();
+    let holder = holder_text(first_pid, &host_name(), &dir);
+    first.signal(libc::SIGUSR1);
+    let report = first.await_output("owner lease: held by", START_LIMIT);
+    assert!(
+        report
+            .as_ref()
+            .is_some_and(|r| r.contains(&holder) && r.contains("last renewed")),
+        "statistics without the lease: {report:?}"
+    );
     let output = stop_cleanly(first, &dir);
     assert!(output.contains("released the owner lease"), "{output}");
     assert_eq!(lease_token(&db), "", "released in the catalog");
 
     // No --wait-lease: a held lease would refuse this start.
     let second = start_mounted(&dir, OTHER_HOST, &[]);
-    let holder = holder_text(first_pid, &host_name(), &dir);
     assert!(
-        second
-            .output()
-            .contains(&format!("last held by {holder}, which released it on a clean stop")),
+        second.output().contains(&format!(
+            "last held by {holder}, which released it on a clean stop"
+        )),
         "{}",
         second.output()
     );
