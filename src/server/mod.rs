@@ -332,7 +332,7 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
             .spawn(move || {
                 let _ = events.send(Event::SessionEnded(session.run()));
             })
-            .map_err(|e| format!("cannot start the session thread: {e}"))?
+            .map_err(|e| abort(&mut keeper, format!("cannot start the session thread: {e}")))?
     };
     log::info!("mounted {}; catalog at {endpoint}", mountpoint.display());
     let _ = notifier.ready();
@@ -933,6 +933,22 @@ fn spawn_signal_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_lease_takes_whole_seconds() {
+        let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from));
+        let args = parse(&["--wait-lease", "90"]).unwrap();
+        assert_eq!(args.wait_lease, Some(Duration::from_secs(90)));
+        assert_eq!(parse(&[]).unwrap().wait_lease, None);
+        let err = parse(&["--wait-lease", "soon"]).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                "--wait-lease: \"soon\" is not a number of seconds".to_string(),
+                2
+            )
+        );
+    }
 
     #[test]
     fn connect_errors_lose_the_driver_wrapper() {
