@@ -195,7 +195,7 @@ fn lease_row_changed_under_a_running_server_stops_changes_with_eio_but_not_reads
         .await_output("the owner lease is lost", LOSS_LIMIT)
         .unwrap_or_else(|| panic!("the loss was not noticed:\n{}", server.output()));
     assert!(
-        why.contains("ERROR") && why.contains("names another holder") && why.contains("EIO"),
+        why.contains("ERROR") && why.contains("another server run's token") && why.contains("EIO"),
         "{why}"
     );
 

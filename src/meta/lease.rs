@@ -246,7 +246,11 @@ pub enum Loss {
 impl fmt::Display for Loss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Loss::TakenBy(state) => write!(f, "the lease row now names another holder: {state}"),
+            Loss::TakenBy(state) => write!(
+                f,
+                "the lease row now carries another server run's token (another server took \
+                 it, or a backup was restored); it names {state}"
+            ),
             Loss::Released => f.write_str(
                 "the lease row was released under this server (the catalog was restored or changed)",
             ),
