@@ -4,7 +4,9 @@
 //! lease expires, and the orphan purge runs under the new lease; a lease row changed under a
 //! running server (a restored backup) stops its changes with EIO while reads go on; a clean
 //! stop releases the lease, and a restart on the same host after a kill does not wait. The
-//! statistics (SIGUSR1) name the holder and the last renewal; `STATUS=` tells of a loss.
+//! statistics (SIGUSR1) name the holder and the last renewal; `STATUS=` tells of a loss. A
+//! restore of a backup taken during the run (same token, older renewal count) is noticed
+//! too, and servers asking at once get the lease one at a time (the row lock).
 //!
 //! "Another host" is a server started in a UTS namespace of its own with another host name
 //! (`unshare --uts`): it cannot prove a holder on this host dead and must wait for expiry.
@@ -18,7 +20,11 @@ use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use support::server::{Server, ServerDir};
-use support::MariaDb;
+use support::{await_condition, pool_options, MariaDb};
+use valuestor::meta::lease::{Acquired, LeaseHolder, OwnerLease};
+use valuestor::meta::mysql::MysqlMeta;
+use valuestor::meta::MetaEngine;
+use valuestor::Pool;
 
 /// Longest start-up on a reachable database, including the first catalog migration.
 const START_LIMIT: Duration = Duration::from_secs(30);
@@ -299,4 +305,67 @@ fn restart_on_the_same_host_after_a_kill_does_not_wait_for_the_lease() {
         second.output()
     );
     stop_cleanly(second, &dir);
+}
+
+#[test]
+fn a_restored_row_with_this_runs_token_but_an_older_renewal_stops_changes() {
+    let db = MariaDb::start();
+    let dir = ServerDir::new(&db, "<OwnerLeaseTimeout>3</OwnerLeaseTimeout>");
+    let server = start_mounted(&dir, &[], &[]);
+    let beat = || -> u64 {
+        db.connect()
+            .query_first("SELECT beat FROM vs_owner_lease WHERE id = 1")
+            .unwrap()
+            .expect("the lease row")
+    };
+    // A backup taken now, restored after the next renewal: same token, older count.
+    let backup = beat();
+    await_condition(LOSS_LIMIT, "a renewal", || beat() > backup);
+    db.connect()
+        .exec_drop("UPDATE vs_owner_lease SET beat = ? WHERE id = 1", (backup,))
+        .unwrap();
+    let why = server
+        .await_output("the owner lease is lost", LOSS_LIMIT)
+        .unwrap_or_else(|| panic!("the restore was not noticed:\n{}", server.output()));
+    assert!(why.contains("went back in time"), "{why}");
+    let err = fs::write(dir.mountpoint().join("new"), b"x").expect_err("created");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+}
+
+#[test]
+fn servers_asking_at_once_get_the_lease_one_at_a_time() {
+    let db = MariaDb::start();
+    let meta = MysqlMeta::new(Pool::new(pool_options(&db)).unwrap());
+    meta.migrate(0, 0).unwrap();
+    let ttl = Duration::from_secs(60);
+    let start = std::sync::Barrier::new(4);
+    let outcomes: Vec<(LeaseHolder, Acquired)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let start = &start;
+                let db = &db;
+                scope.spawn(move || {
+                    let meta = MysqlMeta::new(Pool::new(pool_options(db)).unwrap());
+                    let me = LeaseHolder::this_process(std::path::Path::new(&format!("/mnt/{i}")))
+                        .unwrap();
+                    start.wait();
+                    let acquired = meta.acquire(&me, ttl).unwrap();
+                    (me, acquired)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let winners: Vec<&LeaseHolder> = outcomes
+        .iter()
+        .filter(|(_, a)| matches!(a, Acquired::Taken { .. }))
+        .map(|(me, _)| me)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:#?}");
+    for (_, acquired) in &outcomes {
+        if let Acquired::HeldBy(state) = acquired {
+            assert_eq!(&state.holder, winners[0], "a loser names the winner");
+        }
+    }
+    assert_eq!(lease_token(&db), winners[0].token);
 }

@@ -321,7 +321,7 @@ pub fn decide(
         return Decision::Take(Previous::Caller);
     }
     if record.expires_ns <= now_ns {
-        let ago = Duration::from_nanos((now_ns - record.expires_ns) as u64);
+        let ago = Duration::from_nanos(now_ns.saturating_sub(record.expires_ns) as u64);
         return Decision::Take(Previous::Expired(holder.clone(), ago));
     }
     if gone(holder) {
