@@ -17,6 +17,7 @@ use regex::Regex;
 
 mod file;
 mod folders;
+mod pool_size;
 mod value;
 mod xml;
 

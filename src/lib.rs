@@ -1,6 +1,11 @@
 //! ValueStor core: the `vs_conf.xml` configuration, a bounded MySQL connection pool,
 //! the C ABI over it, and the FUSE file system whose catalog lives in MySQL.
 
+// Every unsafe operation sits in its own block with a `// SAFETY:` comment saying why it is
+// sound, also inside `unsafe fn`s (the C ABI's exports).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod cache;
 pub mod config;
 pub mod ffi;

@@ -127,3 +127,77 @@ fn c_default_config_comes_from_vs_conf_and_its_pool_size_can_be_capped() {
 fn c_buffer_edges_keep_exact_bytes() {
     run_against_database("buffers", "");
 }
+
+/// Runs `tests/c/log_level.c` with `RUST_LOG` set to `level` (empty reads as unset) and
+/// returns its stderr. No database is needed: the pool's server is a closed loopback port.
+fn log_level_stderr(level: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pool = dir.path().join("pool.xml");
+    std::fs::write(
+        &pool,
+        format!(
+            "<VSConf><DatabaseHost>127.0.0.1</DatabaseHost><DatabasePort>{port}</DatabasePort>\
+             </VSConf>"
+        ),
+    )
+    .unwrap();
+    let unknown = dir.path().join("unknown.xml");
+    std::fs::write(
+        &unknown,
+        "<VSConf>\n<NoSuchKeyAnywhere>1</NoSuchKeyAnywhere>\n</VSConf>\n",
+    )
+    .unwrap();
+    let program = build("log_level", dir.path());
+    let args = [pool.to_str().unwrap(), unknown.to_str().unwrap()];
+    let output = native::run_with_env(&program, &args, &[("RUST_LOG", level)]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("log_level ok"), "{stdout}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The lines of `stderr` that mention `needle`.
+fn lines_with<'a>(stderr: &'a str, needle: &str) -> Vec<&'a str> {
+    stderr.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[test]
+fn c_programs_get_the_library_warnings_on_stderr_by_default() {
+    let stderr = log_level_stderr("");
+    let lines = lines_with(&stderr, "NoSuchKeyAnywhere");
+    assert_eq!(lines.len(), 1, "one warning for the unknown key:\n{stderr}");
+    let line = regex::Regex::new(
+        r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ WARN  valuestor::ffi::config\] .*unknown key NoSuchKeyAnywhere \(line 2\)",
+    )
+    .unwrap();
+    assert!(line.is_match(lines[0]), "line format: {}", lines[0]);
+    assert!(
+        lines_with(&stderr, "C ABI logging to stderr").is_empty(),
+        "debug lines at the default level:\n{stderr}"
+    );
+}
+
+#[test]
+fn rust_log_sets_the_level_of_the_c_abi_log() {
+    let quiet = log_level_stderr("error");
+    assert!(
+        lines_with(&quiet, "NoSuchKeyAnywhere").is_empty(),
+        "a warning with RUST_LOG=error:\n{quiet}"
+    );
+    let verbose = log_level_stderr("debug");
+    assert_eq!(
+        lines_with(&verbose, "C ABI logging to stderr").len(),
+        1,
+        "RUST_LOG=debug:\n{verbose}"
+    );
+    let by_target = log_level_stderr("error,valuestor::ffi=warn");
+    assert_eq!(
+        lines_with(&by_target, "NoSuchKeyAnywhere").len(),
+        1,
+        "RUST_LOG=error,valuestor::ffi=warn:\n{by_target}"
+    );
+}

@@ -1,6 +1,7 @@
-//! The catalog directly over a pool: migrations, one-round-trip creation, errno mapping
-//! (including the errors the kernel answers before a request reaches the file system),
-//! name limits, the attributes changes return, and the time bound when the database hangs.
+//! The catalog directly over a pool, for what is MySQL-specific: migrations, errors the
+//! stored procedure signals, the time bound when the database hangs. Engine semantics
+//! (errnos, link counts, renames, attributes, listings) are in `tests/meta_conformance.rs`,
+//! which runs them against MariaDB and the in-memory engine alike.
 
 mod support;
 
@@ -8,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
-use valuestor::meta::mysql::{MysqlMeta, SCHEMA_VERSION};
-use valuestor::meta::{
-    Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO,
+use valuestor::meta::mysql::{
+    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
 };
+use valuestor::meta::{Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, ROOT_INO};
 use valuestor::Pool;
 
 fn catalog(db: &MariaDb) -> MysqlMeta {
@@ -118,7 +119,7 @@ fn an_upgrade_from_version_3_adds_blocks_unknown_for_old_rows() {
 }
 
 #[test]
-fn create_maps_errors_and_inherits_set_group_id() {
+fn create_maps_procedure_errors_through_errno_base_and_inherits_set_group_id() {
     let db = MariaDb::start();
     let catalog = catalog(&db);
     let dir = catalog
@@ -144,14 +145,27 @@ fn create_maps_errors_and_inherits_set_group_id() {
         catalog.create(dir.ino, b"f", &node(Kind::File, 0o644)),
         Err(MetaError::Errno(libc::EEXIST))
     ));
-    assert!(matches!(
-        catalog.create(file.ino, b"x", &node(Kind::File, 0o644)),
-        Err(MetaError::Errno(libc::ENOTDIR))
-    ));
-    assert!(matches!(
-        catalog.create(999_999, b"x", &node(Kind::File, 0o644)),
-        Err(MetaError::Errno(libc::ENOENT))
-    ));
+    // What the stored procedure signals, read raw, is ERRNO_BASE + the errno, and the
+    // engine maps it back to that errno.
+    let mut conn = db.connect();
+    let call = |conn: &mut mysql::Conn, parent: u64| match conn.exec_drop(
+        "CALL vs_create_node(?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
+        (parent,),
+    ) {
+        Err(mysql::Error::MySqlError(e)) => e.code,
+        other => panic!("the procedure did not signal: {other:?}"),
+    };
+    for (parent, errno) in [(file.ino, libc::ENOTDIR), (999_999, libc::ENOENT)] {
+        assert!(PROCEDURE_ERRNOS.contains(&errno), "{errno}");
+        let code = call(&mut conn, parent);
+        assert_eq!(
+            code,
+            errno_signal(errno),
+            "parent {parent}: signalled {code}, ERRNO_BASE {ERRNO_BASE} + errno {errno}"
+        );
+        let mapped = catalog.create(parent, b"x", &node(Kind::File, 0o644));
+        assert_eq!(mapped, Err(MetaError::Errno(errno)), "parent {parent}");
+    }
     assert!(matches!(
         catalog.create(ROOT_INO, &[b'n'; 256], &node(Kind::File, 0o644)),
         Err(MetaError::Errno(libc::ENAMETOOLONG))
@@ -164,359 +178,10 @@ fn create_maps_errors_and_inherits_set_group_id() {
     assert!(catalog.get_attr(file.ino).is_ok(), "nothing was deleted");
 }
 
-#[test]
-fn directory_listing_pages_by_cookie_with_attributes() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let dir = catalog
-        .create(ROOT_INO, b"d", &node(Kind::Directory, 0o755))
-        .unwrap();
-    for i in 0..10 {
-        catalog
-            .create(
-                dir.ino,
-                format!("f{i}").as_bytes(),
-                &node(Kind::File, 0o644),
-            )
-            .unwrap();
-    }
-    let first = catalog.read_dir_plus(dir.ino, 0, 4).unwrap();
-    assert_eq!(first.len(), 4);
-    let rest = catalog
-        .read_dir_plus(dir.ino, first[3].0.cookie, 100)
-        .unwrap();
-    assert_eq!(rest.len(), 6);
-    let plain = catalog.read_dir(dir.ino, 0, 100).unwrap();
-    let plus: Vec<_> = first.iter().chain(&rest).collect();
-    assert_eq!(plain.len(), plus.len());
-    for (entry, (plus_entry, attr)) in plain.iter().zip(plus) {
-        assert_eq!(entry, plus_entry);
-        assert_eq!(*attr, catalog.get_attr(entry.ino).unwrap());
-    }
-}
-
 fn file(catalog: &MysqlMeta, parent: u64, name: &[u8]) -> Attr {
     catalog
         .create(parent, name, &node(Kind::File, 0o644))
         .unwrap()
-}
-
-fn dir(catalog: &MysqlMeta, parent: u64, name: &[u8]) -> Attr {
-    catalog
-        .create(parent, name, &node(Kind::Directory, 0o755))
-        .unwrap()
-}
-
-fn errno<T: std::fmt::Debug>(result: Result<T, MetaError>) -> i32 {
-    match result {
-        Err(MetaError::Errno(code)) => code,
-        other => panic!("expected an errno, got {other:?}"),
-    }
-}
-
-#[test]
-fn namespace_errors_the_kernel_usually_answers_first() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let a = dir(&catalog, ROOT_INO, b"a");
-    let b = dir(&catalog, a.ino, b"b");
-    let f = file(&catalog, ROOT_INO, b"f");
-    let g = file(&catalog, ROOT_INO, b"g");
-    dir(&catalog, ROOT_INO, b"full");
-    let full = catalog.lookup(ROOT_INO, b"full").unwrap();
-    file(&catalog, full.ino, b"x");
-    dir(&catalog, ROOT_INO, b"empty");
-    let link = |name: &[u8]| {
-        catalog.create(
-            ROOT_INO,
-            name,
-            &NewNode {
-                target: Some(b"f"),
-                ..node(Kind::Symlink, 0o777)
-            },
-        )
-    };
-    link(b"sym").unwrap();
-    use RenameMode::{Exchange, NoReplace, Replace};
-
-    // rename
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"a", b.ino, b"a", Replace)),
-        libc::EINVAL
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"a", a.ino, b"x", Replace)),
-        libc::EINVAL
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"f", ROOT_INO, b"g", NoReplace)),
-        libc::EEXIST
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"f", ROOT_INO, b"none", Exchange)),
-        libc::ENOENT
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"none", ROOT_INO, b"f", Replace)),
-        libc::ENOENT
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"a", ROOT_INO, b"f", Replace)),
-        libc::ENOTDIR
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"f", ROOT_INO, b"empty", Replace)),
-        libc::EISDIR
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"a", ROOT_INO, b"full", Replace)),
-        libc::ENOTEMPTY
-    );
-    assert_eq!(
-        errno(catalog.rename(f.ino, b"x", ROOT_INO, b"y", Replace)),
-        libc::ENOTDIR
-    );
-    // exchanging a directory into its own subtree
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, b"a", a.ino, b"b", Exchange)),
-        libc::EINVAL
-    );
-    // unlink, rmdir
-    assert_eq!(errno(catalog.unlink(ROOT_INO, b"a")), libc::EISDIR);
-    assert_eq!(errno(catalog.unlink(ROOT_INO, b"none")), libc::ENOENT);
-    assert_eq!(errno(catalog.rmdir(ROOT_INO, b"f")), libc::ENOTDIR);
-    assert_eq!(errno(catalog.rmdir(ROOT_INO, b"full")), libc::ENOTEMPTY);
-    assert_eq!(errno(catalog.rmdir(ROOT_INO, b"none")), libc::ENOENT);
-    // link, mkdir, symlink, mknod onto an existing name
-    assert_eq!(errno(catalog.link(f.ino, ROOT_INO, b"g")), libc::EEXIST);
-    assert_eq!(errno(catalog.link(a.ino, ROOT_INO, b"alink")), libc::EPERM);
-    assert_eq!(errno(catalog.link(f.ino, g.ino, b"x")), libc::ENOTDIR);
-    assert_eq!(
-        errno(catalog.create(ROOT_INO, b"a", &node(Kind::Directory, 0o755))),
-        libc::EEXIST
-    );
-    assert_eq!(errno(link(b"f")), libc::EEXIST);
-    assert_eq!(
-        errno(catalog.create(ROOT_INO, b"g", &node(Kind::Fifo, 0o644))),
-        libc::EEXIST
-    );
-    // readlink of something that is not a symlink
-    assert_eq!(errno(catalog.read_link(f.ino)), libc::EINVAL);
-    assert_eq!(
-        catalog
-            .read_link(catalog.lookup(ROOT_INO, b"sym").unwrap().ino)
-            .unwrap(),
-        b"f"
-    );
-    // nothing above changed anything
-    let mut conn = db.connect();
-    let problems = support::consistency::problems(&mut conn, None);
-    assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(catalog.read_dir(ROOT_INO, 0, 100).unwrap().len(), 6);
-}
-
-#[test]
-fn every_name_longer_than_255_bytes_is_refused() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let long = [b'n'; 256];
-    let ok = [b'n'; 255];
-    let f = file(&catalog, ROOT_INO, &ok);
-    assert_eq!(catalog.lookup(ROOT_INO, &ok).unwrap().ino, f.ino);
-    let too_long = libc::ENAMETOOLONG;
-    assert_eq!(errno(catalog.lookup(ROOT_INO, &long)), too_long);
-    for kind in [Kind::File, Kind::Directory, Kind::Fifo, Kind::Socket] {
-        assert_eq!(
-            errno(catalog.create(ROOT_INO, &long, &node(kind, 0o644))),
-            too_long
-        );
-    }
-    let symlink = NewNode {
-        target: Some(b"t"),
-        ..node(Kind::Symlink, 0o777)
-    };
-    assert_eq!(errno(catalog.create(ROOT_INO, &long, &symlink)), too_long);
-    let far = vec![b't'; 4096];
-    let far_symlink = NewNode {
-        target: Some(&far),
-        ..node(Kind::Symlink, 0o777)
-    };
-    assert_eq!(
-        errno(catalog.create(ROOT_INO, b"s", &far_symlink)),
-        too_long
-    );
-    assert_eq!(errno(catalog.link(f.ino, ROOT_INO, &long)), too_long);
-    assert_eq!(errno(catalog.unlink(ROOT_INO, &long)), too_long);
-    assert_eq!(errno(catalog.rmdir(ROOT_INO, &long)), too_long);
-    let replace = RenameMode::Replace;
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, &long, ROOT_INO, b"x", replace)),
-        too_long
-    );
-    assert_eq!(
-        errno(catalog.rename(ROOT_INO, &ok, ROOT_INO, &long, replace)),
-        too_long
-    );
-    assert_eq!(errno(catalog.undo_create(ROOT_INO, &long, f.ino)), too_long);
-    // Extended attribute names: Linux says ERANGE past 255 bytes.
-    let any = XattrMode::Any;
-    assert_eq!(
-        errno(catalog.set_xattr(f.ino, &long, b"v", any, 4096)),
-        libc::ERANGE
-    );
-    assert_eq!(errno(catalog.get_xattr(f.ino, &long)), libc::ERANGE);
-    assert_eq!(errno(catalog.remove_xattr(f.ino, &long)), libc::ERANGE);
-    catalog.set_xattr(f.ino, &ok, b"v", any, 4096).unwrap();
-    assert_eq!(catalog.get_xattr(f.ino, &ok).unwrap(), b"v");
-    assert_eq!(
-        catalog.read_dir(ROOT_INO, 0, 10).unwrap().len(),
-        1,
-        "nothing else made"
-    );
-}
-
-/// Waits out one nanosecond tick so the next change gets a later time.
-fn later(than: i64) {
-    while valuestor::meta::now_ns() <= than {
-        std::hint::spin_loop();
-    }
-}
-
-#[test]
-fn changes_return_the_attributes_of_every_inode_they_touch() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let d = dir(&catalog, ROOT_INO, b"d");
-    let e = dir(&catalog, ROOT_INO, b"e");
-    let f = file(&catalog, d.ino, b"f");
-    later(f.ctime);
-
-    let linked = catalog.link(f.ino, e.ino, b"f2").unwrap();
-    assert_eq!(linked.node.nlink, 2);
-    assert!(
-        linked.node.ctime > f.ctime,
-        "link changes the inode's ctime"
-    );
-    assert_eq!(linked.dirs, [catalog.get_attr(e.ino).unwrap()]);
-    assert_eq!(linked.node, catalog.get_attr(f.ino).unwrap());
-    later(linked.node.ctime);
-
-    let unlinked = catalog.unlink(d.ino, b"f").unwrap();
-    assert_eq!(unlinked.node.nlink, 1);
-    assert!(
-        unlinked.node.ctime > linked.node.ctime,
-        "unlink of a linked file: ctime"
-    );
-    assert_eq!(unlinked.node, catalog.get_attr(f.ino).unwrap());
-    assert_eq!(unlinked.dirs, [catalog.get_attr(d.ino).unwrap()]);
-    later(unlinked.node.ctime);
-
-    let moved = catalog
-        .rename(e.ino, b"f2", d.ino, b"f3", RenameMode::Replace)
-        .unwrap();
-    assert!(
-        moved.node.ctime > unlinked.node.ctime,
-        "rename changes the source's ctime"
-    );
-    assert_eq!(moved.node, catalog.get_attr(f.ino).unwrap());
-    assert_eq!(
-        moved.dirs,
-        [
-            catalog.get_attr(e.ino).unwrap(),
-            catalog.get_attr(d.ino).unwrap()
-        ]
-    );
-    assert_eq!(moved.other, None);
-
-    let victim = file(&catalog, d.ino, b"victim");
-    let replaced = catalog
-        .rename(d.ino, b"f3", d.ino, b"victim", RenameMode::Replace)
-        .unwrap();
-    let gone = replaced.other.unwrap();
-    assert_eq!(
-        (gone.ino, gone.nlink),
-        (victim.ino, 0),
-        "the replaced file has no links"
-    );
-    assert_eq!(replaced.dirs, [catalog.get_attr(d.ino).unwrap()]);
-
-    let sub = dir(&catalog, d.ino, b"sub");
-    let target = dir(&catalog, e.ino, b"target");
-    let over = catalog
-        .rename(d.ino, b"sub", e.ino, b"target", RenameMode::Replace)
-        .unwrap();
-    let purged = over.other.unwrap();
-    assert_eq!((purged.ino, purged.nlink), (target.ino, 0));
-    assert_eq!(errno(catalog.get_attr(target.ino)), libc::ENOENT, "purged");
-    assert_eq!(over.node, catalog.get_attr(sub.ino).unwrap());
-    let d_after = catalog.get_attr(d.ino).unwrap();
-    let e_after = catalog.get_attr(e.ino).unwrap();
-    assert_eq!((d_after.nlink, e_after.nlink), (2, 3));
-    assert_eq!(over.dirs, [d_after, e_after]);
-
-    let swapped = catalog
-        .rename(d.ino, b"victim", e.ino, b"target", RenameMode::Exchange)
-        .unwrap();
-    assert_eq!(swapped.node, catalog.get_attr(f.ino).unwrap());
-    assert_eq!(swapped.other, Some(catalog.get_attr(sub.ino).unwrap()));
-
-    let removed = catalog.rmdir(d.ino, b"victim").unwrap();
-    assert_eq!((removed.node.ino, removed.node.nlink), (sub.ino, 0));
-    assert_eq!(removed.dirs, [catalog.get_attr(d.ino).unwrap()]);
-    assert_eq!(removed.dirs[0].nlink, 2);
-
-    let before = catalog.get_attr(f.ino).unwrap();
-    later(before.ctime);
-    let tagged = catalog
-        .set_xattr(f.ino, b"user.t", b"1", XattrMode::Any, 4096)
-        .unwrap();
-    assert!(tagged.ctime > before.ctime);
-    assert_eq!(tagged, catalog.get_attr(f.ino).unwrap());
-    later(tagged.ctime);
-    let untagged = catalog.remove_xattr(f.ino, b"user.t").unwrap();
-    assert!(untagged.ctime > tagged.ctime);
-    assert_eq!(untagged, catalog.get_attr(f.ino).unwrap());
-}
-
-#[test]
-fn status_change_time_never_goes_back() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let f = file(&catalog, ROOT_INO, b"f");
-    let late_save = AttrChange {
-        size: Some(5),
-        ctime: Some(f.ctime - 1_000_000),
-        ..AttrChange::default()
-    };
-    let saved = catalog.set_attr(f.ino, &late_save).unwrap();
-    assert_eq!((saved.size, saved.ctime), (5, f.ctime));
-}
-
-#[test]
-fn undo_create_removes_only_the_entry_it_made() {
-    let db = MariaDb::start();
-    let catalog = catalog(&db);
-    let d = dir(&catalog, ROOT_INO, b"d");
-    let f = file(&catalog, d.ino, b"f");
-    let parent = catalog.undo_create(d.ino, b"f", f.ino).unwrap().unwrap();
-    assert_eq!(parent, catalog.get_attr(d.ino).unwrap());
-    assert_eq!(errno(catalog.lookup(d.ino, b"f")), libc::ENOENT);
-    assert_eq!(
-        errno(catalog.get_attr(f.ino)),
-        libc::ENOENT,
-        "the inode is gone too"
-    );
-    // A name that now names another inode is left alone.
-    let other = file(&catalog, d.ino, b"f");
-    assert_eq!(catalog.undo_create(d.ino, b"f", f.ino).unwrap(), None);
-    assert_eq!(catalog.lookup(d.ino, b"f").unwrap().ino, other.ino);
-    let mut conn = db.connect();
-    let problems = support::consistency::problems(&mut conn, None);
-    assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(
-        catalog.existing(&[other.ino, f.ino, 999_999]).unwrap(),
-        [other.ino]
-    );
 }
 
 #[test]
@@ -603,4 +268,69 @@ fn hung_database_fails_an_operation_within_one_socket_timeout() {
         catalog.get_attr(f.ino).is_ok()
     });
     assert_eq!(catalog.get_attr(f.ino).unwrap().perm, 0o644);
+}
+
+/// How many times an InnoDB statement has waited for a row lock on this server.
+fn row_lock_waits(conn: &mut mysql::Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'")
+        .unwrap();
+    row.expect("Innodb_row_lock_waits").1
+}
+
+#[test]
+fn conflicts_are_retried_as_the_policy_says_then_reported() {
+    let db = MariaDb::start();
+    let Some(mut root) = db.root_connect() else {
+        eprintln!("skipped: needs a private server to set the lock wait timeout");
+        return;
+    };
+    // New sessions give up waiting for a row lock after 1 s (error 1205, a conflict).
+    root.query_drop("SET GLOBAL innodb_lock_wait_timeout = 1")
+        .unwrap();
+    let mut options = pool_options(&db);
+    options.acquire_timeout = Duration::from_secs(60); // the deadline never ends the retries
+    let policy = RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let catalog = MysqlMeta::new(Pool::new(options).unwrap()).with_retry_policy(policy);
+    catalog.migrate(0, 0).unwrap();
+    let f = file(&catalog, ROOT_INO, b"f");
+    let mut blocker = db.connect();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino IN (?, ?) FOR UPDATE",
+            (ROOT_INO, f.ino),
+        )
+        .unwrap();
+    let chmod = AttrChange {
+        perm: Some(0o600),
+        ..AttrChange::default()
+    };
+
+    let before = row_lock_waits(&mut root);
+    let result = catalog.set_attr(f.ino, &chmod);
+    let waited = row_lock_waits(&mut root) - before;
+    assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        waited, 2,
+        "a transaction: the first run and 1 retry each waited"
+    );
+
+    let before = row_lock_waits(&mut root);
+    let result = catalog.create(ROOT_INO, b"g", &node(Kind::File, 0o644));
+    let waited = row_lock_waits(&mut root) - before;
+    assert!(matches!(result, Err(MetaError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        waited, 2,
+        "the create procedure: the first call and 1 retry each waited"
+    );
+
+    blocker.query_drop("ROLLBACK").unwrap();
+    assert_eq!(catalog.set_attr(f.ino, &chmod).unwrap().perm, 0o600);
+    catalog
+        .create(ROOT_INO, b"g", &node(Kind::File, 0o644))
+        .unwrap();
 }

@@ -168,20 +168,14 @@ impl Cache {
 
     /// Space on the cache file system.
     pub fn space(&self) -> io::Result<Space> {
-        let path = std::ffi::CString::new(self.data.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: statvfs writes only into the struct passed; the path is NUL-terminated.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let st = nix::sys::statvfs::statvfs(&self.data)?;
         Ok(Space {
-            block_size: st.f_frsize,
-            blocks: st.f_blocks,
-            blocks_free: st.f_bfree,
-            blocks_available: st.f_bavail,
-            files: st.f_files,
-            files_free: st.f_ffree,
+            block_size: st.fragment_size(),
+            blocks: st.blocks(),
+            blocks_free: st.blocks_free(),
+            blocks_available: st.blocks_available(),
+            files: st.files(),
+            files_free: st.files_free(),
         })
     }
 }

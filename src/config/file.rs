@@ -108,9 +108,7 @@ mod tests {
         assert!(refusal(dir.path(), 100).contains("a directory"));
         assert!(refusal(Path::new("/dev/zero"), 100).contains("a character device"));
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         assert!(refusal(&fifo, 100).contains("named pipe"));
         assert!(matches!(
             read_regular(&dir.path().join("missing"), 100),

@@ -4,10 +4,12 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
+use super::guard::{
+    arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult, Out,
+};
 use super::VsStatus;
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::{Config, DatabaseConfig};
+use crate::Config;
 
 /// The environment variable `vs_config_load_default` reads the file's path from.
 const CONFIG_PATH_ENV: &str = "VS_CONF";
@@ -32,8 +34,10 @@ pub struct VsConfig {
 #[no_mangle]
 pub unsafe extern "C" fn vs_config_load(path: *const c_char, out: *mut *mut VsConfig) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let path = arg_str(path, "path")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `path` is NULL or NUL-terminated, as this function's contract requires.
+        let path = unsafe { arg_str(path, "path") }?;
         load_into(PathBuf::from(path), out)
     })
 }
@@ -51,7 +55,8 @@ pub unsafe extern "C" fn vs_config_load(path: *const c_char, out: *mut *mut VsCo
 #[no_mangle]
 pub unsafe extern "C" fn vs_config_load_default(out: *mut *mut VsConfig) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
         let path = match std::env::var_os(CONFIG_PATH_ENV) {
             Some(path) if !path.is_empty() => PathBuf::from(path),
             _ => PathBuf::from(DEFAULT_CONFIG_PATH),
@@ -77,18 +82,15 @@ pub unsafe extern "C" fn vs_config_with_max_pool_size(
     out: *mut *mut VsConfig,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let config = arg_ref(config, "config")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `config` is NULL or live, as this function's contract requires.
+        let config = unsafe { arg_ref(config, "config") }?;
         if max_size == 0 {
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
-        let mut copy = config.config.clone();
-        cap_pool_size(
-            &mut copy.database,
-            usize::try_from(max_size).unwrap_or(usize::MAX),
-        );
-        copy.validate()?;
-        *out = into_raw(copy);
+        let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
+        out.write(into_raw(config.config.with_max_pool_size(max_size)?));
         Ok(())
     })
 }
@@ -102,56 +104,23 @@ pub unsafe extern "C" fn vs_config_with_max_pool_size(
 pub unsafe extern "C" fn vs_config_free(config: *mut VsConfig) {
     ffi_guard_value((), || {
         if !config.is_null() {
-            drop(Arc::from_raw(config.cast_const()));
+            // SAFETY: a config from `into_raw` (an `Arc::into_raw`) not yet freed, as this
+            // function's contract requires; this gives back that reference.
+            drop(unsafe { Arc::from_raw(config.cast_const()) });
         }
     })
 }
 
 /// Loads the file at `path` and hands it to C through `out`.
-///
-/// # Safety
-/// `out` is writable.
-unsafe fn load_into(path: PathBuf, out: *mut *mut VsConfig) -> FfiResult {
+fn load_into(path: PathBuf, out: Out<'_, *mut VsConfig>) -> FfiResult {
     let config = Config::load(&path)?;
     for warning in &config.warnings {
         log::warn!("{}: {warning}", path.display());
     }
-    *out = into_raw(config);
+    out.write(into_raw(config));
     Ok(())
 }
 
 fn into_raw(config: Config) -> *mut VsConfig {
     Arc::into_raw(Arc::new(VsConfig { config })).cast_mut()
-}
-
-/// Lowers the pool's maximum to `max_size` if it is higher, and the initial size with it.
-fn cap_pool_size(db: &mut DatabaseConfig, max_size: usize) {
-    db.max_pool_size = db.max_pool_size.min(max_size);
-    db.initial_pool_size = db.initial_pool_size.min(db.max_pool_size);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sizes(max: usize, initial: usize, cap: usize) -> (usize, usize) {
-        let mut db = Config::default().database;
-        db.max_pool_size = max;
-        db.initial_pool_size = initial;
-        cap_pool_size(&mut db, cap);
-        (db.max_pool_size, db.initial_pool_size)
-    }
-
-    #[test]
-    fn the_cap_lowers_but_never_raises_the_maximum() {
-        assert_eq!(sizes(4, 1, 40), (4, 1));
-        assert_eq!(sizes(4, 1, 2), (2, 1));
-        assert_eq!(sizes(4, 1, 4), (4, 1));
-    }
-
-    #[test]
-    fn the_initial_size_follows_a_lower_maximum() {
-        assert_eq!(sizes(8, 6, 3), (3, 3));
-        assert_eq!(sizes(8, 0, 1), (1, 0));
-    }
 }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use mysql::prelude::Queryable;
 use parking_lot::Mutex;
 
-use super::guard::{arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::{finish, Totals, VsResult};
+use super::guard::{
+    arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, opt_out, FfiError, FfiResult,
+};
+use super::result::VsResult;
 use super::stmt::VsStmt;
 use super::VsStatus;
-use crate::pool::{Pool, PoolError, PooledConn};
+use crate::pool::{drain_checked, Pool, PoolError, PooledConn, Totals};
 
 /// A `VsConn` as its statements hold it: the handle C gets is this `Arc`'s pointer, so a
 /// checkout costs one allocation for both.
@@ -66,14 +68,17 @@ pub unsafe extern "C" fn vs_conn_execute(
     affected_rows: *mut u64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_ref(conn.cast_const(), "conn")?;
-        let sql = arg_str(sql, "sql")?;
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
+        // SAFETY: `sql` is NULL or NUL-terminated, as this function's contract requires.
+        let sql = unsafe { arg_str(sql, "sql") }?;
         let totals = with_conn(conn, |c| {
             let outcome = execute_all(c, sql);
             note_breakage(c, outcome)
         })?;
-        if let Some(out) = affected_rows.as_mut() {
-            *out = totals.affected_rows;
+        // SAFETY: `affected_rows` is NULL or writable, as this function's contract requires.
+        if let Some(out) = unsafe { opt_out(affected_rows) } {
+            out.write(totals.affected_rows);
         }
         Ok(())
     })
@@ -97,9 +102,12 @@ pub unsafe extern "C" fn vs_conn_query(
     out: *mut *mut VsResult,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let conn = arg_ref(conn.cast_const(), "conn")?;
-        let sql = arg_str(sql, "sql")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
+        // SAFETY: `sql` is NULL or NUL-terminated, as this function's contract requires.
+        let sql = unsafe { arg_str(sql, "sql") }?;
         let result = with_conn(conn, |c| {
             let limit = c.max_result_bytes();
             let outcome = c
@@ -108,7 +116,7 @@ pub unsafe extern "C" fn vs_conn_query(
                 .and_then(|result| VsResult::collect(result, limit));
             note_breakage(c, outcome)
         })?;
-        *out = Box::into_raw(Box::new(result));
+        out.write(Box::into_raw(Box::new(result)));
         Ok(())
     })
 }
@@ -121,7 +129,8 @@ pub unsafe extern "C" fn vs_conn_query(
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_ping(conn: *mut VsConn) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_ref(conn.cast_const(), "conn")?;
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
         with_conn(conn, |c| Ok(c.ping()?))
     })
 }
@@ -133,8 +142,10 @@ pub unsafe extern "C" fn vs_conn_ping(conn: *mut VsConn) -> VsStatus {
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_set_schema(conn: *mut VsConn, schema: *const c_char) -> VsStatus {
     ffi_guard(|| {
-        let conn = arg_ref(conn.cast_const(), "conn")?;
-        let schema = arg_str(schema, "schema")?;
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
+        // SAFETY: `schema` is NULL or NUL-terminated, as this function's contract requires.
+        let schema = unsafe { arg_str(schema, "schema") }?;
         with_conn(conn, |c| Ok(c.set_schema(schema)?))
     })
 }
@@ -159,7 +170,8 @@ pub unsafe extern "C" fn vs_conn_set_autocommit(conn: *mut VsConn, enabled: bool
         } else {
             "SET autocommit = 0"
         };
-        run_simple(conn, sql)
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        unsafe { run_simple(conn, sql) }
     })
 }
 
@@ -169,7 +181,10 @@ pub unsafe extern "C" fn vs_conn_set_autocommit(conn: *mut VsConn, enabled: bool
 /// `conn` is NULL or a live `VsConn`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_begin(conn: *mut VsConn) -> VsStatus {
-    ffi_guard(|| run_simple(conn, "START TRANSACTION"))
+    ffi_guard(|| {
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        unsafe { run_simple(conn, "START TRANSACTION") }
+    })
 }
 
 /// Commits the current transaction.
@@ -178,7 +193,10 @@ pub unsafe extern "C" fn vs_conn_begin(conn: *mut VsConn) -> VsStatus {
 /// `conn` is NULL or a live `VsConn`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_commit(conn: *mut VsConn) -> VsStatus {
-    ffi_guard(|| run_simple(conn, "COMMIT"))
+    ffi_guard(|| {
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        unsafe { run_simple(conn, "COMMIT") }
+    })
 }
 
 /// Rolls back the current transaction.
@@ -187,7 +205,10 @@ pub unsafe extern "C" fn vs_conn_commit(conn: *mut VsConn) -> VsStatus {
 /// `conn` is NULL or a live `VsConn`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_conn_rollback(conn: *mut VsConn) -> VsStatus {
-    ffi_guard(|| run_simple(conn, "ROLLBACK"))
+    ffi_guard(|| {
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        unsafe { run_simple(conn, "ROLLBACK") }
+    })
 }
 
 /// Prepares `sql` (with `?` placeholders) on this connection.
@@ -206,9 +227,12 @@ pub unsafe extern "C" fn vs_conn_prepare(
     out: *mut *mut VsStmt,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let conn = arg_ref(conn.cast_const(), "conn")?;
-        let sql = arg_str(sql, "sql")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `conn` is NULL or live, as this function's contract requires.
+        let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
+        // SAFETY: `sql` is NULL or NUL-terminated, as this function's contract requires.
+        let sql = unsafe { arg_str(sql, "sql") }?;
         let prepared = with_conn(conn, |c| Ok(c.prep(sql)?))?;
         let conn: *const VsConn = conn;
         // SAFETY: a live `VsConn` handle is the pointer of an `Arc` (`vs_pool_get`); one
@@ -217,7 +241,7 @@ pub unsafe extern "C" fn vs_conn_prepare(
             Arc::increment_strong_count(conn);
             Arc::from_raw(conn)
         };
-        *out = Box::into_raw(Box::new(VsStmt::new(shared, prepared)));
+        out.write(Box::into_raw(Box::new(VsStmt::new(shared, prepared))));
         Ok(())
     })
 }
@@ -234,7 +258,9 @@ pub unsafe extern "C" fn vs_conn_prepare(
 pub unsafe extern "C" fn vs_conn_release(conn: *mut VsConn) {
     ffi_guard_value((), || {
         if !conn.is_null() {
-            let conn = Arc::from_raw(conn.cast_const());
+            // SAFETY: a connection from `vs_pool_get` (an `Arc::into_raw`) not yet released,
+            // as this function's contract requires; this gives back that reference.
+            let conn = unsafe { Arc::from_raw(conn.cast_const()) };
             let taken = conn.slot.lock().take();
             drop(taken);
         }
@@ -253,8 +279,8 @@ fn released() -> FfiError {
 
 /// Runs `sql` and reads every result set it produces.
 fn execute_all(conn: &mut PooledConn, sql: &str) -> Result<Totals, PoolError> {
-    let mut result = conn.query_iter(sql)?;
-    Ok(finish(&mut result)?)
+    let result = conn.query_iter(sql)?;
+    Ok(drain_checked(result)?)
 }
 
 /// Converts `outcome` for C; when it failed because the connection broke (also in a later
@@ -272,7 +298,12 @@ pub(crate) fn note_breakage<T>(
     outcome.map_err(FfiError::from)
 }
 
+/// Runs `sql`, which returns no rows, on `conn`.
+///
+/// # Safety
+/// `conn` is NULL or a live `VsConn`.
 unsafe fn run_simple(conn: *mut VsConn, sql: &str) -> FfiResult {
-    let conn = arg_ref(conn.cast_const(), "conn")?;
+    // SAFETY: `conn` is NULL or live, as this function's contract requires.
+    let conn = unsafe { arg_ref(conn.cast_const(), "conn") }?;
     with_conn(conn, |c| Ok(c.query_drop(sql)?))
 }

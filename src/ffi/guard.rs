@@ -2,7 +2,9 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use super::VsStatus;
 use crate::pool::PoolError;
@@ -189,8 +191,8 @@ impl From<ConfigError> for FfiError {
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that no one mutates during the borrow.
 pub unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, FfiError> {
-    ptr.as_ref()
-        .ok_or_else(|| FfiError::invalid(format!("{name} is NULL")))
+    // SAFETY: NULL or a live, unaliased-for-writes `T`, as the caller guarantees.
+    unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{name} is NULL")))
 }
 
 /// Mutably borrows `*ptr` or fails naming the argument.
@@ -198,30 +200,65 @@ pub unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, FfiErro
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that no one else uses during the borrow.
 pub unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, FfiError> {
-    ptr.as_mut()
-        .ok_or_else(|| FfiError::invalid(format!("{name} is NULL")))
+    // SAFETY: NULL or a live `T` no one else uses, as the caller guarantees.
+    unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::invalid(format!("{name} is NULL")))
 }
 
 /// Reads a NUL-terminated UTF-8 string argument.
 ///
 /// # Safety
-/// `ptr` is NULL or points to a NUL-terminated string.
+/// `ptr` is NULL or points to a NUL-terminated string that stays unchanged during the
+/// borrow.
 pub unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, FfiError> {
     if ptr.is_null() {
         return Err(FfiError::invalid(format!("{name} is NULL")));
     }
-    CStr::from_ptr(ptr)
+    // SAFETY: not NULL (checked above) and NUL-terminated, as the caller guarantees.
+    unsafe { CStr::from_ptr(ptr) }
         .to_str()
         .map_err(|_| FfiError::invalid(format!("{name} is not valid UTF-8")))
 }
 
-/// Checks an output pointer.
-pub fn arg_out<T>(ptr: *mut T, name: &str) -> Result<*mut T, FfiError> {
-    if ptr.is_null() {
-        Err(FfiError::invalid(format!("{name} is NULL")))
-    } else {
-        Ok(ptr)
+/// A checked, non-NULL output pointer: written at most once, by [`Out::write`], which
+/// neither reads nor drops what the caller's memory held (it may be uninitialised).
+pub struct Out<'a, T> {
+    ptr: NonNull<T>,
+    _borrow: PhantomData<&'a mut T>,
+}
+
+impl<T> Out<'_, T> {
+    /// Stores `value` in the caller's variable.
+    pub fn write(self, value: T) {
+        // SAFETY: `arg_out`'s caller guarantees the pointer is aligned and writable for a
+        // `T` while this `Out` lives; `ptr::write` does not read or drop the old contents.
+        unsafe { self.ptr.as_ptr().write(value) }
     }
+}
+
+/// Checks an output pointer.
+///
+/// # Safety
+/// `ptr` is NULL or aligned and writable for a `T` (initialised or not) while the returned
+/// [`Out`] lives, and no one else uses that memory meanwhile.
+pub unsafe fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<Out<'a, T>, FfiError> {
+    match NonNull::new(ptr) {
+        Some(ptr) => Ok(Out {
+            ptr,
+            _borrow: PhantomData,
+        }),
+        None => Err(FfiError::invalid(format!("{name} is NULL"))),
+    }
+}
+
+/// An optional output pointer: `None` for NULL.
+///
+/// # Safety
+/// As for [`arg_out`].
+pub unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<Out<'a, T>> {
+    NonNull::new(ptr).map(|ptr| Out {
+        ptr,
+        _borrow: PhantomData,
+    })
 }
 
 /// The calling thread's last error message ("" after a success).

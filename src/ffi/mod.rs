@@ -14,6 +14,7 @@
 pub mod config;
 pub mod conn;
 pub mod guard;
+mod logger;
 pub mod pool;
 pub mod result;
 pub mod status;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::config::VsConfig;
 use super::conn::VsConn;
 use super::guard::{arg_out, arg_ref, ffi_guard, ffi_guard_value, FfiError};
+use super::logger;
 use super::VsStatus;
 use crate::pool::{Pool, PoolOptions, PoolStats};
-use crate::DatabaseConfig;
 
 /// A connection pool (opaque). Thread-safe: any thread may take connections from it.
 ///
@@ -92,11 +92,13 @@ pub const VS_LEGACY_ACQUIRE_TIMEOUT_MS: u32 = 5000;
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_open(config: *const VsConfig, out: *mut *mut VsPool) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let config = arg_ref(config, "config")?;
-        init_logging();
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `config` is NULL or live, as this function's contract requires.
+        let config = unsafe { arg_ref(config, "config") }?;
+        logger::install();
         let pool = Pool::new(PoolOptions::from_config(&config.config.database))?;
-        *out = Box::into_raw(Box::new(VsPool { pool }));
+        out.write(Box::into_raw(Box::new(VsPool { pool })));
         Ok(())
     })
 }
@@ -126,15 +128,17 @@ pub unsafe extern "C" fn vs_pool_open_legacy(
     out: *mut *mut VsPool,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let config = arg_ref(config, "config")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `config` is NULL or live, as this function's contract requires.
+        let config = unsafe { arg_ref(config, "config") }?;
         if max_size == 0 {
             return Err(FfiError::invalid("max_size must be at least 1"));
         }
-        let options = legacy_options(&config.config.database, max_size as usize);
-        init_logging();
+        let options = PoolOptions::legacy(&config.config.database, max_size as usize);
+        logger::install();
         let pool = Pool::new(options)?;
-        *out = Box::into_raw(Box::new(VsPool { pool }));
+        out.write(Box::into_raw(Box::new(VsPool { pool })));
         Ok(())
     })
 }
@@ -155,14 +159,16 @@ pub unsafe extern "C" fn vs_pool_get(
     out: *mut *mut VsConn,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let pool = &arg_ref(pool.cast_const(), "pool")?.pool;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        let pool = &unsafe { arg_ref(pool.cast_const(), "pool") }?.pool;
         let conn = if timeout_ms == 0 {
             pool.get()?
         } else {
             pool.get_timeout(Duration::from_millis(u64::from(timeout_ms)))?
         };
-        *out = Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut();
+        out.write(Arc::into_raw(VsConn::new(conn, pool.clone())).cast_mut());
         Ok(())
     })
 }
@@ -174,9 +180,11 @@ pub unsafe extern "C" fn vs_pool_get(
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_stats(pool: *const VsPool, out: *mut VsPoolStats) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let pool = arg_ref(pool, "pool")?;
-        *out = VsPoolStats::from(&pool.pool.stats());
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        let pool = unsafe { arg_ref(pool, "pool") }?;
+        out.write(VsPoolStats::from(&pool.pool.stats()));
         Ok(())
     })
 }
@@ -190,7 +198,8 @@ pub unsafe extern "C" fn vs_pool_stats(pool: *const VsPool, out: *mut VsPoolStat
 #[no_mangle]
 pub unsafe extern "C" fn vs_pool_close(pool: *mut VsPool) {
     ffi_guard_value((), || {
-        if let Some(pool) = pool.as_ref() {
+        // SAFETY: `pool` is NULL or live, as this function's contract requires.
+        if let Some(pool) = unsafe { pool.as_ref() } {
             pool.pool.close();
         }
     })
@@ -209,7 +218,9 @@ pub unsafe extern "C" fn vs_pool_close(pool: *mut VsPool) {
 pub unsafe extern "C" fn vs_pool_free(pool: *mut VsPool) {
     ffi_guard_value((), || {
         if !pool.is_null() {
-            drop(Box::from_raw(pool));
+            // SAFETY: a pool from `vs_pool_open*` (a `Box::into_raw`) not yet freed, as this
+            // function's contract requires.
+            drop(unsafe { Box::from_raw(pool) });
         }
     })
 }
@@ -247,53 +258,16 @@ impl From<&PoolStats> for VsPoolStats {
     }
 }
 
-/// Sends the library's log to stderr for C and C++ programs, which cannot install a Rust
-/// logger (level from `RUST_LOG`, default `warn`); a logger already installed is kept.
-fn init_logging() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let env = env_logger::Env::default().default_filter_or("warn");
-        // Fails only when a logger is already installed, which is then the one to use.
-        let _ = env_logger::Builder::from_env(env).try_init();
-    });
-}
-
-/// Pool options for the legacy constructor (see `vs_pool_open_legacy`).
-fn legacy_options(db: &DatabaseConfig, max_size: usize) -> PoolOptions {
-    let legacy_wait = Duration::from_millis(u64::from(VS_LEGACY_ACQUIRE_TIMEOUT_MS));
-    PoolOptions {
-        database: None,
-        max_size,
-        initial_size: db.initial_pool_size.min(max_size),
-        acquire_timeout: db.timeout.min(legacy_wait),
-        nested_overflow: max_size.saturating_mul(2),
-        ..PoolOptions::from_config(db)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::LEGACY_ACQUIRE_TIMEOUT;
 
     #[test]
-    fn the_legacy_pool_honours_max_size_and_has_no_default_schema() {
-        let mut db = DatabaseConfig {
-            max_pool_size: 2,
-            initial_pool_size: 1,
-            timeout: Duration::from_secs(60),
-            ..DatabaseConfig::default()
-        };
-        let options = legacy_options(&db, 40);
-        assert_eq!(options.max_size, 40);
-        assert_eq!(options.initial_size, 1);
-        assert_eq!(options.database, None);
-        assert_eq!(options.acquire_timeout, Duration::from_secs(5));
-        assert_eq!(options.nested_overflow, 80);
-        assert!(options.validate().is_ok());
-        db.timeout = Duration::from_secs(1);
-        db.initial_pool_size = 4;
-        let options = legacy_options(&db, 2);
-        assert_eq!(options.acquire_timeout, Duration::from_secs(1));
-        assert_eq!(options.initial_size, 2);
+    fn the_header_states_the_core_legacy_wait() {
+        assert_eq!(
+            Duration::from_millis(u64::from(VS_LEGACY_ACQUIRE_TIMEOUT_MS)),
+            LEGACY_ACQUIRE_TIMEOUT
+        );
     }
 }

@@ -9,7 +9,7 @@ use mysql::{QueryResult, Value};
 
 use super::guard::{arg_mut, arg_out, arg_ref, arg_str, ffi_guard, ffi_guard_value, FfiError};
 use super::VsStatus;
-use crate::pool::{row_bytes, PoolError};
+use crate::pool::{collect_bounded, PoolError, Rows};
 
 /// What a result keeps of a column: its label, and the type and fractional digits that
 /// decide how a temporal value is written as text.
@@ -45,7 +45,7 @@ impl VsResult {
     /// Reads the first result set of `result` (failing past `limit` bytes), then every
     /// remaining one, so that an error from a later statement is reported, not dropped.
     pub(crate) fn collect<P: Protocol>(
-        mut result: QueryResult<'_, '_, '_, P>,
+        result: QueryResult<'_, '_, '_, P>,
         limit: u64,
     ) -> Result<VsResult, PoolError> {
         let columns: Vec<ColumnInfo> = result
@@ -58,24 +58,10 @@ impl VsResult {
                 decimals: c.decimals(),
             })
             .collect();
-        let mut rows = Rows::default();
-        let mut total = 0u64;
-        let mut affected_rows = 0;
-        if let Some(set) = result.iter() {
-            affected_rows = set.affected_rows();
-            for row in set {
-                let row = row?;
-                total = total.saturating_add(row_bytes(&row));
-                if total > limit {
-                    return Err(PoolError::ResultTooLarge { limit });
-                }
-                rows.push(row)?;
-            }
-        }
-        finish(&mut result)?;
+        let (rows, totals) = collect_bounded(result, limit)?;
         Ok(VsResult {
             texts: RefCell::new(Vec::new()),
-            affected_rows,
+            affected_rows: totals.first_affected_rows,
             columns,
             rows,
             cursor: None,
@@ -106,39 +92,6 @@ impl VsResult {
     }
 }
 
-/// The rows of a result, the first kept inline: a one-row result (a lookup by key, `SELECT
-/// 1`) needs no list of its own.
-#[derive(Default)]
-struct Rows {
-    first: Option<mysql::Row>,
-    rest: Vec<mysql::Row>,
-}
-
-impl Rows {
-    fn push(&mut self, row: mysql::Row) -> Result<(), PoolError> {
-        if self.first.is_none() {
-            self.first = Some(row);
-        } else {
-            self.rest
-                .try_reserve(1)
-                .map_err(|_| PoolError::OutOfMemory)?;
-            self.rest.push(row);
-        }
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
-
-    fn get(&self, index: usize) -> Option<&mysql::Row> {
-        match index.checked_sub(1) {
-            None => self.first.as_ref(),
-            Some(index) => self.rest.get(index),
-        }
-    }
-}
-
 /// Moves to the next row; `*has_row` is set to false after the last one.
 ///
 /// Text returned by `vs_result_get_text` for the previous row becomes invalid.
@@ -148,12 +101,14 @@ impl Rows {
 #[no_mangle]
 pub unsafe extern "C" fn vs_result_next(result: *mut VsResult, has_row: *mut bool) -> VsStatus {
     ffi_guard(|| {
-        let has_row = arg_out(has_row, "has_row")?;
-        let result = arg_mut(result, "result")?;
+        // SAFETY: `has_row` is NULL or writable, as this function's contract requires.
+        let has_row = unsafe { arg_out(has_row, "has_row") }?;
+        // SAFETY: `result` is NULL or live, used by no other thread (this function's contract).
+        let result = unsafe { arg_mut(result, "result") }?;
         let next = result.cursor.map_or(0, |i| i.saturating_add(1));
         result.cursor = Some(next.min(result.rows.len()));
         result.texts.get_mut().clear();
-        *has_row = next < result.rows.len();
+        has_row.write(next < result.rows.len());
         Ok(())
     })
 }
@@ -174,8 +129,10 @@ pub unsafe extern "C" fn vs_result_seek(
     has_row: *mut bool,
 ) -> VsStatus {
     ffi_guard(|| {
-        let has_row = arg_out(has_row, "has_row")?;
-        let result = arg_mut(result, "result")?;
+        // SAFETY: `has_row` is NULL or writable, as this function's contract requires.
+        let has_row = unsafe { arg_out(has_row, "has_row") }?;
+        // SAFETY: `result` is NULL or live, used by no other thread (this function's contract).
+        let result = unsafe { arg_mut(result, "result") }?;
         let count = result.rows.len();
         result.cursor = match usize::try_from(row) {
             Ok(0) => None,
@@ -183,7 +140,7 @@ pub unsafe extern "C" fn vs_result_seek(
             Err(_) => Some(count),
         };
         result.texts.get_mut().clear();
-        *has_row = result.cursor.is_some_and(|i| i < count);
+        has_row.write(result.cursor.is_some_and(|i| i < count));
         Ok(())
     })
 }
@@ -195,7 +152,10 @@ pub unsafe extern "C" fn vs_result_seek(
 /// `result` is NULL or a live `VsResult`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_result_affected_rows(result: *const VsResult) -> u64 {
-    ffi_guard_value(0, || result.as_ref().map_or(0, |r| r.affected_rows))
+    ffi_guard_value(0, || {
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        unsafe { result.as_ref() }.map_or(0, |r| r.affected_rows)
+    })
 }
 
 /// The number of columns; 0 for NULL or a statement without a result set.
@@ -205,9 +165,8 @@ pub unsafe extern "C" fn vs_result_affected_rows(result: *const VsResult) -> u64
 #[no_mangle]
 pub unsafe extern "C" fn vs_result_column_count(result: *const VsResult) -> u32 {
     ffi_guard_value(0, || {
-        result
-            .as_ref()
-            .map_or(0, |r| u32::try_from(r.columns.len()).unwrap_or(u32::MAX))
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        unsafe { result.as_ref() }.map_or(0, |r| u32::try_from(r.columns.len()).unwrap_or(u32::MAX))
     })
 }
 
@@ -217,7 +176,10 @@ pub unsafe extern "C" fn vs_result_column_count(result: *const VsResult) -> u32 
 /// `result` is NULL or a live `VsResult`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_result_row_count(result: *const VsResult) -> u64 {
-    ffi_guard_value(0, || result.as_ref().map_or(0, |r| r.rows.len() as u64))
+    ffi_guard_value(0, || {
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        unsafe { result.as_ref() }.map_or(0, |r| r.rows.len() as u64)
+    })
 }
 
 /// Finds a column by name or label (ASCII case-insensitive); `*index` is 0-based.
@@ -234,15 +196,18 @@ pub unsafe extern "C" fn vs_result_column_index(
     index: *mut u32,
 ) -> VsStatus {
     ffi_guard(|| {
-        let index = arg_out(index, "index")?;
-        let result = arg_ref(result, "result")?;
-        let name = arg_str(name, "name")?;
+        // SAFETY: `index` is NULL or writable, as this function's contract requires.
+        let index = unsafe { arg_out(index, "index") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let result = unsafe { arg_ref(result, "result") }?;
+        // SAFETY: `name` is NULL or NUL-terminated, as this function's contract requires.
+        let name = unsafe { arg_str(name, "name") }?;
         let found = result
             .columns
             .iter()
             .position(|c| c.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| FfiError::invalid(format!("no column named {name:?}")))?;
-        *index = u32::try_from(found).map_err(|_| FfiError::invalid("column index too large"))?;
+        index.write(u32::try_from(found).map_err(|_| FfiError::invalid("column index too large"))?);
         Ok(())
     })
 }
@@ -258,9 +223,11 @@ pub unsafe extern "C" fn vs_result_is_null(
     is_null: *mut bool,
 ) -> VsStatus {
     ffi_guard(|| {
-        let is_null = arg_out(is_null, "is_null")?;
-        let result = arg_ref(result, "result")?;
-        *is_null = matches!(result.value(column)?, Value::NULL);
+        // SAFETY: `is_null` is NULL or writable, as this function's contract requires.
+        let is_null = unsafe { arg_out(is_null, "is_null") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let result = unsafe { arg_ref(result, "result") }?;
+        is_null.write(matches!(result.value(column)?, Value::NULL));
         Ok(())
     })
 }
@@ -278,9 +245,11 @@ pub unsafe extern "C" fn vs_result_get_i64(
     out: *mut i64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let value = arg_ref(result, "result")?.non_null(column)?;
-        *out = convert::<i64>(value, column, "a 64-bit integer")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let value = unsafe { arg_ref(result, "result") }?.non_null(column)?;
+        out.write(convert::<i64>(value, column, "a 64-bit integer")?);
         Ok(())
     })
 }
@@ -298,9 +267,11 @@ pub unsafe extern "C" fn vs_result_get_u64(
     out: *mut u64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let value = arg_ref(result, "result")?.non_null(column)?;
-        *out = convert::<u64>(value, column, "an unsigned 64-bit integer")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let value = unsafe { arg_ref(result, "result") }?.non_null(column)?;
+        out.write(convert::<u64>(value, column, "an unsigned 64-bit integer")?);
         Ok(())
     })
 }
@@ -318,13 +289,15 @@ pub unsafe extern "C" fn vs_result_get_f64(
     out: *mut f64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let value = arg_ref(result, "result")?.non_null(column)?;
-        *out = match value {
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let value = unsafe { arg_ref(result, "result") }?.non_null(column)?;
+        out.write(match value {
             Value::Int(i) => *i as f64,
             Value::UInt(u) => *u as f64,
             other => convert::<f64>(other, column, "a number")?,
-        };
+        });
         Ok(())
     })
 }
@@ -345,9 +318,12 @@ pub unsafe extern "C" fn vs_result_get_text(
     len: *mut usize,
 ) -> VsStatus {
     ffi_guard(|| {
-        let ptr = arg_out(ptr, "ptr")?;
-        let len = arg_out(len, "len")?;
-        let result = arg_ref(result, "result")?;
+        // SAFETY: `ptr` is NULL or writable, as this function's contract requires.
+        let ptr = unsafe { arg_out(ptr, "ptr") }?;
+        // SAFETY: `len` is NULL or writable, as this function's contract requires.
+        let len = unsafe { arg_out(len, "len") }?;
+        // SAFETY: `result` is NULL or live, as this function's contract requires.
+        let result = unsafe { arg_ref(result, "result") }?;
         let value = result.value(column)?;
         let mut texts = result.texts.borrow_mut();
         if texts.is_empty() {
@@ -363,8 +339,8 @@ pub unsafe extern "C" fn vs_result_get_text(
         }
         let stored = slot.as_deref().unwrap_or(&[0]);
         let length = stored.len() - 1;
-        *ptr = stored.as_ptr().cast();
-        *len = length;
+        ptr.write(stored.as_ptr().cast());
+        len.write(length);
         Ok(())
     })
 }
@@ -377,39 +353,11 @@ pub unsafe extern "C" fn vs_result_get_text(
 pub unsafe extern "C" fn vs_result_free(result: *mut VsResult) {
     ffi_guard_value((), || {
         if !result.is_null() {
-            drop(Box::from_raw(result));
+            // SAFETY: a result from `vs_conn_query` or `vs_stmt_execute_query` (a
+            // `Box::into_raw`) not yet freed, as this function's contract requires.
+            drop(unsafe { Box::from_raw(result) });
         }
     })
-}
-
-/// What the statements of one request reported, over all their result sets.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Totals {
-    /// Affected rows summed over every statement.
-    pub affected_rows: u64,
-    /// The last non-zero AUTO_INCREMENT id any statement reported (0 if none did).
-    pub last_insert_id: u64,
-}
-
-/// Reads every remaining result set of `result`, discarding rows, and returns the totals,
-/// or the first error a statement reported.
-///
-/// The `mysql` crate's `Drop` for a result drains the remaining sets too, but drops their
-/// errors: a failing second statement of `"INSERT ...; INSERT ..."` would look like success.
-pub(crate) fn finish<P: Protocol>(
-    result: &mut QueryResult<'_, '_, '_, P>,
-) -> Result<Totals, mysql::Error> {
-    let mut totals = Totals::default();
-    while let Some(mut set) = result.iter() {
-        totals.affected_rows = totals.affected_rows.saturating_add(set.affected_rows());
-        if let Some(id) = set.last_insert_id().filter(|&id| id != 0) {
-            totals.last_insert_id = id;
-        }
-        for row in set.by_ref() {
-            row?;
-        }
-    }
-    Ok(totals)
 }
 
 /// Converts a value as `mysql::from_value_opt` does; text that plainly parses is read in

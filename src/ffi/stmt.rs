@@ -6,10 +6,10 @@ use mysql::prelude::Queryable;
 use mysql::{Params, Statement, Value};
 
 use super::conn::{note_breakage, with_conn, ConnSlot};
-use super::guard::{arg_mut, arg_out, ffi_guard, ffi_guard_value, FfiError, FfiResult};
-use super::result::{finish, VsResult};
+use super::guard::{arg_mut, arg_out, ffi_guard, ffi_guard_value, opt_out, FfiError, FfiResult};
+use super::result::VsResult;
 use super::VsStatus;
-use crate::pool::PoolError;
+use crate::pool::{drain_checked, PoolError};
 
 /// A prepared statement (opaque) on one connection. One thread at a time.
 ///
@@ -67,7 +67,10 @@ impl VsStmt {
 /// `stmt` is NULL or a live `VsStmt`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_stmt_bind_null(stmt: *mut VsStmt, index: u32) -> VsStatus {
-    ffi_guard(|| arg_mut(stmt, "stmt")?.bind(index, Value::NULL))
+    ffi_guard(|| {
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        unsafe { arg_mut(stmt, "stmt") }?.bind(index, Value::NULL)
+    })
 }
 
 /// Binds a signed 64-bit integer to parameter `index` (1-based).
@@ -76,7 +79,10 @@ pub unsafe extern "C" fn vs_stmt_bind_null(stmt: *mut VsStmt, index: u32) -> VsS
 /// `stmt` is NULL or a live `VsStmt`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_stmt_bind_i64(stmt: *mut VsStmt, index: u32, value: i64) -> VsStatus {
-    ffi_guard(|| arg_mut(stmt, "stmt")?.bind(index, Value::Int(value)))
+    ffi_guard(|| {
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        unsafe { arg_mut(stmt, "stmt") }?.bind(index, Value::Int(value))
+    })
 }
 
 /// Binds an unsigned 64-bit integer to parameter `index` (1-based).
@@ -85,7 +91,10 @@ pub unsafe extern "C" fn vs_stmt_bind_i64(stmt: *mut VsStmt, index: u32, value: 
 /// `stmt` is NULL or a live `VsStmt`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_stmt_bind_u64(stmt: *mut VsStmt, index: u32, value: u64) -> VsStatus {
-    ffi_guard(|| arg_mut(stmt, "stmt")?.bind(index, Value::UInt(value)))
+    ffi_guard(|| {
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        unsafe { arg_mut(stmt, "stmt") }?.bind(index, Value::UInt(value))
+    })
 }
 
 /// Binds a double to parameter `index` (1-based).
@@ -94,7 +103,10 @@ pub unsafe extern "C" fn vs_stmt_bind_u64(stmt: *mut VsStmt, index: u32, value: 
 /// `stmt` is NULL or a live `VsStmt`.
 #[no_mangle]
 pub unsafe extern "C" fn vs_stmt_bind_f64(stmt: *mut VsStmt, index: u32, value: f64) -> VsStatus {
-    ffi_guard(|| arg_mut(stmt, "stmt")?.bind(index, Value::Double(value)))
+    ffi_guard(|| {
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        unsafe { arg_mut(stmt, "stmt") }?.bind(index, Value::Double(value))
+    })
 }
 
 /// Binds `len` bytes of text at `ptr` to parameter `index` (1-based); the bytes are copied.
@@ -111,8 +123,11 @@ pub unsafe extern "C" fn vs_stmt_bind_text(
     len: usize,
 ) -> VsStatus {
     ffi_guard(|| {
-        let stmt = arg_mut(stmt, "stmt")?;
-        let bytes = copy_buffer(ptr.cast(), len)?;
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        let stmt = unsafe { arg_mut(stmt, "stmt") }?;
+        // SAFETY: `ptr` is NULL or readable for `len` bytes, as this function's contract
+        // requires.
+        let bytes = unsafe { copy_buffer(ptr.cast(), len) }?;
         stmt.bind(index, Value::Bytes(bytes))
     })
 }
@@ -131,8 +146,11 @@ pub unsafe extern "C" fn vs_stmt_bind_bytes(
     len: usize,
 ) -> VsStatus {
     ffi_guard(|| {
-        let stmt = arg_mut(stmt, "stmt")?;
-        let bytes = copy_buffer(ptr, len)?;
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        let stmt = unsafe { arg_mut(stmt, "stmt") }?;
+        // SAFETY: `ptr` is NULL or readable for `len` bytes, as this function's contract
+        // requires.
+        let bytes = unsafe { copy_buffer(ptr, len) }?;
         stmt.bind(index, Value::Bytes(bytes))
     })
 }
@@ -154,20 +172,23 @@ pub unsafe extern "C" fn vs_stmt_execute_update(
     last_insert_id: *mut u64,
 ) -> VsStatus {
     ffi_guard(|| {
-        let stmt = arg_mut(stmt, "stmt")?;
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        let stmt = unsafe { arg_mut(stmt, "stmt") }?;
         let params = stmt.bound_params()?;
         let totals = with_conn(&stmt.slot, |c| {
             let outcome = c
                 .exec_iter(&stmt.statement, params)
-                .and_then(|mut result| finish(&mut result))
+                .and_then(drain_checked)
                 .map_err(PoolError::from);
             note_breakage(c, outcome)
         })?;
-        if let Some(out) = affected_rows.as_mut() {
-            *out = totals.affected_rows;
+        // SAFETY: both are NULL or writable, as this function's contract requires.
+        let (affected, last_id) = unsafe { (opt_out(affected_rows), opt_out(last_insert_id)) };
+        if let Some(out) = affected {
+            out.write(totals.affected_rows);
         }
-        if let Some(out) = last_insert_id.as_mut() {
-            *out = totals.last_insert_id;
+        if let Some(out) = last_id {
+            out.write(totals.last_insert_id);
         }
         Ok(())
     })
@@ -187,8 +208,10 @@ pub unsafe extern "C" fn vs_stmt_execute_query(
     out: *mut *mut VsResult,
 ) -> VsStatus {
     ffi_guard(|| {
-        let out = arg_out(out, "out")?;
-        let stmt = arg_mut(stmt, "stmt")?;
+        // SAFETY: `out` is NULL or writable, as this function's contract requires.
+        let out = unsafe { arg_out(out, "out") }?;
+        // SAFETY: `stmt` is NULL or live, used by no other thread (this function's contract).
+        let stmt = unsafe { arg_mut(stmt, "stmt") }?;
         let params = stmt.bound_params()?;
         let result = with_conn(&stmt.slot, |c| {
             let limit = c.max_result_bytes();
@@ -198,7 +221,7 @@ pub unsafe extern "C" fn vs_stmt_execute_query(
                 .and_then(|result| VsResult::collect(result, limit));
             note_breakage(c, outcome)
         })?;
-        *out = Box::into_raw(Box::new(result));
+        out.write(Box::into_raw(Box::new(result)));
         Ok(())
     })
 }
@@ -211,12 +234,17 @@ pub unsafe extern "C" fn vs_stmt_execute_query(
 pub unsafe extern "C" fn vs_stmt_free(stmt: *mut VsStmt) {
     ffi_guard_value((), || {
         if !stmt.is_null() {
-            drop(Box::from_raw(stmt));
+            // SAFETY: a statement from `vs_conn_prepare` (a `Box::into_raw`) not yet freed,
+            // as this function's contract requires.
+            drop(unsafe { Box::from_raw(stmt) });
         }
     })
 }
 
 /// Copies a C buffer; NULL is allowed only for an empty one.
+///
+/// # Safety
+/// `ptr` is NULL or readable for `len` bytes.
 unsafe fn copy_buffer(ptr: *const u8, len: usize) -> Result<Vec<u8>, FfiError> {
     if len == 0 {
         return Ok(Vec::new());
@@ -228,6 +256,8 @@ unsafe fn copy_buffer(ptr: *const u8, len: usize) -> Result<Vec<u8>, FfiError> {
     bytes
         .try_reserve_exact(len)
         .map_err(|_| FfiError::new(VsStatus::VS_ERR_OUT_OF_MEMORY, "out of memory"))?;
-    bytes.extend_from_slice(std::slice::from_raw_parts(ptr, len));
+    // SAFETY: not NULL (checked above) and readable for `len` bytes, as the caller
+    // guarantees; `len` is not 0 and the bytes are copied before returning.
+    bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
     Ok(bytes)
 }

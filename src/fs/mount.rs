@@ -28,8 +28,7 @@ pub fn mount_config(allow_suid_dev: bool) -> Config {
         MountOption::Subtype("valuestor".into()),
         MountOption::DefaultPermissions,
     ];
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if root {
         config.acl = SessionACL::All;
     }
@@ -98,12 +97,7 @@ impl Drop for Mounted {
 
 /// Detaches a mount even if it is busy or its server is gone (`ENOTCONN`).
 pub fn lazy_unmount(mountpoint: &Path) {
-    let Ok(path) = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()) else {
-        return;
-    };
-    // SAFETY: a NUL-terminated path; MNT_DETACH only needs privilege, which root has.
-    let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-    if rc != 0 {
+    if nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH).is_err() {
         let _ = std::process::Command::new("fusermount3")
             .arg("-uz")
             .arg(mountpoint)

@@ -2,6 +2,8 @@
 //! the owner lease, behind one trait ([`MetaEngine`]) over neutral types ([`types`]), with
 //! one error type ([`MetaError`]) whose variants say what a caller can do.
 //!
+//! [`memory::MemoryMeta`] holds a catalog in memory with the same semantics: the fake for
+//! fast tests of the layers above (`tests/meta_conformance.rs` keeps the two in step).
 //! [`mysql::MysqlMeta`] is the engine over MySQL/MariaDB (and MariaDB Galera). Every change
 //! is one transaction; every statement is parameterised. Changes return the attributes of
 //! every inode they touched ([`Changed`]), so the file system can keep what it serves in
@@ -9,6 +11,7 @@
 
 mod error;
 pub mod lease;
+pub mod memory;
 pub mod mysql;
 pub mod types;
 
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 pub use error::MetaError;
 pub use lease::OwnerFence;
+pub use memory::MemoryMeta;
 pub use types::*;
 
 /// Where a catalog lives, for messages and the cache's identity record.
@@ -80,7 +84,8 @@ pub trait MetaEngine: Send + Sync {
         mode: RenameMode,
     ) -> Result<Changed, MetaError>;
 
-    /// Entries of directory `dir` after position `after`, at most `limit`, in order.
+    /// Entries of directory `dir` after position `after`, at most `limit`, in order. A
+    /// directory that does not exist (or is no directory) has none.
     fn read_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntry>, MetaError>;
 
     /// Like [`MetaEngine::read_dir`], with each entry's attributes (for readdirplus).
@@ -98,7 +103,7 @@ pub trait MetaEngine: Send + Sync {
     /// never goes back (a late save of a write's time cannot undo a newer change).
     fn set_attr(&self, ino: u64, change: &AttrChange) -> Result<Attr, MetaError>;
 
-    /// The target of symlink `ino`.
+    /// The target of symlink `ino`; `EINVAL` when `ino` is no symlink (or does not exist).
     fn read_link(&self, ino: u64) -> Result<Vec<u8>, MetaError>;
 
     /// Sets extended attribute `name` of `ino`; returns the inode's new attributes.
@@ -114,7 +119,8 @@ pub trait MetaEngine: Send + Sync {
         max_total: usize,
     ) -> Result<Attr, MetaError>;
 
-    /// The value of extended attribute `name` of `ino`; `ENODATA` if absent.
+    /// The value of extended attribute `name` of `ino`; `ENODATA` if absent (also when the
+    /// inode does not exist).
     fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, MetaError>;
 
     /// The names of the extended attributes of `ino`.
@@ -144,6 +150,7 @@ pub trait MetaEngine: Send + Sync {
     /// How many regular files have data (a size above 0); stops counting at `limit`.
     fn files_with_data(&self, limit: u64) -> Result<u64, MetaError>;
 
-    /// Deletes an inode with no links left, with its symlink target and attributes.
+    /// Deletes an inode with no links left, with its symlink target and attributes; an
+    /// inode that has links again is kept. `ENOENT` if it does not exist.
     fn purge(&self, ino: u64) -> Result<(), MetaError>;
 }

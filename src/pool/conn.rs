@@ -21,7 +21,7 @@ use super::{Managed, PoolError, PoolOptions, Shared};
 ///
 /// - **Session hygiene.** Every statement text that goes through it (`query_*`, `prep`,
 ///   `exec_*` with a text or with a statement prepared on it) is judged for the session
-///   state it may leave behind (see [`statement_effects`](super::statement_effects)), and
+///   state it may leave behind (from the first keyword of each statement), and
 ///   the connection is cleaned on return accordingly: `ROLLBACK; UNLOCK TABLES;
 ///   SET autocommit = 1` after a transaction, lock or autocommit change;
 ///   COM_RESET_CONNECTION after session variables, temporary tables, handlers, named locks
@@ -234,7 +234,7 @@ impl PooledConn {
         let outcome = self
             .query_iter(query)
             .and_then(|result| consume(result, |row| budget.push(&mut out, row, &mut convert)));
-        self.track.note(outcome).map(|()| out)
+        self.track.note(outcome).map(|_| out)
     }
 
     /// Collects the first result set of `stmt` within `max_result_bytes`.
@@ -249,7 +249,7 @@ impl PooledConn {
         let outcome = self
             .exec_iter(stmt, params)
             .and_then(|result| consume(result, |row| budget.push(&mut out, row, &mut convert)));
-        self.track.note(outcome).map(|()| out)
+        self.track.note(outcome).map(|_| out)
     }
 
     /// Undoes what the session may hold so the next caller starts clean; on failure says
@@ -410,7 +410,7 @@ impl Queryable for PooledConn {
         Q: AsRef<str>,
     {
         let outcome = self.query_iter(query).and_then(drain_checked);
-        self.track.note(outcome)
+        self.track.note(outcome).map(drop)
     }
 
     fn prep<Q: AsRef<str>>(&mut self, query: Q) -> mysql::Result<Statement> {
@@ -544,7 +544,7 @@ impl Queryable for PooledConn {
         P: Into<Params>,
     {
         let outcome = self.exec_iter(stmt, params).and_then(drain_checked);
-        self.track.note(outcome)
+        self.track.note(outcome).map(drop)
     }
 }
 

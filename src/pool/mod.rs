@@ -28,14 +28,14 @@ mod session;
 mod stats;
 
 pub use backoff::Backoff;
-pub use bounded::{collect_bounded, drain_checked, row_bytes};
+pub(crate) use bounded::{collect_bounded, drain_checked, Rows, Totals};
 pub use conn::PooledConn;
+pub(crate) use error::is_connection_error;
 pub use error::{
-    is_connection_error, ConnectError, LimitExceeded, PoolError, SqlError, CLIENT_CANNOT_CONNECT,
-    CLIENT_UNKNOWN_ERROR,
+    ConnectError, LimitExceeded, PoolError, SqlError, CLIENT_CANNOT_CONNECT, CLIENT_UNKNOWN_ERROR,
 };
-pub use options::{PoolOptions, StartPolicy};
-pub use session::{may_leave_session_state, statement_effects, SessionEffect, StatementEffects};
+pub use options::{PoolOptions, StartPolicy, LEGACY_ACQUIRE_TIMEOUT};
+pub(crate) use session::SessionEffect;
 pub use stats::{CloseReason, PoolStats};
 
 use std::collections::{HashMap, HashSet, VecDeque};

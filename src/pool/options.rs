@@ -18,6 +18,10 @@ pub enum StartPolicy {
     Background,
 }
 
+/// How long a get waits on an exhausted legacy pool ([`PoolOptions::legacy`]) at most; the
+/// legacy C++ `ConnectionPool` returned NULL at once.
+pub const LEGACY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Everything a [`Pool`](super::Pool) needs; each field documents its default.
 #[derive(Clone)]
 pub struct PoolOptions {
@@ -137,6 +141,26 @@ impl PoolOptions {
         }
     }
 
+    /// Options with the semantics of the legacy C++ `ConnectionPool(int maxSize)`, from the
+    /// `Database*` settings `db`.
+    ///
+    /// Unlike [`PoolOptions::from_config`]: at most `max_size` connections
+    /// (DatabaseMaxPoolSize is not used; DatabaseInitialPoolSize open at start, lowered to fit
+    /// under `max_size`); no default schema, as Connector/C++ connected; a get waits at most
+    /// [`LEGACY_ACQUIRE_TIMEOUT`] (DatabaseTimeout when shorter); and up to `2 * max_size`
+    /// connections beyond the maximum for threads that already hold one
+    /// ([`PoolOptions::nested_overflow`]).
+    pub fn legacy(db: &DatabaseConfig, max_size: usize) -> PoolOptions {
+        PoolOptions {
+            database: None,
+            max_size,
+            initial_size: db.initial_pool_size.min(max_size),
+            acquire_timeout: db.timeout.min(LEGACY_ACQUIRE_TIMEOUT),
+            nested_overflow: max_size.saturating_mul(2),
+            ..PoolOptions::from_config(db)
+        }
+    }
+
     /// Checks that the options can work together.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_size == 0 {
@@ -227,5 +251,35 @@ mod tests {
         let opts = options.mysql_opts();
         assert_eq!(opts.get_read_timeout(), Some(&Duration::from_secs(7)));
         assert_eq!(opts.get_write_timeout(), Some(&Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn the_legacy_pool_honours_max_size_and_has_no_default_schema() {
+        let db = DatabaseConfig {
+            max_pool_size: 2,
+            initial_pool_size: 1,
+            timeout: Duration::from_secs(60),
+            ..DatabaseConfig::default()
+        };
+        let options = PoolOptions::legacy(&db, 40);
+        assert_eq!(options.max_size, 40);
+        assert_eq!(options.initial_size, 1);
+        assert_eq!(options.database, None);
+        assert_eq!(options.acquire_timeout, LEGACY_ACQUIRE_TIMEOUT);
+        assert_eq!(options.nested_overflow, 80);
+        assert!(options.validate().is_ok());
+    }
+
+    #[test]
+    fn the_legacy_pool_waits_no_longer_than_database_timeout_and_fits_the_initial_size() {
+        let db = DatabaseConfig {
+            timeout: Duration::from_secs(1),
+            initial_pool_size: 4,
+            ..DatabaseConfig::default()
+        };
+        let options = PoolOptions::legacy(&db, 2);
+        assert_eq!(options.acquire_timeout, Duration::from_secs(1));
+        assert_eq!(options.initial_size, 2);
+        assert!(options.validate().is_ok());
     }
 }

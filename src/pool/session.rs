@@ -7,7 +7,7 @@
 
 /// Session state a statement may leave behind, in increasing order of the work to undo it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SessionEffect {
+pub(crate) enum SessionEffect {
     /// Nothing that outlives the statement. User variables (`SET @x`) count as nothing:
     /// they are harmless to the next caller and `reset_on_return` clears them.
     #[default]
@@ -26,11 +26,11 @@ pub enum SessionEffect {
 
 /// What one statement text (possibly several statements separated by `;`) may change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatementEffects {
+pub(crate) struct StatementEffects {
     /// The session state it may leave behind.
-    pub session: SessionEffect,
+    pub(crate) session: SessionEffect,
     /// Whether it may change the default schema (`USE`), which a reset keeps.
-    pub schema: bool,
+    pub(crate) schema: bool,
 }
 
 /// Judges what `sql` may leave behind in the session.
@@ -38,7 +38,7 @@ pub struct StatementEffects {
 /// Looks at the first keyword of the whole text and of every piece after a `;` (so a
 /// multi-statement query cannot hide a `START TRANSACTION` behind a `SELECT`; a `;` inside a
 /// literal only adds pieces, never hides one), skipping blanks, comments and `(`.
-pub fn statement_effects(sql: &str) -> StatementEffects {
+pub(crate) fn statement_effects(sql: &str) -> StatementEffects {
     let mut effects = StatementEffects::default();
     for piece in std::iter::once(sql).chain(sql.split(';').skip(1)) {
         let (session, schema) = one_statement(piece);
@@ -50,16 +50,6 @@ pub fn statement_effects(sql: &str) -> StatementEffects {
         effects.session = effects.session.max(SessionEffect::Session);
     }
     effects
-}
-
-/// Whether a statement may leave session state behind (a transaction, lock, autocommit off,
-/// session variable, temporary table, changed schema, ...).
-///
-/// Conservative and cheap: see [`statement_effects`]. Statements run through a
-/// [`mysql::Transaction`] are not inspected: it commits or rolls back itself.
-pub fn may_leave_session_state(sql: &str) -> bool {
-    let effects = statement_effects(sql);
-    effects.session != SessionEffect::None || effects.schema
 }
 
 /// The effect of one statement, from its first keyword; the flag is a schema change.
@@ -255,7 +245,7 @@ mod tests {
             "/* unterminated",
             "# only a comment",
         ] {
-            assert!(!may_leave_session_state(sql), "{sql}");
+            assert_eq!(statement_effects(sql), StatementEffects::default(), "{sql}");
         }
     }
 }

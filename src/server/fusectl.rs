@@ -3,12 +3,12 @@
 //! mounted for a moment on a private directory (made by `mkdtemp`, mode 0700, checked after
 //! creation), and `abort` is opened without creating, truncating or following a symlink.
 
-use std::ffi::{CString, OsString};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
 
 /// Where fusectl is normally mounted.
 const STANDARD: &str = "/sys/fs/fuse/connections";
@@ -30,30 +30,34 @@ fn abort_connection_via(id: u64, standard: &Path, temp: &Path) -> Result<(), Str
     }
     let dir = PrivateDir::create(temp, PRIVATE_PREFIX)
         .map_err(|e| format!("private directory for fusectl in {}: {e}", temp.display()))?;
-    let target = CString::new(dir.path().as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: NUL-terminated strings; fusectl takes no mount data.
-    let mounted = unsafe {
-        libc::mount(
-            c"fusectl".as_ptr(),
-            target.as_ptr(),
-            c"fusectl".as_ptr(),
-            flags,
-            std::ptr::null(),
-        )
-    };
-    if mounted != 0 {
-        return Err(format!(
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // fusectl takes no mount data.
+    nix::mount::mount(
+        Some("fusectl"),
+        dir.path(),
+        Some("fusectl"),
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        format!(
             "cannot mount fusectl on {}: {}",
             dir.path().display(),
-            io::Error::last_os_error()
-        ));
-    }
+            io::Error::from(e)
+        )
+    })?;
     let written = write_abort(dir.path(), id)
         .map_err(|e| format!("{}/{id}/abort (fusectl): {e}", dir.path().display()));
-    // SAFETY: a NUL-terminated path we just mounted; UMOUNT_NOFOLLOW as the directory is
-    // ours and never a symlink.
-    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+    // UMOUNT_NOFOLLOW as the directory is ours and never a symlink. The abort's outcome is
+    // what the caller needs; a mount left behind is only worth a line.
+    if let Err(e) =
+        nix::mount::umount2(dir.path(), MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
+    {
+        log::warn!(
+            "unmounting the private fusectl at {}: {e}",
+            dir.path().display()
+        );
+    }
     written
 }
 
@@ -79,23 +83,12 @@ impl PrivateDir {
     /// Creates `<base>/<prefix>XXXXXX` and checks that it is a real directory (not a
     /// symlink), owned by this process's effective user, with mode 0700.
     fn create(base: &Path, prefix: &str) -> io::Result<PrivateDir> {
-        let mut template = base
-            .join(format!("{prefix}XXXXXX"))
-            .into_os_string()
-            .into_vec();
-        template.push(0);
-        // SAFETY: a writable NUL-terminated buffer ending in six X, as mkdtemp requires.
-        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-        if made.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        template.pop();
+        let template = base.join(format!("{prefix}XXXXXX"));
         let dir = PrivateDir {
-            path: PathBuf::from(OsString::from_vec(template)),
+            path: nix::unistd::mkdtemp(&template)?,
         };
         let meta = std::fs::symlink_metadata(&dir.path)?;
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         let mode = meta.mode() & 0o7777;
         if !meta.file_type().is_dir() || meta.uid() != euid || mode != 0o700 {
             return Err(io::Error::other(format!(
@@ -170,8 +163,7 @@ mod tests {
             0o700,
             "mode of {path:?}"
         );
-        // SAFETY: geteuid cannot fail.
-        assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+        assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
         drop(dir);
         assert!(!path.exists(), "{path:?} left behind");
         assert_eq!(std::fs::read_link(&planted).unwrap(), target);

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mysql::prelude::Queryable;
 
-use super::{column, MysqlMeta};
+use super::attributes::column;
+use super::MysqlMeta;
 use crate::meta::lease::{
     decide, holder_is_gone, judge_renewal, ttl_ns, Acquired, Decision, LeaseHolder, LeaseRecord,
     OwnerLease, Renewal,

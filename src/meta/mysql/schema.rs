@@ -52,10 +52,29 @@ const V1: &[&str] = &[
     ) ENGINE=InnoDB",
 ];
 
+/// The errnos `vs_create_node` signals: no such (or a removed) directory, not a directory.
+pub const PROCEDURE_ERRNOS: &[i32] = &[libc::ENOENT, libc::ENOTDIR];
+
+/// The server error number a procedure signals for `errno`: [`ERRNO_BASE`] + `errno`.
+pub fn errno_signal(errno: i32) -> u16 {
+    // PROCEDURE_ERRNOS are small positive numbers (Linux errnos are below 200).
+    ERRNO_BASE + u16::try_from(errno).unwrap_or(u16::MAX - ERRNO_BASE)
+}
+
+/// The errno a procedure signalled as server error `code`; `None` for any other error.
+pub fn signalled_errno(code: u16) -> Option<i32> {
+    PROCEDURE_ERRNOS
+        .iter()
+        .copied()
+        .find(|&errno| errno_signal(errno) == code)
+}
+
 /// Version 2: creating a node in one round trip (the procedure runs its own transaction).
-const V2: &[&str] = &[
-    "DROP PROCEDURE IF EXISTS vs_create_node",
-    "CREATE PROCEDURE vs_create_node(
+fn v2() -> [String; 2] {
+    [
+        "DROP PROCEDURE IF EXISTS vs_create_node".into(),
+        format!(
+            "CREATE PROCEDURE vs_create_node(
         IN p_parent BIGINT UNSIGNED, IN p_name VARBINARY(255), IN p_kind TINYINT UNSIGNED,
         IN p_perm SMALLINT UNSIGNED, IN p_uid INT UNSIGNED, IN p_gid INT UNSIGNED,
         IN p_rdev INT UNSIGNED, IN p_target VARBINARY(4096), IN p_now BIGINT)
@@ -71,10 +90,10 @@ const V2: &[&str] = &[
         SELECT kind, perm, gid, nlink INTO v_kind, v_perm, v_gid, v_nlink
             FROM vs_inodes WHERE ino = p_parent FOR UPDATE;
         IF v_kind IS NULL OR v_nlink = 0 THEN
-            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30002, MESSAGE_TEXT = 'no such directory';
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {enoent}, MESSAGE_TEXT = 'no such directory';
         END IF;
         IF v_kind <> 2 THEN
-            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30020, MESSAGE_TEXT = 'not a directory';
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {enotdir}, MESSAGE_TEXT = 'not a directory';
         END IF;
         IF v_perm & 1024 <> 0 THEN
             SET p_gid = v_gid;
@@ -94,7 +113,11 @@ const V2: &[&str] = &[
         COMMIT;
         SELECT v_ino, p_perm, p_gid;
     END",
-];
+            enoent = errno_signal(libc::ENOENT),
+            enotdir = errno_signal(libc::ENOTDIR),
+        ),
+    ]
+}
 
 /// Version 3: the catalog's identity, a random token made once, which the cache folder
 /// records so that a cache is never used (nor swept) against another catalog.
@@ -177,7 +200,7 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         )?;
     }
     if current < 2 {
-        for statement in V2 {
+        for statement in v2() {
             conn.query_drop(statement)?;
         }
         conn.exec_drop("UPDATE vs_schema_version SET version = 2 WHERE id = 1", ())?;
@@ -223,6 +246,32 @@ fn new_token() -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_procedure_signals_each_errno_through_the_base() {
+        let procedure = &v2()[1];
+        for &errno in PROCEDURE_ERRNOS {
+            let signal = format!("MYSQL_ERRNO = {}", ERRNO_BASE + errno as u16);
+            assert!(procedure.contains(&signal), "{signal} not in:\n{procedure}");
+            assert_eq!(signalled_errno(errno_signal(errno)), Some(errno));
+        }
+        assert_eq!(
+            procedure.matches("MYSQL_ERRNO").count(),
+            PROCEDURE_ERRNOS.len(),
+            "every number it signals is one of PROCEDURE_ERRNOS"
+        );
+    }
+
+    #[test]
+    fn catalogs_made_by_earlier_versions_signal_the_same_numbers() {
+        // Catalogs keep the procedure their first start created (version 2 is not re-run):
+        // these numbers are in them, so the mapping back must keep them.
+        assert_eq!(signalled_errno(30002), Some(libc::ENOENT));
+        assert_eq!(signalled_errno(30020), Some(libc::ENOTDIR));
+        assert_eq!(signalled_errno(1213), None);
+    }
+
     #[test]
     fn tokens_are_32_hex_digits_and_differ() {
         let (a, b) = (super::new_token().unwrap(), super::new_token().unwrap());
