@@ -45,6 +45,10 @@ pub struct Config {
     /// (its database user, and whoever can create files with any owner and mode) able to
     /// become root on this host. Default false.
     pub mount_allow_suid_dev: bool,
+    /// How long the server's owner lease on the catalog lasts unless renewed
+    /// (OwnerLeaseTimeout): it is renewed every third of this, and a server that died stops
+    /// holding the catalog after at most this long. At least 3 s. Default 15 s.
+    pub owner_lease_timeout: Duration,
     /// Cache space and eviction keys.
     pub cache: CacheConfig,
     /// Archive (tape) tier keys.
@@ -95,6 +99,7 @@ pub const USED_KEYS: &[&str] = &[
     "MountAllowSuidDev",
     "CacheQuarantineDays",
     "CacheQuarantineMaxSize",
+    "OwnerLeaseTimeout",
 ];
 
 /// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
@@ -291,6 +296,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("DatabaseConnectTimeout", HOUR),
     ("DatabaseIdleTimeout", MONTH),
     ("DatabaseMaxLifetime", MONTH),
+    ("OwnerLeaseTimeout", HOUR),
     ("CachePurgeWaitTime", DAY),
     ("ThrottleInterval", HOUR),
     ("IgnoreWriteByReadCheckTime", DAY),
@@ -312,6 +318,9 @@ pub fn duration_limit(key: &str) -> Option<Duration> {
 
 /// The largest CacheQuarantineDays accepted (a hundred years).
 pub const MAX_QUARANTINE_DAYS: u64 = 36_500;
+
+/// The shortest OwnerLeaseTimeout accepted: renewed every third, at least once a second.
+pub const MIN_OWNER_LEASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The largest DatabaseMaxPoolSize accepted.
 pub const MAX_POOL_SIZE: usize = 1000;
@@ -402,6 +411,7 @@ impl Default for Config {
             cache_folder: PathBuf::from("/opt/VS/vsCache"),
             archive_folder: None,
             mount_allow_suid_dev: false,
+            owner_lease_timeout: Duration::from_secs(15),
             cache: CacheConfig::default(),
             archive: ArchiveConfig::default(),
             digest: DigestConfig::default(),
@@ -525,6 +535,7 @@ impl Config {
             ("DatabaseConnectTimeout", db.connect_timeout),
             ("DatabaseIdleTimeout", db.idle_timeout),
             ("DatabaseMaxLifetime", db.max_lifetime),
+            ("OwnerLeaseTimeout", self.owner_lease_timeout),
             ("CachePurgeWaitTime", cache.purge_wait_time),
             ("ThrottleInterval", cache.throttle_interval),
             (
@@ -564,6 +575,13 @@ impl Config {
         }
         if db.connect_timeout.is_zero() {
             return invalid("DatabaseConnectTimeout must be at least 1 second".into());
+        }
+        if self.owner_lease_timeout < MIN_OWNER_LEASE_TIMEOUT {
+            return invalid(format!(
+                "OwnerLeaseTimeout is {} s; it must be at least {} s (it is renewed every third)",
+                self.owner_lease_timeout.as_secs(),
+                MIN_OWNER_LEASE_TIMEOUT.as_secs()
+            ));
         }
         if !(1024..=(1 << 30)).contains(&db.max_allowed_packet) {
             return invalid(format!(
@@ -676,6 +694,7 @@ impl Config {
                 self.archive_folder = if text.is_empty() { None } else { Some(path()?) }
             }
             "MountAllowSuidDev" => self.mount_allow_suid_dev = boolean()?,
+            "OwnerLeaseTimeout" => self.owner_lease_timeout = seconds()?,
             "CacheFreeMinSize" => cache.free_min_size = size()?,
             "CacheFreeMaxSize" => cache.free_max_size = size()?,
             "CacheFreeMinPercent" => cache.free_min_percent = percent()?,
@@ -750,6 +769,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "CacheFolder",
         "ArchiveFolder",
         "MountAllowSuidDev",
+        "OwnerLeaseTimeout",
         "CacheFreeMinSize",
         "CacheFreeMaxSize",
         "CacheFreeMinPercent",

@@ -234,6 +234,9 @@ fn second_server_with_an_empty_cache_on_the_same_catalog_is_refused() {
     let first = start_mounted(&first_dir, &[]);
     let content = pattern(1 << 20, 2);
     fs::write(first_dir.mountpoint().join("big"), &content).unwrap();
+    // While the first runs its owner lease refuses the second (tests/lease.rs); once it has
+    // stopped, the cache check does.
+    stop_cleanly(first, &first_dir);
 
     let second_dir = ServerDir::new(&db, "");
     let output = refused_start(&second_dir, &[]);
@@ -243,6 +246,7 @@ fn second_server_with_an_empty_cache_on_the_same_catalog_is_refused() {
     );
     assert_eq!(data_files(&cache_of(&second_dir)), []);
 
+    let first = start_mounted(&first_dir, &[]);
     assert_eq!(
         fs::read(first_dir.mountpoint().join("big")).unwrap(),
         content

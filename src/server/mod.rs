@@ -1,7 +1,9 @@
 //! `vfsserver`: loads the config, cleans a stale mount, waits for the database (backing off,
-//! using no CPU), migrates the catalog, mounts, tells systemd it is ready, and on
-//! SIGTERM/SIGINT saves open files, unmounts and exits 0. `examples/vfsserver.rs` is a thin
-//! wrapper around [`run`].
+//! using no CPU), migrates the catalog, takes the catalog's owner lease ([`lease`]; refusing
+//! to start while another server holds it, unless `--wait-lease`), runs the file system's
+//! start-up recovery under it, mounts, tells systemd it is ready, renews the lease on a
+//! heartbeat, and on SIGTERM/SIGINT saves open files, unmounts, releases the lease and exits
+//! 0. `examples/vfsserver.rs` is a thin wrapper around [`run`].
 //!
 //! Shutdown, in order: `STOPPING=1`; unsaved sizes and times of open files are written to
 //! the catalog; the mount is unmounted (retried while busy for [`UNMOUNT_RETRY`], then
@@ -28,14 +30,18 @@ use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::fs::{lazy_unmount, mount_config, FsOptions, FsStatsHandle, VsFs};
+use crate::meta::lease::{LeaseHolder, OwnerLease};
 use crate::meta::mysql::{privileges, MysqlMeta};
+use crate::meta::MetaEngine;
 use crate::notify::Notifier;
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
 mod fusectl;
+pub mod lease;
 mod mountpoint;
 
 use fusectl::abort_connection;
+use lease::{Keeper, Took};
 use mountpoint::{mount_entry, normalise_mountpoint, prepare_mountpoint};
 
 /// Longest pause between connect attempts while waiting for the database, so the mount
@@ -63,6 +69,9 @@ pub struct Args {
     pub mountpoint: Option<PathBuf>,
     /// `--wait-db SECONDS`: give up if the database is not reachable by then (0: try once).
     pub wait_db: Option<Duration>,
+    /// `--wait-lease SECONDS`: wait that long for another server's owner lease on the
+    /// catalog to be released or to expire, instead of refusing to start at once.
+    pub wait_lease: Option<Duration>,
     /// `--check`: validate the config, connect once, exit.
     pub check: bool,
     /// `--rebind-cache`: bind a cache folder of another catalog to this one (its data
@@ -72,9 +81,8 @@ pub struct Args {
     pub purge_quarantine: bool,
 }
 
-const USAGE: &str =
-    "usage: vfsserver [--config PATH] [--mountpoint DIR] [--wait-db SECONDS] [--check]
-                 [--rebind-cache]
+const USAGE: &str = "usage: vfsserver [--config PATH] [--mountpoint DIR] [--wait-db SECONDS]
+                 [--wait-lease SECONDS] [--check] [--rebind-cache]
        vfsserver [--config PATH] --purge-quarantine
        vfsserver --version | --help
 
@@ -82,6 +90,9 @@ const USAGE: &str =
   --mountpoint DIR     mount here instead of MountPoint
   --wait-db SECONDS    exit with an error if the database is not reachable in time
                        (0: try once; default: wait forever, retrying with backoff)
+  --wait-lease SECONDS while another server holds the catalog's owner lease, wait up to
+                       this long for it to be released or to expire, then take it
+                       (default: refuse to start, naming the holder)
   --check              validate the configuration, connect to the database once, exit
   --rebind-cache       bind a CacheFolder that belongs to another catalog (or to none
                        that can be proven) to this one: every data file in it is moved
@@ -90,7 +101,7 @@ const USAGE: &str =
                        an inode), print what was removed, exit
 Signals: SIGTERM/SIGINT save open files, unmount and exit 0 (1 if sizes could not be saved
 to the catalog: they stay in CacheFolder/journal; a second signal exits at once);
-SIGUSR1 logs pool and file system statistics.";
+SIGUSR1 logs pool, file system and owner lease statistics.";
 
 enum Event {
     Stop(&'static str),
@@ -104,6 +115,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
         config: PathBuf::from(DEFAULT_CONFIG_PATH),
         mountpoint: None,
         wait_db: None,
+        wait_lease: None,
         check: false,
         rebind_cache: false,
         purge_quarantine: false,
@@ -123,6 +135,16 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
                     (format!("--wait-db: {text:?} is not a number of seconds"), 2)
                 })?;
                 parsed.wait_db = Some(Duration::from_secs(seconds));
+            }
+            Some("--wait-lease") => {
+                let text = value("--wait-lease")?;
+                let seconds: u64 = text.to_str().and_then(|t| t.parse().ok()).ok_or_else(|| {
+                    (
+                        format!("--wait-lease: {text:?} is not a number of seconds"),
+                        2,
+                    )
+                })?;
+                parsed.wait_lease = Some(Duration::from_secs(seconds));
             }
             Some("--check") => parsed.check = true,
             Some("--rebind-cache") => parsed.rebind_cache = true,
@@ -195,7 +217,7 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
     if let (Some(unused), false) = (&unused, args.check) {
         log::warn!("{}: {unused}", args.config.display());
     }
-    let notifier = Notifier::from_env();
+    let notifier = Arc::new(Notifier::from_env());
     let mut options = PoolOptions::from_config(&config.database);
     options.backoff = Backoff {
         base: Duration::from_millis(100),
@@ -241,20 +263,49 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         return Ok(());
     }
 
-    let cache = Cache::open(&config.cache_folder)
-        .map_err(|e| format!("cache folder {}: {e}", config.cache_folder.display()))?;
+    let meta = Arc::new(MysqlMeta::new(pool.clone()));
+    let lease_wait = LeaseWait {
+        ttl: config.owner_lease_timeout,
+        wait: args.wait_lease,
+        notifier: &notifier,
+        inbox: &inbox,
+    };
+    let Some(mut keeper) = take_lease(&meta, &mountpoint, lease_wait)? else {
+        return Ok(());
+    };
+    // From here on a failed start gives the lease back.
+    let abort = |keeper: &mut Keeper, message: String| {
+        keeper.stop_and_release();
+        pool.close();
+        message
+    };
+
+    // Start-up recovery (journal replay, orphan purge, cache sweep) runs under the lease.
+    let cache = match Cache::open(&config.cache_folder) {
+        Ok(cache) => cache,
+        Err(e) => {
+            let message = format!("cache folder {}: {e}", config.cache_folder.display());
+            return Err(abort(&mut keeper, message));
+        }
+    };
     let fs_options = FsOptions {
         rebind_cache: args.rebind_cache,
+        fence: keeper.fence(),
         ..FsOptions::from_config(&config)
     };
-    let fs = VsFs::with_options(Arc::new(MysqlMeta::new(pool.clone())), cache, fs_options)
-        .map_err(|e| {
-            pool.close();
-            format!("cannot start the file system: {e}")
-        })?;
+    let fs = match VsFs::with_options(meta, cache, fs_options) {
+        Ok(fs) => fs,
+        Err(e) => {
+            let message = format!("cannot start the file system: {e}");
+            return Err(abort(&mut keeper, message));
+        }
+    };
     let stats = fs.stats_handle();
     // Again: another server may have mounted here while this one waited.
-    prepare_mountpoint(&mountpoint)?;
+    if let Err(message) = prepare_mountpoint(&mountpoint) {
+        drop(fs);
+        return Err(abort(&mut keeper, message));
+    }
     if config.mount_allow_suid_dev {
         log::warn!(
             "MountAllowSuidDev is set: setuid bits and device files in {} are honoured, so \
@@ -263,8 +314,13 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         );
     }
     let mut session =
-        fuser::Session::new(fs, &mountpoint, &mount_config(config.mount_allow_suid_dev))
-            .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))?;
+        match fuser::Session::new(fs, &mountpoint, &mount_config(config.mount_allow_suid_dev)) {
+            Ok(session) => session,
+            Err(e) => {
+                let message = format!("cannot mount {}: {e}", mountpoint.display());
+                return Err(abort(&mut keeper, message));
+            }
+        };
     stats.set_notifier(session.notifier());
     let _ = mounted_at.set(mountpoint.clone());
     let unmounter = session.unmount_callable();
@@ -276,7 +332,7 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
             .spawn(move || {
                 let _ = events.send(Event::SessionEnded(session.run()));
             })
-            .map_err(|e| format!("cannot start the session thread: {e}"))?
+            .map_err(|e| abort(&mut keeper, format!("cannot start the session thread: {e}")))?
     };
     log::info!("mounted {}; catalog at {endpoint}", mountpoint.display());
     let _ = notifier.ready();
@@ -294,6 +350,7 @@ fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
         connection,
         session,
         prober: Prober::default(),
+        keeper,
     };
     server.serve_until_stopped(&inbox)
 }
@@ -303,13 +360,15 @@ struct Server {
     mountpoint: PathBuf,
     pool: Pool,
     stats: FsStatsHandle,
-    notifier: Notifier,
+    notifier: Arc<Notifier>,
     /// fuser's own unmount, used for the first attempt so fuser does not unmount again.
     unmounter: Option<fuser::SessionUnmounter>,
     /// The FUSE connection's number under /sys/fs/fuse/connections.
     connection: Option<u64>,
     session: JoinHandle<()>,
     prober: Prober,
+    /// Renews the owner lease; released at the end.
+    keeper: Keeper,
 }
 
 /// Where the shutdown is.
@@ -352,7 +411,7 @@ impl Server {
                         "the file system session did not end within {ABORT_WAIT:?}; saving and exiting"
                     );
                     let saved = self.stats.finish();
-                    self.pool.close();
+                    self.close();
                     return saved.map_err(|unsaved| format!("stopped, but {unsaved}"));
                 }
                 (Some(Event::Report), phase) => {
@@ -366,7 +425,7 @@ impl Server {
                     let _ = self.notifier.stopping();
                     // The file system was dropped with the session: nothing changes any more.
                     let saved = self.stats.finish();
-                    self.pool.close();
+                    self.close();
                     if let Err(unsaved) = saved {
                         return Err(format!(
                             "unmounted {}, but {unsaved}",
@@ -464,12 +523,104 @@ impl Server {
     fn report(&self) {
         let fs = self.stats.snapshot();
         log::info!(
-            "statistics: serving {}: {} open files, {} inodes with unsaved sizes or times; pool: {}",
+            "statistics: serving {}: {} open files, {} inodes with unsaved sizes or times; pool: {}; \
+             owner lease: {}",
             self.mountpoint.display(),
             fs.open_handles,
             fs.unsaved_inodes,
-            pool_summary(&self.pool.stats())
+            pool_summary(&self.pool.stats()),
+            self.keeper.describe()
         );
+    }
+
+    /// Nothing changes any more: gives the owner lease back and closes the pool.
+    fn close(&mut self) {
+        self.keeper.stop_and_release();
+        self.pool.close();
+    }
+}
+
+/// How [`take_lease`] waits for a lease another server holds.
+struct LeaseWait<'a> {
+    /// OwnerLeaseTimeout.
+    ttl: Duration,
+    /// `--wait-lease`.
+    wait: Option<Duration>,
+    notifier: &'a Arc<Notifier>,
+    inbox: &'a mpsc::Receiver<Event>,
+}
+
+/// Migrates the catalog (the lease table is part of its schema; the file system's own
+/// migration is then a no-op) and takes its owner lease, waiting for it as `how` says, then
+/// keeps it on a heartbeat. `None`: a stop signal came while waiting (the pool is closed).
+fn take_lease(
+    meta: &Arc<MysqlMeta>,
+    mountpoint: &Path,
+    how: LeaseWait<'_>,
+) -> Result<Option<Keeper>, String> {
+    let pool = meta.pool();
+    let fail = |message: String| {
+        pool.close();
+        message
+    };
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    meta.migrate(uid, gid)
+        .map_err(|e| fail(format!("cannot migrate the catalog: {e}")))?;
+    let location = meta.location();
+    let catalog = format!("catalog {} at {}", location.database, location.server);
+    let me = LeaseHolder::this_process(mountpoint)
+        .map_err(|e| fail(format!("cannot make an owner lease token: {e}")))?;
+    let took = lease::take(
+        &**meta,
+        &me,
+        how.ttl,
+        how.wait,
+        &catalog,
+        |pause, status| {
+            let _ = how.notifier.status(status);
+            pause_for_lease(how.inbox, pause, pool)
+        },
+    )
+    .map_err(fail)?;
+    let (beat, taken_at) = match took {
+        Took::Taken { beat, at } => (beat, at),
+        Took::Stopped(signal) => {
+            let _ = how.notifier.stopping();
+            log::info!("{signal} while waiting for the owner lease: stopped, nothing was mounted");
+            pool.close();
+            return Ok(None);
+        }
+    };
+    let notifier = Arc::clone(how.notifier);
+    let on_lost = Box::new(move |reason: &str| {
+        let _ = notifier.status(&format!("serving reads only, every change fails: {reason}"));
+    });
+    let lease: Arc<dyn OwnerLease> = Arc::clone(meta) as Arc<dyn OwnerLease>;
+    Keeper::start(lease, me, how.ttl, beat, taken_at, on_lost)
+        .map(Some)
+        .map_err(|e| fail(format!("cannot start the owner lease's heartbeat: {e}")))
+}
+
+/// Waits up to `pause` while waiting for the owner lease, answering SIGUSR1; returns the
+/// stop signal that came, if one did.
+fn pause_for_lease(
+    inbox: &mpsc::Receiver<Event>,
+    pause: Duration,
+    pool: &Pool,
+) -> Option<&'static str> {
+    let deadline = Instant::now() + pause;
+    loop {
+        match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Event::Stop(signal)) => return Some(signal),
+            Ok(Event::Report) => log::info!(
+                "statistics: waiting for the owner lease; pool: {}",
+                pool_summary(&pool.stats())
+            ),
+            Ok(Event::SessionEnded(_)) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => return None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Some("end of events"),
+        }
     }
 }
 
@@ -782,6 +933,22 @@ fn spawn_signal_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_lease_takes_whole_seconds() {
+        let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from));
+        let args = parse(&["--wait-lease", "90"]).unwrap();
+        assert_eq!(args.wait_lease, Some(Duration::from_secs(90)));
+        assert_eq!(parse(&[]).unwrap().wait_lease, None);
+        let err = parse(&["--wait-lease", "soon"]).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                "--wait-lease: \"soon\" is not a number of seconds".to_string(),
+                2
+            )
+        );
+    }
 
     #[test]
     fn connect_errors_lose_the_driver_wrapper() {

@@ -12,6 +12,7 @@
 
 mod attributes;
 mod cleanup;
+mod lease;
 mod namespace;
 pub mod privileges;
 mod schema;

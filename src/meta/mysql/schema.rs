@@ -132,20 +132,28 @@ const V3: &[&str] = &["CREATE TABLE IF NOT EXISTS vs_catalog_identity (
 const V4: &[&str] = &["ALTER TABLE vs_inodes ADD COLUMN IF NOT EXISTS blocks BIGINT UNSIGNED NULL"];
 
 /// Version 5: where each file's data is (`data_state`, see [`DataState`]); files that had data
-/// before are resident. The owner lease: the one server that may serve this catalog.
+/// before are resident. The owner lease (`crate::meta::lease`): the one server that may serve
+/// this catalog, in one replicated row (so it holds on Galera, where `GET_LOCK` is local to a
+/// node), made free here so that taking it always locks an existing row. Times are the
+/// database's clock in ns; `token` is empty while nobody holds it; `beat` counts renewals.
 const V5: &[&str] = &[
     "ALTER TABLE vs_inodes ADD COLUMN IF NOT EXISTS data_state TINYINT UNSIGNED NOT NULL DEFAULT 0",
     "UPDATE vs_inodes SET data_state = 1 WHERE kind = 1 AND size > 0 AND data_state = 0",
     "CREATE TABLE IF NOT EXISTS vs_owner_lease (
         id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
-        token CHAR(32) NOT NULL,
+        token VARCHAR(32) NOT NULL,
         host VARCHAR(255) NOT NULL,
         pid INT UNSIGNED NOT NULL,
         mount_point VARBINARY(4096) NOT NULL,
+        process VARCHAR(160) NOT NULL,
         started_ns BIGINT NOT NULL,
         renewed_ns BIGINT NOT NULL,
-        expires_ns BIGINT NOT NULL
+        expires_ns BIGINT NOT NULL,
+        beat BIGINT UNSIGNED NOT NULL
     ) ENGINE=InnoDB",
+    "INSERT IGNORE INTO vs_owner_lease
+        (id, token, host, pid, mount_point, process, started_ns, renewed_ns, expires_ns, beat)
+        VALUES (1, '', '', 0, '', '', 0, 0, 0, 0)",
 ];
 
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
