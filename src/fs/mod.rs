@@ -7,6 +7,7 @@
 //! core tracks (an open file) are answered on the FUSE thread and never wait for the
 //! database.
 
+mod closing;
 mod convert;
 mod mount;
 mod requests;
@@ -15,6 +16,7 @@ pub use crate::vfs::{FsOptions, FsStats, StartError, Unsaved};
 pub use mount::{lazy_unmount, mount_config, Mounted};
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use fuser::INodeNo;
 use parking_lot::Mutex;
@@ -23,6 +25,7 @@ use crate::cache::Cache;
 use crate::data::DataStore;
 use crate::meta::MetaEngine;
 use crate::vfs::{Core, Vfs, VfsError};
+use closing::Closing;
 use convert::{errno, Done, Fail};
 
 /// The file system; hand it to [`Mounted::spawn`] or `fuser::mount`.
@@ -30,6 +33,8 @@ pub struct VsFs {
     vfs: Vfs,
     /// Tells the kernel about changes not made through a reply (set once mounted).
     notifier: Arc<OnceLock<fuser::Notifier>>,
+    /// Closes being answered, which a stop waits for.
+    closing: Arc<Closing>,
 }
 
 impl VsFs {
@@ -57,6 +62,7 @@ impl VsFs {
         Ok(VsFs {
             vfs: Vfs::start(catalog, store, options)?,
             notifier: Arc::default(),
+            closing: Arc::default(),
         })
     }
 
@@ -70,6 +76,7 @@ impl VsFs {
         FsStatsHandle {
             core: Arc::clone(self.vfs.core()),
             notifier: Arc::clone(&self.notifier),
+            closing: Arc::clone(&self.closing),
         }
     }
 
@@ -141,6 +148,7 @@ impl VsFs {
 pub struct FsStatsHandle {
     core: Arc<Core>,
     notifier: Arc<OnceLock<fuser::Notifier>>,
+    closing: Arc<Closing>,
 }
 
 impl FsStatsHandle {
@@ -148,6 +156,15 @@ impl FsStatsHandle {
     /// makes on its own (set-user-ID cleared by a write); call once the session exists.
     pub fn set_notifier(&self, notifier: fuser::Notifier) {
         let _ = self.notifier.set(notifier);
+    }
+
+    /// Waits until every file and directory the kernel opened has been closed and its close
+    /// answered, or until `deadline` (files held open by processes are never closed before
+    /// the unmount); returns whether all were. A stop calls it before unmounting, so that
+    /// the answer to a close made just before is not refused by a connection already gone.
+    pub fn await_closed(&self, deadline: Instant) -> bool {
+        self.closing
+            .wait(deadline, || self.core.open_handles_and_dirs() == 0)
     }
 
     /// Saves every unsaved size and time now (used when shutting down).

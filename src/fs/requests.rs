@@ -338,20 +338,26 @@ impl Filesystem for VsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let answering = self.closing.begin();
         // With nothing for the catalog to do (unless the last handle of an unlinked file
         // goes): answered here, without a thread hop.
         if let Some(reclaim) = self.core().release_without_catalog(ino.0, fh.0) {
             if reclaim {
                 self.reclaim_later(ino.0);
             }
-            return reply.ok();
+            reply.ok();
+            drop(answering);
+            return;
         }
         // However long it waited: the handle must be closed whatever happens.
         self.vfs.offload_always(
             move |core| core.release(ino.0, fh.0),
-            move |result| match result {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(err)),
+            move |result| {
+                match result {
+                    Ok(()) => reply.ok(),
+                    Err(err) => reply.error(errno(err)),
+                }
+                drop(answering);
             },
         );
     }
@@ -387,8 +393,10 @@ impl Filesystem for VsFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let answering = self.closing.begin();
         self.core().releasedir(ino.0, fh.0);
         reply.ok();
+        drop(answering);
     }
 
     fn readdir(

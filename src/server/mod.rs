@@ -53,6 +53,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(30);
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 /// How long a busy mount is retried before it is detached lazily on shutdown.
 pub const UNMOUNT_RETRY: Duration = Duration::from_secs(3);
+/// Longest a stop waits, before unmounting, for closes the kernel has sent to be answered.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How long files still open after the mount was detached may keep working on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the session may take to end after its connection was aborted.
@@ -466,6 +468,10 @@ impl Server {
         );
         // Sizes and times of files still open reach the catalog before the unmount.
         self.stats.flush();
+        // A file closed just before the signal may not have had its close answered yet;
+        // unmounting first would make the kernel refuse that answer. Files held open by
+        // processes are never closed: for them the wait ends at CLOSE_WAIT.
+        self.stats.await_closed(Instant::now() + CLOSE_WAIT);
         if !unmount_gracefully(&mut self.unmounter, &self.mountpoint) {
             let open = self.stats.snapshot().open_handles;
             log::warn!(

@@ -152,6 +152,11 @@ impl OpenFiles {
         self.dirs.lock().remove(&fh);
     }
 
+    /// Open directory handles.
+    pub fn dirs_open(&self) -> usize {
+        self.dirs.lock().len()
+    }
+
     fn next_handle(&self) -> u64 {
         // Starts at 1: 0 is not a handle.
         self.next.fetch_add(1, Ordering::Relaxed) + 1

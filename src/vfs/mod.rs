@@ -345,6 +345,11 @@ impl Drop for Vfs {
 }
 
 impl Core {
+    /// Open file and directory handles (what the kernel has yet to close).
+    pub fn open_handles_and_dirs(&self) -> usize {
+        self.files.len() + self.files.dirs_open()
+    }
+
     /// The current counters.
     pub fn stats(&self) -> FsStats {
         FsStats {
