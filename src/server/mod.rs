@@ -15,9 +15,8 @@
 //! cache's journal, and the stop exits 1 saying how many files and bytes are pending: it
 //! never reports success then.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, OnceLock};
@@ -25,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
+use nix::sys::signal::{SigSet, Signal};
 
 use crate::cache::quarantine::Quarantine;
 use crate::cache::Cache;
@@ -208,7 +208,7 @@ fn limit_malloc_arenas() {
     }
 }
 
-fn serve(args: &Args, signals: libc::sigset_t) -> Result<(), String> {
+fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
     let config =
         Config::load(&args.config).map_err(|e| format!("{}: {e}", args.config.display()))?;
     for warning in &config.warnings {
@@ -569,8 +569,10 @@ fn take_lease(
         pool.close();
         message
     };
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
     meta.migrate(uid, gid)
         .map_err(|e| fail(format!("cannot migrate the catalog: {e}")))?;
     let location = meta.location();
@@ -664,19 +666,15 @@ fn unmount_gracefully(unmounter: &mut Option<fuser::SessionUnmounter>, mountpoin
         Some(Err(err)) => err,
         None => io::Error::from_raw_os_error(libc::EINVAL),
     };
-    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
-        return false;
-    };
     let started = Instant::now();
     while last.raw_os_error() == Some(libc::EBUSY) && started.elapsed() < UNMOUNT_RETRY {
         // Busy: an operation or open file is in flight. The kernel gives no notice when
         // the last one goes, so look again shortly.
         std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: a NUL-terminated path.
-        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-            return true;
+        match nix::mount::umount2(mountpoint, nix::mount::MntFlags::empty()) {
+            Ok(()) => return true,
+            Err(errno) => last = io::Error::from(errno),
         }
-        last = io::Error::last_os_error();
     }
     if last.raw_os_error() != Some(libc::EBUSY) {
         log::warn!("unmount {}: {last}", mountpoint.display());
@@ -729,17 +727,9 @@ impl Prober {
 }
 
 fn statfs(path: &Path) -> io::Result<()> {
-    let path = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: a NUL-terminated path and a zeroed out-structure of the right type.
-    let rc = unsafe {
-        let mut buf: libc::statvfs = std::mem::zeroed();
-        libc::statvfs(path.as_ptr(), &mut buf)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::sys::statvfs::statvfs(path)
+        .map(|_| ())
+        .map_err(io::Error::from)
 }
 
 /// `--check`: the config is valid (already loaded) and the database answers; warns when
@@ -877,23 +867,23 @@ fn readable_error(message: &str) -> String {
         .to_string()
 }
 
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain signal-set manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+/// Blocks the stop signals and SIGUSR1 in this thread (and the threads it starts), so only
+/// the signal thread receives them, by `sigwait`.
+fn block_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+        set.add(signal);
     }
+    if let Err(err) = set.thread_block() {
+        log::warn!("cannot block SIGTERM, SIGINT and SIGUSR1 for the signal thread: {err}");
+    }
+    set
 }
 
 /// Turns blocked signals into events; a second SIGTERM/SIGINT detaches the mount (if one
 /// was made) and exits at once with status 1.
 fn spawn_signal_thread(
-    set: libc::sigset_t,
+    set: SigSet,
     events: mpsc::Sender<Event>,
     mounted_at: Arc<OnceLock<PathBuf>>,
 ) -> Result<(), String> {
@@ -902,18 +892,16 @@ fn spawn_signal_thread(
         .spawn(move || {
             let mut stopping = false;
             loop {
-                let mut signal: libc::c_int = 0;
-                // SAFETY: `set` holds the signals this process blocked for this thread.
-                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                let Ok(signal) = set.wait() else {
                     continue;
-                }
-                let name = if signal == libc::SIGINT {
+                };
+                let name = if signal == Signal::SIGINT {
                     "SIGINT"
                 } else {
                     "SIGTERM"
                 };
                 match signal {
-                    libc::SIGUSR1 => {
+                    Signal::SIGUSR1 => {
                         let _ = events.send(Event::Report);
                     }
                     _ if stopping => {
