@@ -7,6 +7,7 @@
 //! transaction is; nothing here conflicts, so it never returns [`MetaError::Conflict`]
 //! unless a test asks for it with [`MemoryMeta::fail_next`].
 
+use crate::meta::{check_new_node, check_xattr};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
@@ -15,8 +16,7 @@ use parking_lot::Mutex;
 use super::mysql::SCHEMA_VERSION;
 use super::{
     check_name, check_xattr_name, now_ns, Attr, AttrChange, CatalogLocation, Changed, DataState,
-    DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO, SYMLINK_MAX,
-    XATTR_SIZE_MAX,
+    DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO,
 };
 
 /// A catalog held in memory; lost when dropped. Cheap to create: one per test.
@@ -117,12 +117,7 @@ impl MetaEngine for MemoryMeta {
     }
 
     fn create(&self, parent: u64, name: &[u8], node: &NewNode<'_>) -> Result<Attr, MetaError> {
-        check_name(name)?;
-        if let Some(target) = node.target {
-            if target.is_empty() || target.len() > SYMLINK_MAX {
-                return Err(MetaError::Errno(libc::ENAMETOOLONG));
-            }
-        }
+        check_new_node(name, node)?;
         let now = now_ns();
         self.with(|s| {
             // The stored procedure's order: a missing or removed parent first, then its kind.
@@ -146,22 +141,7 @@ impl MetaEngine for MemoryMeta {
             let is_dir = node.kind == Kind::Directory;
             let ino = s.next_ino;
             s.next_ino += 1;
-            let attr = Attr {
-                ino,
-                kind: node.kind,
-                perm,
-                uid: node.uid,
-                gid,
-                size: node.target.map_or(0, |t| t.len() as u64),
-                nlink: if is_dir { 2 } else { 1 },
-                rdev: node.rdev,
-                atime: now,
-                mtime: now,
-                ctime: now,
-                crtime: now,
-                blocks: None,
-                data_state: DataState::Empty,
-            };
+            let attr = Attr::of_new_node(ino, node, perm, gid, now);
             s.inodes.insert(ino, attr);
             if is_dir {
                 s.dirs.insert(ino, Dir::default());
@@ -447,13 +427,7 @@ impl MetaEngine for MemoryMeta {
         mode: XattrMode,
         max_total: usize,
     ) -> Result<Attr, MetaError> {
-        check_xattr_name(name)?;
-        if value.len() > XATTR_SIZE_MAX {
-            return Err(MetaError::Errno(libc::E2BIG));
-        }
-        if name.len() + value.len() > max_total {
-            return Err(MetaError::Errno(libc::ENOSPC));
-        }
+        check_xattr(name, value, max_total)?;
         self.with(|s| {
             s.attr(ino)?;
             let xattrs = s.xattrs.entry(ino).or_default();

@@ -238,3 +238,51 @@ pub fn check_xattr_name(name: &[u8]) -> Result<(), MetaError> {
     }
     Ok(())
 }
+
+/// Checks what any engine checks first for a create: the name, and a symlink target that
+/// is not empty and at most [`SYMLINK_MAX`] bytes (`ENAMETOOLONG`).
+pub fn check_new_node(name: &[u8], node: &NewNode<'_>) -> Result<(), MetaError> {
+    check_name(name)?;
+    match node.target {
+        Some(target) if target.is_empty() || target.len() > SYMLINK_MAX => {
+            Err(MetaError::Errno(libc::ENAMETOOLONG))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks what any engine checks first for a `setxattr`: the name, a value of at most
+/// [`XATTR_SIZE_MAX`] bytes (`E2BIG`), and the pair alone within `max_total` (`ENOSPC`).
+pub fn check_xattr(name: &[u8], value: &[u8], max_total: usize) -> Result<(), MetaError> {
+    check_xattr_name(name)?;
+    if value.len() > XATTR_SIZE_MAX {
+        return Err(MetaError::Errno(libc::E2BIG));
+    }
+    if name.len() + value.len() > max_total {
+        return Err(MetaError::Errno(libc::ENOSPC));
+    }
+    Ok(())
+}
+
+impl Attr {
+    /// The attributes of a node just created as `ino` from `node`, with the permission bits
+    /// and group the parent's set-group-ID made of them, all times `now`.
+    pub fn of_new_node(ino: u64, node: &NewNode<'_>, perm: u16, gid: u32, now: i64) -> Attr {
+        Attr {
+            ino,
+            kind: node.kind,
+            perm,
+            uid: node.uid,
+            gid,
+            size: node.target.map_or(0, |t| t.len() as u64),
+            nlink: if node.kind == Kind::Directory { 2 } else { 1 },
+            rdev: node.rdev,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            blocks: None,
+            data_state: DataState::Empty,
+        }
+    }
+}

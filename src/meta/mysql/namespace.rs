@@ -2,6 +2,7 @@
 //! renames, and directory listings. Changes lock the directories they touch, then the
 //! entries, then the inodes, and return the attributes of every inode they touched.
 
+use crate::meta::check_new_node;
 use std::time::Instant;
 
 use mysql::prelude::Queryable;
@@ -15,8 +16,7 @@ use super::cleanup::purge_rows;
 use super::{procedure_error, MysqlMeta};
 use crate::meta::MetaEngine;
 use crate::meta::{
-    check_name, now_ns, Attr, Changed, DataState, DirEntry, Kind, MetaError, NewNode, RenameMode,
-    ROOT_INO, SYMLINK_MAX,
+    check_name, now_ns, Attr, Changed, DirEntry, Kind, MetaError, NewNode, RenameMode, ROOT_INO,
 };
 
 /// The inode named `name` in directory `parent`.
@@ -47,12 +47,7 @@ pub(super) fn create(
     name: &[u8],
     node: &NewNode<'_>,
 ) -> Result<Attr, MetaError> {
-    check_name(name)?;
-    if let Some(target) = node.target {
-        if target.is_empty() || target.len() > SYMLINK_MAX {
-            return Err(MetaError::Errno(libc::ENAMETOOLONG));
-        }
-    }
+    check_new_node(name, node)?;
     let now = now_ns();
     let deadline = Instant::now() + meta.timeout();
     // The procedure runs its own transaction: a conflict rolled it back, and it may run
@@ -78,24 +73,8 @@ pub(super) fn create(
     })?;
     let (ino, perm, gid) =
         row.ok_or_else(|| MetaError::Internal("vs_create_node returned no row".into()))?;
-    let is_dir = node.kind == Kind::Directory;
     // Everything stored is known here: no need to read the row back.
-    Ok(Attr {
-        ino,
-        kind: node.kind,
-        perm,
-        uid: node.uid,
-        gid,
-        size: node.target.map_or(0, |t| t.len() as u64),
-        nlink: if is_dir { 2 } else { 1 },
-        rdev: node.rdev,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        blocks: None,
-        data_state: DataState::Empty,
-    })
+    Ok(Attr::of_new_node(ino, node, perm, gid, now))
 }
 
 /// Takes back a [`create`] of a regular file its caller could not complete

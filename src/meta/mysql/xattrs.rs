@@ -1,11 +1,12 @@
 //! Extended attributes: one row per name in `vs_xattrs`; a change locks the inode's row,
 //! so the total a limit is checked against cannot change meanwhile.
 
+use crate::meta::check_xattr;
 use mysql::prelude::Queryable;
 
 use super::attributes::{load_attr, lock_inode, touch_ctime};
 use super::MysqlMeta;
-use crate::meta::{check_xattr_name, now_ns, Attr, MetaError, XattrMode, XATTR_SIZE_MAX};
+use crate::meta::{check_xattr_name, now_ns, Attr, MetaError, XattrMode};
 
 /// Sets extended attribute `name` of `ino`; returns the inode's new attributes.
 ///
@@ -19,13 +20,7 @@ pub(super) fn set_xattr(
     mode: XattrMode,
     max_total: usize,
 ) -> Result<Attr, MetaError> {
-    check_xattr_name(name)?;
-    if value.len() > XATTR_SIZE_MAX {
-        return Err(MetaError::Errno(libc::E2BIG));
-    }
-    if name.len() + value.len() > max_total {
-        return Err(MetaError::Errno(libc::ENOSPC));
-    }
+    check_xattr(name, value, max_total)?;
     meta.write(|tx| {
         lock_inode(tx, ino)?;
         let exists: Option<u8> = tx.exec_first(
