@@ -142,7 +142,7 @@ until sql -e 'SELECT 1' >/dev/null 2>&1; do
 done
 
 # The privileges the catalog user needs on its database: the same list as
-# valuestor::catalog::privileges::NEEDED (tests/packaging.rs compares them).
+# valuestor::meta::mysql::privileges::NEEDED (tests/packaging.rs compares them).
 catalog_privileges="SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, CREATE ROUTINE, ALTER ROUTINE, EXECUTE"
 # A new random password for the catalog user on every run. It goes to mariadb on stdin and
 # into the 0600 config, never onto a command line or into a log; here-documents are
