@@ -970,7 +970,13 @@ impl Shared {
         let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        let delay = self.options.backoff.delay(state.consecutive_failures);
+        // The pool's own generator: this may run on the caller's thread (`TryOnce`), where
+        // fastrand's global one would keep a thread handle until a C program exits.
+        let unit = state.rng.f64();
+        let delay = self
+            .options
+            .backoff
+            .delay_with(state.consecutive_failures, unit);
         // Never shorten a wait already scheduled (another connector's failure may have
         // drawn a longer one).
         state.next_attempt = state.next_attempt.max(Instant::now() + delay);
