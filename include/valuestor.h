@@ -475,8 +475,10 @@ enum VsStatus vs_pool_open(const struct VsConfig *config,
  * are in use gets one beyond `max_size` instead of waiting for itself (at most
  * `2 * max_size` such extra connections, each closed on release).
  *
- * Returns at once even if the database is down; warnings go to stderr as with
- * `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
+ * Opens the first connection before returning, as the legacy constructor did, so the first
+ * get does not spend its wait on a connect (under load or valgrind a first connect can take
+ * seconds); if that one attempt fails (the database is down), returns all the same and keeps
+ * connecting in the background. Warnings go to stderr as with `vs_pool_open`. On success `*out` receives a pool the caller frees with `vs_pool_free`; `VS_ERR_INVALID_ARGUMENT` for NULL arguments or a
  * `max_size` of 0. `config` may be freed afterwards.
  *
  * # Safety

@@ -218,10 +218,17 @@ fn reported(stdout: &str, label: &str) -> u64 {
 fn legacy_nested_calls_complete_at_pool_size_2_with_4_threads() {
     let stdout = run_catalog_port(2, 4, 10);
     // Three deep on a pool of two: every call chain met the exhausted pool and was served
-    // beyond the maximum instead of stalling (the program fails on any timeout or failure).
+    // beyond the maximum instead of stalling (the program fails on any nested timeout or
+    // failure). Its outer gets wait for other threads' whole call chains, longer the more
+    // loaded the machine (under valgrind with 8-12 such programs at once, 1-6 s against the
+    // legacy 5 s): one that times out is made again and counted, not a failure.
     assert!(reported(&stdout, "self-deadlocks") > 0, "{stdout}");
-    assert!(reported(&stdout, "nested grants") > 0, "{stdout}");
-    assert_eq!(reported(&stdout, "timeouts"), 0, "{stdout}");
+    assert_eq!(
+        reported(&stdout, "self-deadlocks"),
+        reported(&stdout, "nested grants"),
+        "a nested get on the exhausted pool was not served at once: {stdout}"
+    );
+    assert_eq!(reported(&stdout, "nested timeouts"), 0, "{stdout}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::{captured_log, pool_options, MariaDb};
-use valuestor::{Pool, PoolError, PoolOptions};
+use valuestor::{Config, Pool, PoolError, PoolOptions};
 
 /// Self-deadlock lines logged so far that mention `marker`.
 fn self_deadlock_lines(marker: &str) -> Vec<String> {
@@ -16,6 +16,15 @@ fn self_deadlock_lines(marker: &str) -> Vec<String> {
         .into_iter()
         .filter(|line| line.contains("self-deadlock"))
         .collect()
+}
+
+/// The legacy pool's options (`ConnectionPool(max_size)`) for a `vs_conf.xml` naming `db`.
+fn legacy_options(db: &MariaDb, max_size: usize) -> PoolOptions {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vs_conf.xml");
+    std::fs::write(&path, db.conf_xml("")).unwrap();
+    let config = Config::load(&path).expect("config loads");
+    PoolOptions::legacy(&config.database, max_size)
 }
 
 fn pool(db: &MariaDb, tweak: impl FnOnce(&mut PoolOptions)) -> Pool {
@@ -144,4 +153,48 @@ fn refused_connections_keep_the_servers_code_and_sqlstate() {
         assert_eq!((cause.code, cause.state.as_str()), (code, state), "{err}");
         assert!(!err.to_string().contains("wrong-password-7"), "{err}");
     }
+}
+
+#[test]
+fn the_legacy_pool_has_its_first_connection_open_when_new_returns() {
+    // The legacy constructor connected before returning. Connecting in the background
+    // instead made the first get race the first connect against its 5 s wait, and under
+    // valgrind on a loaded machine that connect alone took up to 6.5 s (a pool timeout in
+    // cpp_port's legacy client, whose nested calls were never the ones waiting).
+    let db = MariaDb::start();
+    let pool = Pool::new(legacy_options(&db, 2)).expect("legacy pool starts");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.created, stats.idle, stats.connecting),
+        (1, 1, 0),
+        "(created, idle, connecting) when Pool::new returned: {stats:?}"
+    );
+    let conn = pool.get_timeout(Duration::from_secs(5)).expect("first get");
+    assert_eq!(pool.stats().created, 1, "the first get opened another");
+    drop(conn);
+}
+
+#[test]
+fn the_legacy_pool_opened_while_the_database_is_down_connects_once_it_is_up() {
+    let mut db = MariaDb::start();
+    if !db.require_control() {
+        return;
+    }
+    let options = legacy_options(&db, 2);
+    db.stop();
+    // One attempt, refused: the pool starts all the same (a legacy constructor never throws).
+    let pool = Pool::new(options).expect("legacy pool starts with the database down");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.created, stats.connect_failures),
+        (0, 1),
+        "(created, connect_failures) with the database down: {stats:?}"
+    );
+    db.resume();
+    pool.wait_until_connected(Duration::from_secs(60))
+        .expect("connects in the background once the database is up");
+    let conn = pool
+        .get_timeout(Duration::from_secs(5))
+        .expect("get after recovery");
+    drop(conn);
 }

@@ -59,18 +59,32 @@ pub struct Pool {
 impl Pool {
     /// Starts a pool; what happens when the database is down depends on `start_policy`.
     ///
-    /// Never loops forever: `FailFast` tries once, `Wait(d)` gives up after `d`,
+    /// Never loops forever: `FailFast` and `TryOnce` try once, `Wait(d)` gives up after `d`,
     /// `Background` returns at once.
     pub fn new(options: PoolOptions) -> Result<Pool, PoolError> {
         options.validate().map_err(PoolError::InvalidOptions)?;
         let shared = Arc::new(Shared::new(options));
-        if shared.options.start_policy == StartPolicy::FailFast {
-            let conn = shared.connect_once()?;
-            let mut state = shared.state.lock();
-            state.total += 1;
-            state.stats.created += 1;
-            let managed = shared.manage(conn, &mut state);
-            state.idle.push_back(managed);
+        let policy = shared.options.start_policy;
+        if matches!(policy, StartPolicy::FailFast | StartPolicy::TryOnce) {
+            match shared.open() {
+                Ok(conn) => {
+                    let mut state = shared.state.lock();
+                    state.total += 1;
+                    state.stats.created += 1;
+                    let managed = shared.manage(conn, &mut state);
+                    state.idle.push_back(managed);
+                }
+                Err(cause) if policy == StartPolicy::FailFast => {
+                    return Err(PoolError::Connect(cause))
+                }
+                Err(cause) => {
+                    // TryOnce: counted, logged and backed off like any failed connect; the
+                    // connector threads started below keep trying.
+                    let mut state = shared.state.lock();
+                    let after = shared.on_connect_failed(&mut state, cause);
+                    shared.settle(&mut state, after);
+                }
+            }
         }
         // Owned by a handle at once, so a failure to start a thread closes and joins the
         // ones already started.
@@ -855,10 +869,6 @@ impl Shared {
             || (state.connect_requested && state.total + state.connecting == 0)
     }
 
-    fn connect_once(&self) -> Result<mysql::Conn, PoolError> {
-        self.open().map_err(PoolError::Connect)
-    }
-
     /// Opens a new connection (I/O: never under the pool lock).
     fn open(&self) -> Result<mysql::Conn, ConnectError> {
         mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| ConnectError::from_mysql(&e))
@@ -960,7 +970,13 @@ impl Shared {
         let mut after = Aftermath::default();
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        let delay = self.options.backoff.delay(state.consecutive_failures);
+        // The pool's own generator: this may run on the caller's thread (`TryOnce`), where
+        // fastrand's global one would keep a thread handle until a C program exits.
+        let unit = state.rng.f64();
+        let delay = self
+            .options
+            .backoff
+            .delay_with(state.consecutive_failures, unit);
         // Never shorten a wait already scheduled (another connector's failure may have
         // drawn a longer one).
         state.next_attempt = state.next_attempt.max(Instant::now() + delay);

@@ -16,6 +16,11 @@ pub enum StartPolicy {
     Wait(Duration),
     /// Return at once; connections are opened in the background.
     Background,
+    /// Connect once, synchronously, so the first `get()` finds a connection open instead of
+    /// waiting for one within its timeout; if that connect fails, return all the same (the
+    /// failure counted and backed off) and keep trying in the background. What the legacy
+    /// C++ `ConnectionPool(int maxSize)` constructor did, without its endless retry loop.
+    TryOnce,
 }
 
 /// How long a get waits on an exhausted legacy pool ([`PoolOptions::legacy`]) at most; the
@@ -146,9 +151,11 @@ impl PoolOptions {
     ///
     /// Unlike [`PoolOptions::from_config`]: at most `max_size` connections
     /// (DatabaseMaxPoolSize is not used; DatabaseInitialPoolSize open at start, lowered to fit
-    /// under `max_size`); no default schema, as Connector/C++ connected; a get waits at most
-    /// [`LEGACY_ACQUIRE_TIMEOUT`] (DatabaseTimeout when shorter); and up to `2 * max_size`
-    /// connections beyond the maximum for threads that already hold one
+    /// under `max_size`); the first connection opened before `Pool::new` returns
+    /// ([`StartPolicy::TryOnce`], as the legacy constructor connected), so the first get does
+    /// not spend its wait on a connect; no default schema, as Connector/C++ connected; a get
+    /// waits at most [`LEGACY_ACQUIRE_TIMEOUT`] (DatabaseTimeout when shorter); and up to
+    /// `2 * max_size` connections beyond the maximum for threads that already hold one
     /// ([`PoolOptions::nested_overflow`]).
     pub fn legacy(db: &DatabaseConfig, max_size: usize) -> PoolOptions {
         PoolOptions {
@@ -157,6 +164,7 @@ impl PoolOptions {
             initial_size: db.initial_pool_size.min(max_size),
             acquire_timeout: db.timeout.min(LEGACY_ACQUIRE_TIMEOUT),
             nested_overflow: max_size.saturating_mul(2),
+            start_policy: StartPolicy::TryOnce,
             ..PoolOptions::from_config(db)
         }
     }
@@ -267,6 +275,7 @@ mod tests {
         assert_eq!(options.database, None);
         assert_eq!(options.acquire_timeout, LEGACY_ACQUIRE_TIMEOUT);
         assert_eq!(options.nested_overflow, 80);
+        assert_eq!(options.start_policy, StartPolicy::TryOnce);
         assert!(options.validate().is_ok());
     }
 

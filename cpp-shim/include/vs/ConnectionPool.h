@@ -44,7 +44,9 @@ public:
     /// the config in the file named by the environment variable VS_CONF, or
     /// /etc/vs/vs_conf.xml:
     /// - at most `maxSize` connections (DatabaseMaxPoolSize is not used), opened lazily:
-    ///   DatabaseInitialPoolSize at start, so a large maximum costs nothing until used;
+    ///   DatabaseInitialPoolSize at start, so a large maximum costs nothing until used; the
+    ///   first is opened before the constructor returns, as the legacy constructor did (one
+    ///   attempt: if the database is down it returns all the same and keeps trying);
     /// - never throws: a missing or invalid config (VS_ERR_CONFIG) or a `maxSize` < 1
     ///   (VS_ERR_INVALID_ARGUMENT) is thrown by every GetConnection instead, which legacy
     ///   callers already catch;
