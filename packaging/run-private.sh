@@ -95,8 +95,12 @@ admin=$(id -un)
 [[ $admin =~ ^[A-Za-z0-9._-]+$ ]] || die "user name $admin cannot name a database account"
 mkdir -p "$state/cache"
 if [ ! -d "$state/data/mysql" ]; then
+  # Its own tmpdir, as for mariadbd below: a MariaDB server starting deletes every "#sql*"
+  # file in its tmpdir, so two of them bootstrapping in /tmp at once (two runs, or tests)
+  # delete each other's temporary tables ("Unknown table 'mysql.tmp_user_sys'").
   mariadb-install-db --no-defaults --datadir="$state/data" --auth-root-authentication-method=socket \
-    --auth-root-socket-user="$admin" --skip-test-db "${user_args[@]}" >"$state/install.log" 2>&1 ||
+    --auth-root-socket-user="$admin" --skip-test-db --tmpdir="$state" "${user_args[@]}" \
+    >"$state/install.log" 2>&1 ||
     die "mariadb-install-db failed; see $state/install.log"
 fi
 
