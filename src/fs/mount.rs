@@ -4,7 +4,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use nix::errno::Errno;
+use nix::mount::MntFlags;
 
 use super::VsFs;
 
@@ -13,6 +17,8 @@ use super::VsFs;
 /// database. Each costs a 16 MiB request buffer (address space, touched only as far as
 /// requests are large); the server caps malloc arenas so threads do not each reserve 64 MiB.
 const FUSE_THREADS: usize = 4;
+/// How long an unmount is tried again while the mount is busy.
+const BUSY_RETRY: Duration = Duration::from_secs(3);
 
 /// Mount options: kernel permission checks, `allow_other` when running as root, a
 /// multi-threaded session with one device descriptor per thread, and `nosuid,nodev` unless
@@ -77,6 +83,21 @@ impl Mounted {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        // Busy for a moment when another thread of this process has just forked: the child
+        // holds copies of our (close-on-exec) descriptors until it execs. The kernel gives
+        // no notice when that ends, so try again shortly for a bounded time (as the server
+        // does) before detaching.
+        let deadline = Instant::now() + BUSY_RETRY;
+        loop {
+            match nix::mount::umount2(&self.mountpoint, MntFlags::empty()) {
+                Ok(()) => return session.join(),
+                Err(Errno::EBUSY) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // Not ours to unmount directly (no privilege): fuser's way below.
+                Err(_) => break,
+            }
+        }
         match session.umount_and_join() {
             Ok(()) => Ok(()),
             Err(err) => {
