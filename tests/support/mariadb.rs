@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 
 /// How long a server may take to start accepting connections before the test fails.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopped server may take to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The user tests connect as; created on first start with a random password.
-const TEST_USER: &str = "vs_test";
+pub(super) const TEST_USER: &str = "vs_test";
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
@@ -34,6 +34,9 @@ pub struct MariaDb {
     password: String,
     database: String,
     private: Option<PrivateServer>,
+    /// The `DatabaseHost` list when the database lives on the shared Galera cluster
+    /// (`VS_TEST_GALERA=1`); `host`/`port` are then its first node.
+    cluster_hosts: Option<String>,
 }
 
 /// The process and files of a server this harness started.
@@ -47,6 +50,9 @@ struct PrivateServer {
 impl MariaDb {
     /// Starts a private server (or attaches to `VS_TEST_MYSQL_URL`) with a fresh database.
     pub fn start() -> MariaDb {
+        if super::galera::wanted() {
+            return Self::on_shared_cluster();
+        }
         match std::env::var("VS_TEST_MYSQL_URL") {
             Ok(url) if !url.is_empty() => Self::external(&url),
             _ => Self::private(),
@@ -60,7 +66,9 @@ impl MariaDb {
 
     /// Returns false (and says why on stderr) when the server cannot be stopped or killed.
     pub fn require_control(&self) -> bool {
-        if !self.is_private() {
+        if self.cluster_hosts.is_some() {
+            eprintln!("skipped: needs a private server, VS_TEST_GALERA is set");
+        } else if !self.is_private() {
             eprintln!("skipped: needs a private server, VS_TEST_MYSQL_URL is set");
         }
         self.is_private()
@@ -74,6 +82,19 @@ impl MariaDb {
     /// The TCP port the server listens on (stable across restarts).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The `DatabaseHost` value naming this database's server: `host` alone, or every
+    /// node of the shared Galera cluster (`VS_TEST_GALERA=1`).
+    pub fn database_host(&self) -> String {
+        self.cluster_hosts
+            .clone()
+            .unwrap_or_else(|| self.host.clone())
+    }
+
+    /// Whether the database lives on the shared Galera cluster (`VS_TEST_GALERA=1`).
+    pub fn on_cluster(&self) -> bool {
+        self.cluster_hosts.is_some()
     }
 
     /// The user tests connect as.
@@ -113,7 +134,9 @@ impl MariaDb {
     /// server lets in over loopback without a password), for creating users and grants;
     /// `None` for an external server.
     pub fn root_connect(&self) -> Option<mysql::Conn> {
-        self.private.as_ref()?;
+        if self.private.is_none() && self.cluster_hosts.is_none() {
+            return None;
+        }
         Some(mysql::Conn::new(root_opts(self.port)).expect("connect as root"))
     }
 
@@ -216,7 +239,12 @@ impl MariaDb {
             "<VSConf>\n  <DatabaseHost>{}</DatabaseHost>\n  <DatabasePort>{}</DatabasePort>\n  \
              <DatabaseUser>{}</DatabaseUser>\n  <DatabasePassword>{}</DatabasePassword>\n  \
              <DatabaseName>{}</DatabaseName>\n{}\n</VSConf>\n",
-            self.host, self.port, self.user, self.password, self.database, extra
+            self.database_host(),
+            self.port,
+            self.user,
+            self.password,
+            self.database,
+            extra
         )
     }
 
@@ -258,6 +286,23 @@ impl MariaDb {
             password,
             database,
             private: Some(server),
+            cluster_hosts: None,
+        }
+    }
+
+    /// A fresh database on the Galera cluster shared by this process's tests.
+    fn on_shared_cluster() -> MariaDb {
+        let cluster = super::galera::shared()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        MariaDb {
+            host: "127.0.0.1".into(),
+            port: cluster.port(0),
+            user: cluster.user().into(),
+            password: cluster.password().into(),
+            database: cluster.create_database(),
+            private: None,
+            cluster_hosts: Some(cluster.hosts()),
         }
     }
 
@@ -278,6 +323,7 @@ impl MariaDb {
             password: opts.get_pass().unwrap_or("").to_string(),
             database,
             private: None,
+            cluster_hosts: None,
         }
     }
 }
@@ -304,7 +350,7 @@ impl Drop for PrivateServer {
     }
 }
 
-fn mariadbd_binary() -> PathBuf {
+pub(super) fn mariadbd_binary() -> PathBuf {
     for candidate in [
         "/usr/sbin/mariadbd",
         "/usr/sbin/mysqld",
@@ -324,7 +370,7 @@ fn mariadbd_binary() -> PathBuf {
 /// for every test process to share, one per MariaDB version: a template per process in the
 /// system's temporary directory was never removed (statics are not dropped at exit) and
 /// left 26 MB behind for every test binary run.
-fn install_data_dir(dir: &Path) {
+pub(super) fn install_data_dir(dir: &Path) {
     static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let template = match TEMPLATE.get_or_init(shared_template) {
         Ok(t) => t,
@@ -410,7 +456,7 @@ fn bootstrap_template(base: &Path) -> Result<tempfile::TempDir, String> {
     Err(last)
 }
 
-fn run_as_root_args() -> Vec<String> {
+pub(super) fn run_as_root_args() -> Vec<String> {
     // mariadbd refuses to run as root unless told to; as another user it runs as itself.
     if unsafe { libc::geteuid() } == 0 {
         vec!["--user=root".into()]
@@ -473,7 +519,7 @@ fn try_wait_until_ready(server: &mut PrivateServer, port: u16) -> Result<(), Str
     }
 }
 
-fn root_opts(port: u16) -> mysql::Opts {
+pub(super) fn root_opts(port: u16) -> mysql::Opts {
     mysql::OptsBuilder::new()
         .ip_or_hostname(Some("127.0.0.1"))
         .tcp_port(port)
@@ -483,7 +529,7 @@ fn root_opts(port: u16) -> mysql::Opts {
         .into()
 }
 
-fn create_user_and_database(port: u16, password: &str, database: &str) {
+pub(super) fn create_user_and_database(port: u16, password: &str, database: &str) {
     let mut conn = mysql::Conn::new(root_opts(port)).expect("connect as root");
     // CREATE USER takes no placeholders; the password is our own hex string.
     conn.query_drop(format!(
@@ -496,13 +542,13 @@ fn create_user_and_database(port: u16, password: &str, database: &str) {
         .expect("grant test user");
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }
 
 /// Whether every thread listed under `/proc/<pid>/task` is stopped (state `T`).
-fn all_stopped(tasks: &Path) -> bool {
+pub(super) fn all_stopped(tasks: &Path) -> bool {
     let Ok(entries) = fs::read_dir(tasks) else {
         return false;
     };
@@ -514,14 +560,14 @@ fn all_stopped(tasks: &Path) -> bool {
     })
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
+pub(super) fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child's pid has no memory-safety preconditions.
     unsafe {
         libc::kill(child.id() as libc::pid_t, signal);
     }
 }
 
-fn wait_or_kill(child: &mut Child, timeout: Duration) {
+pub(super) fn wait_or_kill(child: &mut Child, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

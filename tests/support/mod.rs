@@ -3,6 +3,7 @@
 
 pub mod captured_log;
 pub mod consistency;
+pub mod galera;
 pub mod mariadb;
 pub mod mount;
 pub mod native;
