@@ -1,9 +1,28 @@
-//! The catalog on a 3-node MariaDB Galera cluster (tests/support/galera.rs).
+//! The catalog on a 3-node MariaDB Galera cluster (tests/support/galera.rs): `vfsserver`
+//! names every node in `DatabaseHost`, and a mixed workload runs through its mount while
+//! nodes are killed, frozen, partitioned away and the whole cluster goes down and up.
+//! After each: every acknowledged create (with write and fsync), rename, unlink and mkdir
+//! is there, nothing else is, and the catalog passes the consistency checker.
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use mysql::prelude::Queryable;
 use support::galera::Galera;
+use support::server::{Server, ServerDir};
+use support::workload::Workload;
+use support::MariaDb;
+
+/// Health checks every second with a one-second timeout, failback after three healthy
+/// seconds, and operations that wait up to 30 s (far more than a failover takes).
+const CLUSTER_KEYS: &str = "<DatabaseTimeout>30</DatabaseTimeout>\
+     <DatabaseHealthInterval>1</DatabaseHealthInterval>\
+     <DatabaseHealthTimeout>1</DatabaseHealthTimeout>\
+     <DatabaseFailbackDelay>3</DatabaseFailbackDelay>";
+
+/// Generous bound for anything the cluster or the server does in the background.
+const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_of_all() {
@@ -17,7 +36,7 @@ fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_o
         .unwrap();
     let on_n2: Option<i32> = cluster
         .root(2)
-        .query_first(format!("SELECT /*+ causal */ id FROM `{db}`.t"))
+        .query_first(format!("SELECT id FROM `{db}`.t"))
         .unwrap();
     assert_eq!(on_n2, Some(1), "a row written on node 0 is read on node 2");
 
@@ -45,4 +64,240 @@ fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_o
         .query_first(format!("SELECT COUNT(*) FROM `{db}`.t"))
         .unwrap();
     assert_eq!(count, Some(2), "both rows survive a crash of every node");
+}
+
+/// A running server on `cluster` with its directory and database.
+struct Setup {
+    server: Server,
+    dir: ServerDir,
+    db: MariaDb,
+}
+
+fn serve(cluster: &Galera) -> Setup {
+    let db = MariaDb::on_cluster(cluster);
+    let dir = ServerDir::new(&db, CLUSTER_KEYS);
+    let server = Server::start(&dir, &[], &[]);
+    assert!(
+        server.await_notify("READY=1", LIMIT).is_some(),
+        "server did not become ready:\n{}",
+        server.output()
+    );
+    Setup { server, dir, db }
+}
+
+/// Asks the server for its statistics (SIGUSR1) and returns the node it writes through.
+fn writer(server: &Server) -> String {
+    let before = server.output().matches("database writer ").count();
+    server.signal(libc::SIGUSR1);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let output = server.output();
+        if output.matches("database writer ").count() > before {
+            let line = output
+                .lines()
+                .rev()
+                .find(|l| l.contains("database writer "))
+                .expect("the line just counted");
+            let rest = line.split("database writer ").nth(1).unwrap_or_default();
+            return rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no statistics after SIGUSR1:\n{output}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn await_writer(server: &Server, want: &str) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let now = writer(server);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writer is {now}, expected {want}:\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn node(cluster: &Galera, n: usize) -> String {
+    format!("127.0.0.1:{}", cluster.port(n))
+}
+
+/// Everything wrong with the tree (against the ledger) and the catalog (read through
+/// node `n`).
+fn check_nothing_lost(
+    setup: &Setup,
+    cluster: &Galera,
+    n: usize,
+    ledger: &support::workload::Ledger,
+) {
+    let problems = Workload::differences(ledger, &setup.dir.mountpoint());
+    assert!(
+        problems.is_empty(),
+        "after the failover:\n{}",
+        problems.join("\n")
+    );
+    let opts = mysql::OptsBuilder::from_opts(setup.db.opts()).tcp_port(cluster.port(n));
+    let mut conn = mysql::Conn::new(opts).expect("connect to a running node");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let problems =
+            support::consistency::problems(&mut conn, Some(&setup.dir.root.path().join("cache")));
+        if problems.is_empty() {
+            break;
+        }
+        // Releases reach the catalog after close(2) returned: nothing to block on.
+        assert!(
+            Instant::now() < deadline,
+            "catalog inconsistent:\n{}",
+            problems.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop_cleanly(mut setup: Setup) {
+    setup.server.signal(libc::SIGTERM);
+    let (status, output) = setup.server.wait(LIMIT);
+    assert!(status.success(), "server exit {status:?}:\n{output}");
+}
+
+#[test]
+fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_moves_back() {
+    let mut cluster = Galera::start(3);
+    let setup = serve(&cluster);
+    assert_eq!(writer(&setup.server), node(&cluster, 0));
+    let workload = Workload::start(&setup.dir.mountpoint(), 2);
+    workload.await_acknowledged(0, 30, LIMIT);
+
+    let before = workload.acknowledged();
+    let killed = Instant::now();
+    cluster.kill(0);
+    workload.await_acknowledged(before, 60, LIMIT);
+    let resumed = workload
+        .ledger
+        .lock()
+        .unwrap()
+        .first_completion_after(killed)
+        .expect("operations completed after the kill");
+    eprintln!(
+        "first acknowledged operation {:?} after SIGKILL of the writer",
+        resumed - killed
+    );
+    let moved_to = writer(&setup.server);
+    assert_ne!(
+        moved_to,
+        node(&cluster, 0),
+        "the writer moved off the killed node"
+    );
+
+    cluster.rejoin(0);
+    let before = workload.acknowledged();
+    await_writer(&setup.server, &node(&cluster, 0));
+    workload.await_acknowledged(before, 30, LIMIT);
+    let ledger = workload.stop();
+    assert!(
+        ledger.errors.is_empty(),
+        "operations failed instead of waiting for the failover and failback: {:?}",
+        ledger.errors
+    );
+    assert!(
+        setup.server.output().contains("failover"),
+        "the failover is logged:\n{}",
+        setup.server.output()
+    );
+    check_nothing_lost(&setup, &cluster, 0, &ledger);
+    stop_cleanly(setup);
+}
+
+#[test]
+fn freezing_the_writing_node_under_load_moves_the_writer_and_fails_nothing() {
+    let mut cluster = Galera::start(3);
+    let setup = serve(&cluster);
+    let workload = Workload::start(&setup.dir.mountpoint(), 2);
+    workload.await_acknowledged(0, 30, LIMIT);
+
+    let before = workload.acknowledged();
+    let frozen = Instant::now();
+    cluster.pause(0);
+    workload.await_acknowledged(before, 60, LIMIT);
+    let resumed = workload
+        .ledger
+        .lock()
+        .unwrap()
+        .first_completion_after(frozen)
+        .expect("operations completed after the freeze");
+    eprintln!(
+        "first acknowledged operation {:?} after SIGSTOP of the writer",
+        resumed - frozen
+    );
+    assert_ne!(writer(&setup.server), node(&cluster, 0));
+
+    // Thawed, the node finds itself outside the primary component and rejoins.
+    cluster.unpause(0);
+    cluster.await_synced(0);
+    cluster.await_cluster_size(0, 3);
+    let ledger = workload.stop();
+    assert!(
+        ledger.errors.is_empty(),
+        "operations failed instead of waiting: {:?}",
+        ledger.errors
+    );
+    check_nothing_lost(&setup, &cluster, 1, &ledger);
+    stop_cleanly(setup);
+}
+
+#[test]
+fn a_partitioned_node_leaves_two_serving_and_the_whole_cluster_comes_back_after_a_stop() {
+    let mut cluster = Galera::start(3);
+    let setup = serve(&cluster);
+    let workload = Workload::start(&setup.dir.mountpoint(), 2);
+    workload.await_acknowledged(0, 20, LIMIT);
+
+    // Node 2 stops taking part in group communication: the others evict it and go on.
+    cluster.pause(2);
+    cluster.await_cluster_size(0, 2);
+    let before = workload.acknowledged();
+    workload.await_acknowledged(before, 40, LIMIT);
+    assert_eq!(writer(&setup.server), node(&cluster, 0));
+    cluster.unpause(2);
+    cluster.await_synced(2);
+    cluster.await_cluster_size(0, 3);
+    let ledger = workload.stop();
+    assert!(ledger.errors.is_empty(), "{:?}", ledger.errors);
+    check_nothing_lost(&setup, &cluster, 2, &ledger);
+
+    // The whole cluster down: changes fail (EIO within DatabaseTimeout), data stays.
+    cluster.stop_all();
+    let refused = std::fs::create_dir(setup.dir.mountpoint().join("while-down"));
+    assert_eq!(
+        refused.as_ref().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "a change with every node down"
+    );
+    cluster.start_all();
+    let deadline = Instant::now() + LIMIT;
+    while let Err(e) = std::fs::create_dir(setup.dir.mountpoint().join("after-restart")) {
+        assert!(
+            Instant::now() < deadline,
+            "no change succeeded after the restart: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !setup.dir.mountpoint().join("while-down").exists(),
+        "the refused mkdir did not happen"
+    );
+    check_nothing_lost(&setup, &cluster, 1, &ledger);
+    stop_cleanly(setup);
 }

@@ -93,7 +93,7 @@ impl MariaDb {
     }
 
     /// Whether the database lives on the shared Galera cluster (`VS_TEST_GALERA=1`).
-    pub fn on_cluster(&self) -> bool {
+    pub fn is_on_cluster(&self) -> bool {
         self.cluster_hosts.is_some()
     }
 
@@ -295,6 +295,13 @@ impl MariaDb {
         let cluster = super::galera::shared()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        MariaDb::on_cluster(&cluster)
+    }
+
+    /// A fresh database on `cluster`, reached through its first node and named in configs
+    /// by the list of all its nodes. The cluster's nodes are controlled through `cluster`,
+    /// not through this handle ([`MariaDb::require_control`] is false).
+    pub fn on_cluster(cluster: &super::galera::Galera) -> MariaDb {
         MariaDb {
             host: "127.0.0.1".into(),
             port: cluster.port(0),

@@ -8,6 +8,7 @@ pub mod mariadb;
 pub mod mount;
 pub mod native;
 pub mod server;
+pub mod workload;
 
 pub use mariadb::MariaDb;
 

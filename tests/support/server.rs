@@ -67,9 +67,14 @@ impl ServerDir {
         } else {
             "<CacheFreeLeastSize>0</CacheFreeLeastSize>"
         };
+        let timeout = if extra.contains("<DatabaseTimeout>") {
+            ""
+        } else {
+            "<DatabaseTimeout>5</DatabaseTimeout>"
+        };
         let keys = format!(
             "<MountPoint>{}</MountPoint><CacheFolder>{}</CacheFolder>\
-             <DatabaseTimeout>5</DatabaseTimeout><DatabaseConnectTimeout>2</DatabaseConnectTimeout>{reserve}{extra}",
+             {timeout}<DatabaseConnectTimeout>2</DatabaseConnectTimeout>{reserve}{extra}",
             xml_escape(&configured),
             real_root.join("cache").display()
         );
