@@ -149,8 +149,8 @@ fn create_maps_procedure_errors_through_errno_base_and_inherits_set_group_id() {
     // engine maps it back to that errno.
     let mut conn = db.connect();
     let call = |conn: &mut mysql::Conn, parent: u64| match conn.exec_drop(
-        "CALL vs_create_node(?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
-        (parent,),
+        "CALL vs_create_node_v6(1, ?, ?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
+        (parent, parent),
     ) {
         Err(mysql::Error::MySqlError(e)) => e.code,
         other => panic!("the procedure did not signal: {other:?}"),

@@ -14,13 +14,16 @@ mod attributes;
 mod cleanup;
 mod lease;
 mod namespace;
+mod operations;
 pub mod privileges;
 mod schema;
 mod transaction;
 mod xattrs;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use operations::{OPERATION_DONE, OPERATION_RETENTION, TRIM_BATCH, TRIM_EVERY};
 pub use schema::{errno_signal, migrate, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION};
 pub use transaction::RetryPolicy;
 
@@ -35,6 +38,7 @@ use crate::pool::{is_connection_error, Pool, PoolError};
 pub struct MysqlMeta {
     pool: Pool,
     retry: RetryPolicy,
+    operations: Arc<operations::Operations>,
 }
 
 impl MysqlMeta {
@@ -44,6 +48,7 @@ impl MysqlMeta {
         MysqlMeta {
             pool,
             retry: RetryPolicy::default(),
+            operations: Arc::new(operations::Operations::new()),
         }
     }
 
@@ -57,9 +62,14 @@ impl MysqlMeta {
         &self.pool
     }
 
-    /// How conflicts are retried.
+    /// How conflicts and lost connections are retried.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The source of this catalog's operation ids (shared by its clones).
+    fn operations(&self) -> &operations::Operations {
+        &self.operations
     }
 }
 
@@ -204,6 +214,9 @@ impl MetaEngine for MysqlMeta {
 impl From<PoolError> for MetaError {
     fn from(err: PoolError) -> MetaError {
         match &err {
+            PoolError::Sql(sql) if !sql.connection_broken && node_cannot_serve(sql.code) => {
+                MetaError::Unavailable(err.to_string())
+            }
             PoolError::Sql(sql) if !sql.connection_broken && is_conflict(sql.code) => {
                 MetaError::Conflict(err.to_string())
             }
@@ -222,6 +235,9 @@ impl From<mysql::Error> for MetaError {
             return MetaError::Unavailable(err.to_string());
         }
         match &err {
+            mysql::Error::MySqlError(e) if node_cannot_serve(e.code) => {
+                MetaError::Unavailable(format!("{} ({})", e.message, e.code))
+            }
             mysql::Error::MySqlError(e) if is_conflict(e.code) => {
                 MetaError::Conflict(format!("{} ({})", e.message, e.code))
             }
@@ -231,6 +247,20 @@ impl From<mysql::Error> for MetaError {
             other => MetaError::Internal(other.to_string()),
         }
     }
+}
+
+/// Whether server error `code` means the node (or this connection to it) cannot serve now,
+/// so that the statement's outcome is unknown and another connection, perhaps to another
+/// node, should be asked: 1047 (Galera: "WSREP has not yet prepared node for application
+/// use", a node outside the primary component or not synced), 1053 (server shutdown),
+/// 1152 (connection aborted), 1158 to 1161 (network read/write errors on the server's
+/// side), 1927 (connection killed), 4031 (idle client disconnected) and the client's
+/// 2006 (server gone) and 2013 (connection lost). The connection is then discarded.
+fn node_cannot_serve(code: u16) -> bool {
+    matches!(
+        code,
+        1047 | 1053 | 1152 | 1158..=1161 | 1927 | 4031 | 2006 | 2013
+    )
 }
 
 /// Whether server error `code` means the transaction was rolled back by a concurrent one
