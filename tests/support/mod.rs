@@ -6,6 +6,7 @@ pub mod consistency;
 pub mod mariadb;
 pub mod mount;
 pub mod native;
+pub mod proxy;
 pub mod server;
 
 pub use mariadb::MariaDb;
