@@ -383,6 +383,13 @@ fn every_change_records_its_operation_once() {
         0,
         "each with its answer"
     );
+    // The check after a lost connection is a causal read on Galera; this server takes the
+    // same statement (a server without the variable is asked plainly).
+    let causal: Option<u8> =
+        s.db.connect()
+            .query_first("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1")
+            .unwrap();
+    assert_eq!(causal, Some(1));
 }
 
 #[test]

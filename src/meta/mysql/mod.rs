@@ -287,6 +287,7 @@ fn procedure_error(err: mysql::Error) -> MetaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::SqlError;
     use std::io;
 
     fn server_error(code: u16) -> mysql::Error {
@@ -305,6 +306,46 @@ mod tests {
         }
         let duplicate = MetaError::from(server_error(1062));
         assert!(matches!(duplicate, MetaError::Internal(_)), "{duplicate:?}");
+    }
+
+    #[test]
+    fn codes_of_a_node_that_cannot_serve_are_unavailable() {
+        // 1047: Galera "WSREP has not yet prepared node for application use"; 1053 server
+        // shutdown; 1927 connection killed; 2006/2013 gone / lost; 4031 idle disconnect.
+        for code in [1047, 1053, 1152, 1158, 1161, 1927, 2006, 2013, 4031] {
+            let direct = MetaError::from(server_error(code));
+            assert!(
+                matches!(direct, MetaError::Unavailable(_)),
+                "{code}: {direct:?}"
+            );
+            let sql = PoolError::Sql(SqlError {
+                code,
+                state: "08S01".into(),
+                message: format!("error {code}"),
+                connection_broken: false,
+            });
+            let pooled = MetaError::from(sql);
+            assert!(
+                matches!(pooled, MetaError::Unavailable(_)),
+                "{code}: {pooled:?}"
+            );
+        }
+        // 1213 is also Galera's certification failure: a conflict to retry, not a lost node.
+        for code in [1213, 1205] {
+            let sql = PoolError::Sql(SqlError {
+                code,
+                state: "40001".into(),
+                message: format!("error {code}"),
+                connection_broken: false,
+            });
+            let pooled = MetaError::from(sql);
+            assert!(
+                matches!(pooled, MetaError::Conflict(_)),
+                "{code}: {pooled:?}"
+            );
+        }
+        let other = MetaError::from(server_error(1146));
+        assert!(matches!(other, MetaError::Internal(_)), "{other:?}");
     }
 
     #[test]

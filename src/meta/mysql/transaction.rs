@@ -453,6 +453,24 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_pauses_grow_to_the_cap_and_stop_at_the_deadline() {
+        let policy = RetryPolicy::default();
+        let (base, cap) = (policy.reconnect.base, policy.reconnect.cap);
+        assert_eq!(policy.reconnect_delay_with(1, PLENTY, 0.0), Some(base));
+        let late = policy.reconnect_delay_with(30, PLENTY, 0.999).unwrap();
+        assert!(
+            late <= cap && late > base,
+            "{late:?} within {base:?}..{cap:?}"
+        );
+        assert_eq!(
+            policy.reconnect_delay_with(1, base, 0.0),
+            None,
+            "a pause that would reach the deadline"
+        );
+        assert_eq!(policy.reconnect_delay_with(1, Duration::ZERO, 0.0), None);
+    }
+
+    #[test]
     fn run_stops_at_the_first_final_answer() {
         let policy = RetryPolicy {
             attempts: 2,
