@@ -270,7 +270,7 @@ fn is_conflict(code: u16) -> bool {
     matches!(code, 1213 | 1205)
 }
 
-/// Maps what `vs_create_node` signals back to `MetaError::Errno`: a taken name (duplicate
+/// Maps what `vs_create_node_v6` signals back to `MetaError::Errno`: a taken name (duplicate
 /// key) is `EEXIST`, and each errno the procedure signals comes back as itself (the numbers
 /// are built from the same constants as the procedure's text, [`errno_signal`]).
 fn procedure_error(err: mysql::Error) -> MetaError {
