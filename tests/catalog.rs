@@ -334,3 +334,108 @@ fn conflicts_are_retried_as_the_policy_says_then_reported() {
         .create(ROOT_INO, b"g", &node(Kind::File, 0o644))
         .unwrap();
 }
+
+fn deadlocks(conn: &mut mysql::Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+        .unwrap();
+    row.expect("Innodb_deadlocks").1
+}
+
+#[test]
+fn a_change_chosen_as_a_deadlock_victim_runs_again() {
+    let db = MariaDb::start();
+    let Some(mut root) = db.root_connect() else {
+        eprintln!("skipped: needs a private server to watch lock waits");
+        return;
+    };
+    let catalog = catalog(&db);
+    let a = catalog
+        .create(ROOT_INO, b"a", &node(Kind::Directory, 0o755))
+        .unwrap();
+    let b = catalog
+        .create(ROOT_INO, b"b", &node(Kind::Directory, 0o755))
+        .unwrap();
+    let f = file(&catalog, a.ino, b"f");
+    // The blocker holds b and has written many rows, so InnoDB picks the rename (which has
+    // written nothing) as the victim of the deadlock below: error 1213.
+    let mut blocker = db.connect();
+    blocker
+        .query_drop("CREATE TABLE scratch (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .unwrap();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    blocker
+        .exec_batch(
+            "INSERT INTO scratch (id) VALUES (?)",
+            (0..500).map(|i| (i,)),
+        )
+        .unwrap();
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino = ? FOR UPDATE",
+            (b.ino,),
+        )
+        .unwrap();
+    let before = deadlocks(&mut root);
+
+    // The rename locks a, then waits for b.
+    let rename = {
+        let catalog = catalog.clone();
+        std::thread::spawn(move || {
+            catalog.rename(
+                a.ino,
+                b"f",
+                b.ino,
+                b"f",
+                valuestor::meta::RenameMode::Replace,
+            )
+        })
+    };
+    support::await_condition(Duration::from_secs(10), "the rename waits for b", || {
+        let waits: Option<(String, u64)> = root
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_current_waits'")
+            .unwrap();
+        waits.expect("Innodb_row_lock_current_waits").1 == 1
+    });
+    // Asking for a closes the cycle: the rename is rolled back, the blocker gets a.
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino = ? FOR UPDATE",
+            (a.ino,),
+        )
+        .expect("the blocker is not the victim");
+    assert_eq!(deadlocks(&mut root) - before, 1, "one deadlock");
+    blocker.query_drop("ROLLBACK").unwrap();
+
+    let renamed = rename.join().unwrap();
+    let renamed = renamed.expect("the victim ran again and succeeded");
+    assert_eq!(renamed.node.ino, f.ino);
+    assert_eq!(catalog.lookup(b.ino, b"f").unwrap().ino, f.ino);
+    assert!(catalog.lookup(a.ino, b"f").is_err());
+}
+
+#[test]
+fn an_upgrade_from_version_5_adds_the_operation_records_and_the_new_procedure() {
+    let db = MariaDb::start();
+    let catalog = catalog(&db);
+    let before = file(&catalog, ROOT_INO, b"before");
+    // A catalog made by version 5: no records, the create procedure without an id.
+    let mut conn = db.connect();
+    conn.query_drop("DROP TABLE vs_operations").unwrap();
+    conn.query_drop("DROP PROCEDURE vs_create_node_v6").unwrap();
+    conn.query_drop("CREATE PROCEDURE vs_create_node() BEGIN END")
+        .unwrap();
+    conn.query_drop("UPDATE vs_schema_version SET version = 5 WHERE id = 1")
+        .unwrap();
+    assert_eq!(catalog.migrate(0, 0).unwrap(), SCHEMA_VERSION);
+    let procedures: Vec<String> = conn
+        .query("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()")
+        .unwrap();
+    assert_eq!(procedures, ["vs_create_node_v6"], "the old one is gone");
+    let after = file(&catalog, ROOT_INO, b"after");
+    assert_eq!(catalog.lookup(ROOT_INO, b"before").unwrap(), before);
+    let recorded: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM vs_operations")
+        .unwrap();
+    assert_eq!(recorded, Some(1), "the create of {after:?} is recorded");
+}
