@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
 use valuestor::meta::mysql::{
-    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
+    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, OPERATION_DONE, PROCEDURE_ERRNOS,
+    SCHEMA_VERSION,
 };
 use valuestor::meta::{Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, ROOT_INO};
 use valuestor::Pool;
@@ -438,4 +439,37 @@ fn an_upgrade_from_version_5_adds_the_operation_records_and_the_new_procedure() 
         .query_first("SELECT COUNT(*) FROM vs_operations")
         .unwrap();
     assert_eq!(recorded, Some(1), "the create of {after:?} is recorded");
+}
+
+#[test]
+fn the_create_procedure_refuses_an_operation_id_it_recorded() {
+    let db = MariaDb::start();
+    let _catalog = catalog(&db);
+    let mut conn = db.connect();
+    let call = |conn: &mut mysql::Conn, seq: u64, name: &str| {
+        conn.exec_first::<(u64, u16, u32), _, _>(
+            "CALL vs_create_node_v6(42, ?, 1, ?, 1, 420, 0, 0, 0, NULL, 0)",
+            (seq, name),
+        )
+    };
+    let (ino, perm, gid) = call(&mut conn, 1, "x").unwrap().unwrap();
+    let answer: Option<String> = conn
+        .query_first("SELECT answer FROM vs_operations WHERE owner = 42 AND seq = 1")
+        .unwrap();
+    assert_eq!(
+        answer,
+        Some(format!("{ino} {perm} {gid}")),
+        "the recorded answer"
+    );
+    // The same id again, even for another name: refused as done, nothing made.
+    match call(&mut conn, 1, "y") {
+        Err(mysql::Error::MySqlError(e)) => assert_eq!(e.code, OPERATION_DONE, "{e:?}"),
+        other => panic!("a recorded operation ran again: {other:?}"),
+    }
+    let entries: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM vs_dentries")
+        .unwrap();
+    assert_eq!(entries, Some(1), "only x");
+    // A new id runs.
+    call(&mut conn, 2, "y").unwrap().unwrap();
 }
