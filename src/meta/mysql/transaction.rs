@@ -183,7 +183,7 @@ impl MysqlMeta {
         let deadline = Instant::now() + self.timeout();
         let mut conn = self.pool().get_timeout(self.timeout())?;
         self.retry_policy().run(deadline, || {
-            let result = plain_transaction(&mut conn, &mut f);
+            let result = in_transaction(&mut conn, &mut f);
             discard_if_lost(&mut conn, &result);
             result
         })
@@ -321,14 +321,6 @@ fn transaction<T: Answer>(
             ))
         }),
     }
-}
-
-/// Runs `f` in a transaction on `conn` and commits.
-fn plain_transaction<T>(
-    conn: &mut PooledConn,
-    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, MetaError>,
-) -> Result<T, MetaError> {
-    in_transaction(conn, f)
 }
 
 /// Runs `f` in a transaction on `conn` and commits when it returns a value.
