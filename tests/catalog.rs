@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
 use valuestor::meta::mysql::{
-    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION,
+    errno_signal, MysqlMeta, RetryPolicy, ERRNO_BASE, OPERATION_DONE, PROCEDURE_ERRNOS,
+    SCHEMA_VERSION,
 };
 use valuestor::meta::{Attr, AttrChange, Kind, MetaEngine, MetaError, NewNode, ROOT_INO};
 use valuestor::Pool;
@@ -149,8 +150,8 @@ fn create_maps_procedure_errors_through_errno_base_and_inherits_set_group_id() {
     // engine maps it back to that errno.
     let mut conn = db.connect();
     let call = |conn: &mut mysql::Conn, parent: u64| match conn.exec_drop(
-        "CALL vs_create_node(?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
-        (parent,),
+        "CALL vs_create_node_v6(1, ?, ?, 'x', 1, 420, 0, 0, 0, NULL, 0)",
+        (parent, parent),
     ) {
         Err(mysql::Error::MySqlError(e)) => e.code,
         other => panic!("the procedure did not signal: {other:?}"),
@@ -333,4 +334,142 @@ fn conflicts_are_retried_as_the_policy_says_then_reported() {
     catalog
         .create(ROOT_INO, b"g", &node(Kind::File, 0o644))
         .unwrap();
+}
+
+fn deadlocks(conn: &mut mysql::Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+        .unwrap();
+    row.expect("Innodb_deadlocks").1
+}
+
+#[test]
+fn a_change_chosen_as_a_deadlock_victim_runs_again() {
+    let db = MariaDb::start();
+    let Some(mut root) = db.root_connect() else {
+        eprintln!("skipped: needs a private server to watch lock waits");
+        return;
+    };
+    let catalog = catalog(&db);
+    let a = catalog
+        .create(ROOT_INO, b"a", &node(Kind::Directory, 0o755))
+        .unwrap();
+    let b = catalog
+        .create(ROOT_INO, b"b", &node(Kind::Directory, 0o755))
+        .unwrap();
+    let f = file(&catalog, a.ino, b"f");
+    // The blocker holds b and has written many rows, so InnoDB picks the rename (which has
+    // written nothing) as the victim of the deadlock below: error 1213.
+    let mut blocker = db.connect();
+    blocker
+        .query_drop("CREATE TABLE scratch (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .unwrap();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    blocker
+        .exec_batch(
+            "INSERT INTO scratch (id) VALUES (?)",
+            (0..500).map(|i| (i,)),
+        )
+        .unwrap();
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino = ? FOR UPDATE",
+            (b.ino,),
+        )
+        .unwrap();
+    let before = deadlocks(&mut root);
+
+    // The rename locks a, then waits for b.
+    let rename = {
+        let catalog = catalog.clone();
+        std::thread::spawn(move || {
+            catalog.rename(
+                a.ino,
+                b"f",
+                b.ino,
+                b"f",
+                valuestor::meta::RenameMode::Replace,
+            )
+        })
+    };
+    support::await_condition(Duration::from_secs(10), "the rename waits for b", || {
+        let waits: Option<(String, u64)> = root
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_current_waits'")
+            .unwrap();
+        waits.expect("Innodb_row_lock_current_waits").1 == 1
+    });
+    // Asking for a closes the cycle: the rename is rolled back, the blocker gets a.
+    blocker
+        .exec_drop(
+            "SELECT ino FROM vs_inodes WHERE ino = ? FOR UPDATE",
+            (a.ino,),
+        )
+        .expect("the blocker is not the victim");
+    assert_eq!(deadlocks(&mut root) - before, 1, "one deadlock");
+    blocker.query_drop("ROLLBACK").unwrap();
+
+    let renamed = rename.join().unwrap();
+    let renamed = renamed.expect("the victim ran again and succeeded");
+    assert_eq!(renamed.node.ino, f.ino);
+    assert_eq!(catalog.lookup(b.ino, b"f").unwrap().ino, f.ino);
+    assert!(catalog.lookup(a.ino, b"f").is_err());
+}
+
+#[test]
+fn an_upgrade_from_version_5_adds_the_operation_records_and_the_new_procedure() {
+    let db = MariaDb::start();
+    let catalog = catalog(&db);
+    let before = file(&catalog, ROOT_INO, b"before");
+    // A catalog made by version 5: no records, the create procedure without an id.
+    let mut conn = db.connect();
+    conn.query_drop("DROP TABLE vs_operations").unwrap();
+    conn.query_drop("DROP PROCEDURE vs_create_node_v6").unwrap();
+    conn.query_drop("CREATE PROCEDURE vs_create_node() BEGIN END")
+        .unwrap();
+    conn.query_drop("UPDATE vs_schema_version SET version = 5 WHERE id = 1")
+        .unwrap();
+    assert_eq!(catalog.migrate(0, 0).unwrap(), SCHEMA_VERSION);
+    let procedures: Vec<String> = conn
+        .query("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()")
+        .unwrap();
+    assert_eq!(procedures, ["vs_create_node_v6"], "the old one is gone");
+    let after = file(&catalog, ROOT_INO, b"after");
+    assert_eq!(catalog.lookup(ROOT_INO, b"before").unwrap(), before);
+    let recorded: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM vs_operations")
+        .unwrap();
+    assert_eq!(recorded, Some(1), "the create of {after:?} is recorded");
+}
+
+#[test]
+fn the_create_procedure_refuses_an_operation_id_it_recorded() {
+    let db = MariaDb::start();
+    let _catalog = catalog(&db);
+    let mut conn = db.connect();
+    let call = |conn: &mut mysql::Conn, seq: u64, name: &str| {
+        conn.exec_first::<(u64, u16, u32), _, _>(
+            "CALL vs_create_node_v6(42, ?, 1, ?, 1, 420, 0, 0, 0, NULL, 0)",
+            (seq, name),
+        )
+    };
+    let (ino, perm, gid) = call(&mut conn, 1, "x").unwrap().unwrap();
+    let answer: Option<String> = conn
+        .query_first("SELECT answer FROM vs_operations WHERE owner = 42 AND seq = 1")
+        .unwrap();
+    assert_eq!(
+        answer,
+        Some(format!("{ino} {perm} {gid}")),
+        "the recorded answer"
+    );
+    // The same id again, even for another name: refused as done, nothing made.
+    match call(&mut conn, 1, "y") {
+        Err(mysql::Error::MySqlError(e)) => assert_eq!(e.code, OPERATION_DONE, "{e:?}"),
+        other => panic!("a recorded operation ran again: {other:?}"),
+    }
+    let entries: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM vs_dentries")
+        .unwrap();
+    assert_eq!(entries, Some(1), "only x");
+    // A new id runs.
+    call(&mut conn, 2, "y").unwrap().unwrap();
 }

@@ -7,6 +7,7 @@ pub mod galera;
 pub mod mariadb;
 pub mod mount;
 pub mod native;
+pub mod proxy;
 pub mod server;
 pub mod workload;
 

@@ -40,7 +40,7 @@ impl OwnerLease for MysqlMeta {
             )?;
             Ok(())
         })?;
-        self.write(|tx| {
+        self.write_unrecorded(|tx| {
             let now = now_ns(tx)?;
             let record = lock_row(tx)?;
             match decide(record.as_ref(), now, me, |h| holder_is_gone(h, me)) {
@@ -75,7 +75,7 @@ impl OwnerLease for MysqlMeta {
         ttl: Duration,
         beats: RangeInclusive<u64>,
     ) -> Result<Renewal, MetaError> {
-        self.write(|tx| {
+        self.write_unrecorded(|tx| {
             let now = now_ns(tx)?;
             let record = lock_row(tx)?;
             match judge_renewal(record.as_ref(), now, me, &beats) {
@@ -94,7 +94,7 @@ impl OwnerLease for MysqlMeta {
     }
 
     fn release(&self, me: &LeaseHolder) -> Result<bool, MetaError> {
-        self.write(|tx| {
+        self.write_unrecorded(|tx| {
             let now = now_ns(tx)?;
             tx.exec_drop(
                 "UPDATE vs_owner_lease SET token = '', expires_ns = ? WHERE id = 1 AND token = ?",

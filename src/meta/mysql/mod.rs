@@ -14,13 +14,16 @@ mod attributes;
 mod cleanup;
 mod lease;
 mod namespace;
+mod operations;
 pub mod privileges;
 mod schema;
 mod transaction;
 mod xattrs;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use operations::{OPERATION_DONE, OPERATION_RETENTION, TRIM_BATCH, TRIM_EVERY};
 pub use schema::{errno_signal, migrate, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION};
 pub use transaction::RetryPolicy;
 
@@ -35,6 +38,7 @@ use crate::pool::{is_connection_error, Pool, PoolError};
 pub struct MysqlMeta {
     pool: Pool,
     retry: RetryPolicy,
+    operations: Arc<operations::Operations>,
 }
 
 impl MysqlMeta {
@@ -44,6 +48,7 @@ impl MysqlMeta {
         MysqlMeta {
             pool,
             retry: RetryPolicy::default(),
+            operations: Arc::new(operations::Operations::new()),
         }
     }
 
@@ -57,9 +62,14 @@ impl MysqlMeta {
         &self.pool
     }
 
-    /// How conflicts are retried.
+    /// How conflicts and lost connections are retried.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The source of this catalog's operation ids (shared by its clones).
+    fn operations(&self) -> &operations::Operations {
+        &self.operations
     }
 }
 
@@ -204,6 +214,9 @@ impl MetaEngine for MysqlMeta {
 impl From<PoolError> for MetaError {
     fn from(err: PoolError) -> MetaError {
         match &err {
+            PoolError::Sql(sql) if !sql.connection_broken && node_cannot_serve(sql.code) => {
+                MetaError::Unavailable(err.to_string())
+            }
             PoolError::Sql(sql) if !sql.connection_broken && is_conflict(sql.code) => {
                 MetaError::Conflict(err.to_string())
             }
@@ -222,6 +235,9 @@ impl From<mysql::Error> for MetaError {
             return MetaError::Unavailable(err.to_string());
         }
         match &err {
+            mysql::Error::MySqlError(e) if node_cannot_serve(e.code) => {
+                MetaError::Unavailable(format!("{} ({})", e.message, e.code))
+            }
             mysql::Error::MySqlError(e) if is_conflict(e.code) => {
                 MetaError::Conflict(format!("{} ({})", e.message, e.code))
             }
@@ -233,6 +249,20 @@ impl From<mysql::Error> for MetaError {
     }
 }
 
+/// Whether server error `code` means the node (or this connection to it) cannot serve now,
+/// so that the statement's outcome is unknown and another connection, perhaps to another
+/// node, should be asked: 1047 (Galera: "WSREP has not yet prepared node for application
+/// use", a node outside the primary component or not synced), 1053 (server shutdown),
+/// 1152 (connection aborted), 1158 to 1161 (network read/write errors on the server's
+/// side), 1927 (connection killed), 4031 (idle client disconnected) and the client's
+/// 2006 (server gone) and 2013 (connection lost). The connection is then discarded.
+fn node_cannot_serve(code: u16) -> bool {
+    matches!(
+        code,
+        1047 | 1053 | 1152 | 1158..=1161 | 1927 | 4031 | 2006 | 2013
+    )
+}
+
 /// Whether server error `code` means the transaction was rolled back by a concurrent one
 /// and may run again: a deadlock (1213, which is also how Galera reports a certification
 /// failure) or a lock wait timeout (1205).
@@ -240,7 +270,7 @@ fn is_conflict(code: u16) -> bool {
     matches!(code, 1213 | 1205)
 }
 
-/// Maps what `vs_create_node` signals back to `MetaError::Errno`: a taken name (duplicate
+/// Maps what `vs_create_node_v6` signals back to `MetaError::Errno`: a taken name (duplicate
 /// key) is `EEXIST`, and each errno the procedure signals comes back as itself (the numbers
 /// are built from the same constants as the procedure's text, [`errno_signal`]).
 fn procedure_error(err: mysql::Error) -> MetaError {
@@ -257,6 +287,7 @@ fn procedure_error(err: mysql::Error) -> MetaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::SqlError;
     use std::io;
 
     fn server_error(code: u16) -> mysql::Error {
@@ -275,6 +306,46 @@ mod tests {
         }
         let duplicate = MetaError::from(server_error(1062));
         assert!(matches!(duplicate, MetaError::Internal(_)), "{duplicate:?}");
+    }
+
+    #[test]
+    fn codes_of_a_node_that_cannot_serve_are_unavailable() {
+        // 1047: Galera "WSREP has not yet prepared node for application use"; 1053 server
+        // shutdown; 1927 connection killed; 2006/2013 gone / lost; 4031 idle disconnect.
+        for code in [1047, 1053, 1152, 1158, 1161, 1927, 2006, 2013, 4031] {
+            let direct = MetaError::from(server_error(code));
+            assert!(
+                matches!(direct, MetaError::Unavailable(_)),
+                "{code}: {direct:?}"
+            );
+            let sql = PoolError::Sql(SqlError {
+                code,
+                state: "08S01".into(),
+                message: format!("error {code}"),
+                connection_broken: false,
+            });
+            let pooled = MetaError::from(sql);
+            assert!(
+                matches!(pooled, MetaError::Unavailable(_)),
+                "{code}: {pooled:?}"
+            );
+        }
+        // 1213 is also Galera's certification failure: a conflict to retry, not a lost node.
+        for code in [1213, 1205] {
+            let sql = PoolError::Sql(SqlError {
+                code,
+                state: "40001".into(),
+                message: format!("error {code}"),
+                connection_broken: false,
+            });
+            let pooled = MetaError::from(sql);
+            assert!(
+                matches!(pooled, MetaError::Conflict(_)),
+                "{code}: {pooled:?}"
+            );
+        }
+        let other = MetaError::from(server_error(1146));
+        assert!(matches!(other, MetaError::Internal(_)), "{other:?}");
     }
 
     #[test]

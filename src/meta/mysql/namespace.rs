@@ -3,7 +3,6 @@
 //! entries, then the inodes, and return the attributes of every inode they touched.
 
 use crate::meta::check_new_node;
-use std::time::Instant;
 
 use mysql::prelude::Queryable;
 use mysql::Transaction;
@@ -13,8 +12,8 @@ use super::attributes::{
     removed, touch_ctime, AttrRow,
 };
 use super::cleanup::purge_rows;
+use super::operations::{recorded, Created, OPERATION_DONE};
 use super::{procedure_error, MysqlMeta};
-use crate::meta::MetaEngine;
 use crate::meta::{
     check_name, now_ns, Attr, Changed, DirEntry, Kind, MetaError, NewNode, RenameMode, ROOT_INO,
 };
@@ -49,30 +48,42 @@ pub(super) fn create(
 ) -> Result<Attr, MetaError> {
     check_new_node(name, node)?;
     let now = now_ns();
-    let deadline = Instant::now() + meta.timeout();
-    // The procedure runs its own transaction: a conflict rolled it back, and it may run
-    // again under the same policy as every other change.
-    let row: Option<(u64, u16, u32)> = meta.retry_policy().run(deadline, || {
-        meta.read_by(deadline, |conn| {
-            conn.exec_first_self_contained(
-                "CALL vs_create_node(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    parent,
-                    name,
-                    node.kind as u8,
-                    node.perm,
-                    node.uid,
-                    node.gid,
-                    node.rdev,
-                    node.target,
-                    now,
-                ),
-            )
-            .map_err(procedure_error)
-        })
+    // The procedure runs its own transaction and records the operation in it: a conflict
+    // rolled it back, and a lost call is decided like every other change.
+    let created = meta.change(|conn, op, _run| {
+        let call = conn.exec_first_self_contained::<(u64, u16, u32), _, _>(
+            "CALL vs_create_node_v6(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                op.owner,
+                op.seq,
+                parent,
+                name,
+                node.kind as u8,
+                node.perm,
+                node.uid,
+                node.gid,
+                node.rdev,
+                node.target,
+                now,
+            ),
+        );
+        match call {
+            Ok(Some((ino, perm, gid))) => Ok(Created { ino, perm, gid }),
+            Ok(None) => Err(MetaError::Internal(
+                "vs_create_node_v6 returned no row".into(),
+            )),
+            // A run again found the operation committed (by the lost run).
+            Err(mysql::Error::MySqlError(e)) if e.code == OPERATION_DONE => recorded(conn, op)?
+                .ok_or_else(|| {
+                    MetaError::Internal(format!(
+                        "operation {}/{} is recorded yet cannot be read",
+                        op.owner, op.seq
+                    ))
+                }),
+            Err(err) => Err(procedure_error(err)),
+        }
     })?;
-    let (ino, perm, gid) =
-        row.ok_or_else(|| MetaError::Internal("vs_create_node returned no row".into()))?;
+    let Created { ino, perm, gid } = created;
     // Everything stored is known here: no need to read the row back.
     Ok(Attr::of_new_node(ino, node, perm, gid, now))
 }

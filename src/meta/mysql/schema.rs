@@ -2,13 +2,14 @@
 
 use mysql::prelude::Queryable;
 
+use super::operations::{self, OPERATION_DONE};
 #[cfg(doc)]
 use crate::meta::DataState;
 use crate::meta::{now_ns, Kind, MetaError, ROOT_INO};
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
 pub const ERRNO_BASE: u16 = 30000;
@@ -156,6 +157,75 @@ const V5: &[&str] = &[
         VALUES (1, '', '', 0, '', '', 0, 0, 0, 0)",
 ];
 
+/// Version 6: the record of committed changes (`vs_operations`, see `operations.rs`), and
+/// `vs_create_node_v6`, which takes the operation id: it inserts the operation's row first
+/// (a duplicate, signalled as [`OPERATION_DONE`], means that operation already committed;
+/// a run of it still committing is waited for) and writes `ino perm gid` as its answer.
+/// `vs_create_node` goes: no server of this version calls it, and older ones refuse a
+/// version 6 catalog.
+fn v6() -> [String; 4] {
+    [
+        operations::TABLE.into(),
+        "DROP PROCEDURE IF EXISTS vs_create_node".into(),
+        "DROP PROCEDURE IF EXISTS vs_create_node_v6".into(),
+        format!(
+            "CREATE PROCEDURE vs_create_node_v6(
+        IN p_owner BIGINT UNSIGNED, IN p_seq BIGINT UNSIGNED,
+        IN p_parent BIGINT UNSIGNED, IN p_name VARBINARY(255), IN p_kind TINYINT UNSIGNED,
+        IN p_perm SMALLINT UNSIGNED, IN p_uid INT UNSIGNED, IN p_gid INT UNSIGNED,
+        IN p_rdev INT UNSIGNED, IN p_target VARBINARY(4096), IN p_now BIGINT)
+    MODIFIES SQL DATA
+    BEGIN
+        DECLARE v_kind TINYINT UNSIGNED DEFAULT NULL;
+        DECLARE v_perm SMALLINT UNSIGNED;
+        DECLARE v_gid INT UNSIGNED;
+        DECLARE v_nlink INT UNSIGNED;
+        DECLARE v_ino BIGINT UNSIGNED;
+        DECLARE v_done BOOLEAN DEFAULT FALSE;
+        DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+        START TRANSACTION;
+        BEGIN
+            DECLARE CONTINUE HANDLER FOR 1062 SET v_done = TRUE;
+            INSERT INTO vs_operations (owner, seq, done_ns) VALUES (p_owner, p_seq, p_now);
+        END;
+        IF v_done THEN
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {done}, MESSAGE_TEXT = 'operation already done';
+        END IF;
+        SELECT kind, perm, gid, nlink INTO v_kind, v_perm, v_gid, v_nlink
+            FROM vs_inodes WHERE ino = p_parent FOR UPDATE;
+        IF v_kind IS NULL OR v_nlink = 0 THEN
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {enoent}, MESSAGE_TEXT = 'no such directory';
+        END IF;
+        IF v_kind <> 2 THEN
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {enotdir}, MESSAGE_TEXT = 'not a directory';
+        END IF;
+        IF v_perm & 1024 <> 0 THEN
+            SET p_gid = v_gid;
+            IF p_kind = 2 THEN SET p_perm = p_perm | 1024; END IF;
+        END IF;
+        INSERT INTO vs_inodes
+            (kind, perm, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns)
+            VALUES (p_kind, p_perm, p_uid, p_gid, COALESCE(LENGTH(p_target), 0),
+                    IF(p_kind = 2, 2, 1), p_rdev, p_now, p_now, p_now, p_now);
+        SET v_ino = LAST_INSERT_ID();
+        INSERT INTO vs_dentries (parent, name, child) VALUES (p_parent, p_name, v_ino);
+        IF p_target IS NOT NULL THEN
+            INSERT INTO vs_symlinks (ino, target) VALUES (v_ino, p_target);
+        END IF;
+        UPDATE vs_inodes SET mtime_ns = p_now, ctime_ns = p_now,
+            nlink = nlink + IF(p_kind = 2, 1, 0) WHERE ino = p_parent;
+        UPDATE vs_operations SET answer = CONCAT_WS(' ', v_ino, p_perm, p_gid)
+            WHERE owner = p_owner AND seq = p_seq;
+        COMMIT;
+        SELECT v_ino, p_perm, p_gid;
+    END",
+            done = OPERATION_DONE,
+            enoent = errno_signal(libc::ENOENT),
+            enotdir = errno_signal(libc::ENOTDIR),
+        ),
+    ]
+}
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
 pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, MetaError> {
     conn.query_drop(
@@ -228,6 +298,12 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
         for statement in V5 {
             conn.query_drop(statement)?;
         }
+        conn.exec_drop("UPDATE vs_schema_version SET version = 5 WHERE id = 1", ())?;
+    }
+    if current < 6 {
+        for statement in v6() {
+            conn.query_drop(statement)?;
+        }
         conn.exec_drop(
             "UPDATE vs_schema_version SET version = ? WHERE id = 1",
             (SCHEMA_VERSION,),
@@ -260,6 +336,23 @@ mod tests {
             procedure.matches("MYSQL_ERRNO").count(),
             PROCEDURE_ERRNOS.len(),
             "every number it signals is one of PROCEDURE_ERRNOS"
+        );
+    }
+
+    #[test]
+    fn the_version_6_procedure_signals_each_errno_and_a_done_operation() {
+        let procedure = &v6()[3];
+        for &errno in PROCEDURE_ERRNOS {
+            let signal = format!("MYSQL_ERRNO = {}", errno_signal(errno));
+            assert!(procedure.contains(&signal), "{signal} not in:\n{procedure}");
+        }
+        let done = format!("MYSQL_ERRNO = {OPERATION_DONE}");
+        assert!(procedure.contains(&done), "{done} not in:\n{procedure}");
+        assert_eq!(signalled_errno(OPERATION_DONE), None, "not an errno");
+        assert_eq!(
+            procedure.matches("MYSQL_ERRNO").count(),
+            PROCEDURE_ERRNOS.len() + 1,
+            "every number it signals is one of PROCEDURE_ERRNOS or OPERATION_DONE"
         );
     }
 
