@@ -1053,6 +1053,18 @@ impl Shared {
     /// Pings a connection that idled too long (lock released meanwhile) and hands it to
     /// the oldest waiter, or replaces it when it does not answer.
     fn validate(&self, state: &mut MutexGuard<'_, State>, mut managed: Managed) {
+        if managed.node != state.writer {
+            // Queued before a failover or failback: not pinged (its node may hang), closed.
+            state.validating -= 1;
+            self.forget_locked(state, CloseReason::NotWriter);
+            self.balance(state);
+            let after = Aftermath {
+                closing: vec![managed],
+                ..Aftermath::default()
+            };
+            self.settle(state, after);
+            return;
+        }
         state
             .pinging
             .push((managed.id, managed.node, managed.socket));

@@ -4,30 +4,35 @@
 
 use std::os::unix::io::{AsRawFd, RawFd};
 
-/// A connection's socket and the peer address it had when opened.
-#[derive(Clone, Copy)]
+/// A connection's socket and the peer address it had when opened. Small (24 bytes): it is
+/// copied into the pool's record of every check-out.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PeerSocket {
     fd: RawFd,
-    peer: libc::sockaddr_storage,
-    len: libc::socklen_t,
+    peer: Peer,
+}
+
+/// A TCP peer: address family, IP address (IPv4 in the first 4 bytes) and port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Peer {
+    family: u16,
+    port: u16,
+    ip: [u8; 16],
 }
 
 impl PeerSocket {
-    /// The socket of `conn` and its peer, if it is a connected socket.
+    /// The socket of `conn` and its peer, if it is a connected TCP socket.
     pub(crate) fn of(conn: &mysql::Conn) -> Option<PeerSocket> {
         let fd = conn.as_raw_fd();
-        let (peer, len) = peer_of(fd)?;
-        Some(PeerSocket { fd, peer, len })
+        let peer = peer_of(fd)?;
+        Some(PeerSocket { fd, peer })
     }
 
     /// Shuts the socket down for reading and writing if the descriptor still is a socket
     /// connected to the same peer (it cannot have been closed and reused for a connection
     /// elsewhere); whether it did.
     pub(crate) fn cut(&self) -> bool {
-        let Some((peer, len)) = peer_of(self.fd) else {
-            return false;
-        };
-        if len != self.len || !same_bytes(&peer, &self.peer, len) {
+        if peer_of(self.fd) != Some(self.peer) {
             return false;
         }
         // SAFETY: shutdown takes a descriptor number and touches no memory; the descriptor
@@ -36,36 +41,103 @@ impl PeerSocket {
     }
 }
 
-/// The peer address of socket `fd`, or `None` if it is not a connected socket.
-fn peer_of(fd: RawFd) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
+/// The TCP peer of socket `fd`, or `None` if it is not a connected TCP socket.
+fn peer_of(fd: RawFd) -> Option<Peer> {
     // SAFETY: an all-zero sockaddr_storage is a valid value of this plain C struct.
-    let mut peer: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `peer` is writable for `len` bytes and `len` is a valid in/out length.
+    // SAFETY: `storage` is writable for `len` bytes and `len` is a valid in/out length.
     let rc = unsafe {
         libc::getpeername(
             fd,
-            (&mut peer as *mut libc::sockaddr_storage).cast(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
             &mut len,
         )
     };
-    (rc == 0).then_some((peer, len))
+    if rc != 0 {
+        return None;
+    }
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large
+            // and aligned enough for.
+            let v4 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            let mut ip = [0; 16];
+            ip[..4].copy_from_slice(&v4.sin_addr.s_addr.to_ne_bytes());
+            Some(Peer {
+                family: storage.ss_family,
+                port: u16::from_be(v4.sin_port),
+                ip,
+            })
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which it is large
+            // and aligned enough for.
+            let v6 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(Peer {
+                family: storage.ss_family,
+                port: u16::from_be(v6.sin6_port),
+                ip: v6.sin6_addr.s6_addr,
+            })
+        }
+        _ => None,
+    }
 }
 
-/// Whether the first `len` bytes of two addresses are equal.
-fn same_bytes(
-    a: &libc::sockaddr_storage,
-    b: &libc::sockaddr_storage,
-    len: libc::socklen_t,
-) -> bool {
-    let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
-    // SAFETY: both point to whole sockaddr_storage values, at least `len` bytes long, and
-    // plain bytes may be read from any initialised struct.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts((a as *const libc::sockaddr_storage).cast::<u8>(), len),
-            std::slice::from_raw_parts((b as *const libc::sockaddr_storage).cast::<u8>(), len),
-        )
-    };
-    a == b
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_a_socket_stays_small() {
+        assert!(std::mem::size_of::<Option<PeerSocket>>() <= 28);
+    }
+
+    #[test]
+    fn a_descriptor_that_is_no_socket_is_never_cut() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        use std::os::unix::io::AsRawFd;
+        assert!(peer_of(file.as_raw_fd()).is_none());
+        let fake = PeerSocket {
+            fd: file.as_raw_fd(),
+            peer: Peer {
+                family: libc::AF_INET as u16,
+                port: 3306,
+                ip: [0; 16],
+            },
+        };
+        assert!(!fake.cut());
+    }
+
+    #[test]
+    fn a_socket_connected_elsewhere_is_not_cut() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let peer = peer_of(stream.as_raw_fd()).expect("a connected TCP socket");
+        assert_eq!(peer.port, listener.local_addr().unwrap().port());
+        let other = PeerSocket {
+            fd: stream.as_raw_fd(),
+            peer: Peer {
+                port: peer.port.wrapping_add(1),
+                ..peer
+            },
+        };
+        assert!(!other.cut(), "the peer differs");
+        let same = PeerSocket {
+            fd: stream.as_raw_fd(),
+            peer,
+        };
+        assert!(same.cut(), "the recorded peer matches");
+        let mut buf = [0u8; 1];
+        use std::io::Read;
+        assert_eq!(
+            (&stream).read(&mut buf).unwrap(),
+            0,
+            "reads see end of file after the cut"
+        );
+    }
 }

@@ -642,9 +642,15 @@ fn describe_endpoint(options: &PoolOptions) -> String {
 }
 
 fn pool_summary(stats: &PoolStats) -> String {
+    // With several database nodes: the writer, failovers and each node's health.
+    let nodes = if stats.nodes.len() > 1 {
+        format!("; {}", stats.nodes_summary())
+    } else {
+        String::new()
+    };
     format!(
         "{} connections ({} in use, {} idle), {} opened, {} connect failures, {} checkouts, \
-         {} timeouts, {} callers waiting",
+         {} timeouts, {} callers waiting{nodes}",
         stats.in_use + stats.idle,
         stats.in_use,
         stats.idle,
