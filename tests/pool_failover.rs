@@ -288,3 +288,36 @@ fn with_every_node_down_gets_fail_fast_after_each_node_was_tried() {
         port_of_next_get(&pool) == Ok(b.port())
     });
 }
+
+#[test]
+fn a_connect_to_a_frozen_node_gives_up_after_the_connect_timeout() {
+    let (mut a, b) = two_nodes();
+    if !a.require_control() {
+        return;
+    }
+    // Node 1 accepts TCP (the kernel completes the handshake) but answers nothing.
+    a.pause();
+    let pool = failover_pool(&a, &b, |o| {
+        o.initial_size = 0;
+        o.max_connecting = 1;
+        o.connect_timeout = Duration::from_secs(2);
+        o.io_timeout = Duration::from_secs(120);
+        o.acquire_timeout = Duration::from_secs(60);
+    });
+    let started = Instant::now();
+    let port = port_of_next_get(&pool);
+    let took = started.elapsed();
+    a.resume();
+    assert_eq!(port, Ok(b.port()));
+    // The one connector was stuck in node 1's handshake: bounded by the connect timeout
+    // (2 s), not by the 120 s socket timeout.
+    assert!(
+        took < Duration::from_secs(40),
+        "the first get took {took:?}"
+    );
+    // Connections keep the long statement timeout: a 3 s statement outlives the 2 s
+    // handshake timeout.
+    let mut conn = pool.get().unwrap();
+    conn.query_drop("DO SLEEP(3)")
+        .expect("the statement timeout is io_timeout, not connect_timeout");
+}

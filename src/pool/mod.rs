@@ -269,7 +269,9 @@ pub(crate) struct Shared {
     pub(crate) options: PoolOptions,
     /// Every node in order of preference (one without `more_nodes`).
     nodes: Vec<DbNode>,
-    /// Connection options of the pool's connections, per node.
+    /// Connection options of the pool's connections, per node. With several nodes the
+    /// handshake's read and write timeout is `connect_timeout` (a frozen node holds a
+    /// connector no longer than that); `io_timeout` is set on the socket once connected.
     node_opts: Vec<mysql::Opts>,
     /// Connection options of the health checks, per node.
     health_opts: Vec<mysql::Opts>,
@@ -579,7 +581,16 @@ impl Shared {
         let nodes = options.nodes();
         let count = nodes.len();
         Shared {
-            node_opts: nodes.iter().map(|n| options.node_opts(n)).collect(),
+            node_opts: nodes
+                .iter()
+                .map(|n| {
+                    if count > 1 {
+                        options.handshake_opts(n)
+                    } else {
+                        options.node_opts(n)
+                    }
+                })
+                .collect(),
             health_opts: nodes.iter().map(|n| options.health_opts(n)).collect(),
             checker_wakeup: (0..count).map(|_| Condvar::new()).collect(),
             nodes,
@@ -1001,7 +1012,15 @@ impl Shared {
 
     /// Opens a new connection to node `node` (I/O: never under the pool lock).
     fn open(&self, node: usize) -> Result<mysql::Conn, ConnectError> {
-        mysql::Conn::new(self.node_opts[node].clone()).map_err(|e| ConnectError::from_mysql(&e))
+        let conn = mysql::Conn::new(self.node_opts[node].clone())
+            .map_err(|e| ConnectError::from_mysql(&e))?;
+        if self.nodes.len() > 1 {
+            // The handshake ran with `connect_timeout`; statements get `io_timeout`.
+            socket::set_io_timeout(&conn, self.options.io_timeout).map_err(|e| {
+                ConnectError::from(format!("cannot set the socket timeouts: {e}").as_str())
+            })?;
+        }
+        Ok(conn)
     }
 
     /// Opens a connection to the first node in list order that accepts one (start-up);

@@ -279,6 +279,17 @@ impl PoolOptions {
         builder.into()
     }
 
+    /// The pool's options for `node` with `connect_timeout` (at most `io_timeout`) as the
+    /// read and write timeout, so a node that accepts TCP but answers nothing (frozen) holds
+    /// a connect no longer than that; the pool sets `io_timeout` on the socket afterwards.
+    pub(crate) fn handshake_opts(&self, node: &DbNode) -> mysql::Opts {
+        let handshake = self.connect_timeout.min(self.io_timeout);
+        mysql::OptsBuilder::from_opts(self.node_opts(node))
+            .read_timeout(Some(handshake))
+            .write_timeout(Some(handshake))
+            .into()
+    }
+
     /// Options of a health check's connection to `node`: the pool's user, password and
     /// schema, with `health_timeout` as connect and read/write timeout.
     pub(crate) fn health_opts(&self, node: &DbNode) -> mysql::Opts {

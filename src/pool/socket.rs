@@ -3,6 +3,7 @@
 //! instead of waiting for its read timeout.
 
 use std::os::unix::io::{AsRawFd, RawFd};
+use std::time::Duration;
 
 /// A connection's socket and the peer address it had when opened. Small (24 bytes): it is
 /// copied into the pool's record of every check-out.
@@ -39,6 +40,31 @@ impl PeerSocket {
         // was just confirmed to be a socket connected to this connection's peer.
         unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) == 0 }
     }
+}
+
+/// Sets the read and write timeout of `conn`'s socket (what `mysql` sets at connect).
+pub(crate) fn set_io_timeout(conn: &mysql::Conn, timeout: Duration) -> std::io::Result<()> {
+    let fd = conn.as_raw_fd();
+    let value = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: `value` is a valid timeval and its size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&value as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The TCP peer of socket `fd`, or `None` if it is not a connected TCP socket.
