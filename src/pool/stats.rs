@@ -167,3 +167,35 @@ impl PoolStats {
         self.hold_max = self.hold_max.max(held);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nodes_summary_names_the_writer_failovers_and_each_nodes_health() {
+        let stats = PoolStats {
+            writer: "db2:3306".into(),
+            failovers: 1,
+            last_failover: Some(Duration::from_millis(1500)),
+            nodes: vec![
+                NodeStats {
+                    node: "db1:3306".into(),
+                    healthy: false,
+                    health: "down (wsrep_local_state 2 (donor/desynced))".into(),
+                },
+                NodeStats {
+                    node: "db2:3306".into(),
+                    healthy: true,
+                    health: "healthy".into(),
+                },
+            ],
+            ..PoolStats::default()
+        };
+        assert_eq!(
+            stats.nodes_summary(),
+            "writer db2:3306; 1 failovers (last 1.500s), 0 failbacks; \
+             db1:3306 down (wsrep_local_state 2 (donor/desynced)), db2:3306 healthy"
+        );
+    }
+}
