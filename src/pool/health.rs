@@ -52,20 +52,44 @@ fn is_on(status: &WsrepStatus) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1")
 }
 
+/// Why a check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// What failed: the connect or query error, or the Galera state.
+    pub(crate) reason: String,
+    /// The node did not answer (connect or query failed or timed out): dead or hung. False
+    /// when it answered that it is not synced, ready or primary.
+    pub(crate) unreachable: bool,
+}
+
+impl Failure {
+    fn unreachable(reason: String) -> Failure {
+        Failure {
+            reason,
+            unreachable: true,
+        }
+    }
+}
+
 /// Checks the node `opts` reach over `conn` (opened first if `None`; dropped on any
-/// failure, so the next check reconnects). `Err` names what failed.
-pub(crate) fn check(conn: &mut Option<mysql::Conn>, opts: &mysql::Opts) -> Result<(), String> {
+/// failure to answer, so the next check reconnects).
+pub(crate) fn check(conn: &mut Option<mysql::Conn>, opts: &mysql::Opts) -> Result<(), Failure> {
     if conn.is_none() {
-        *conn = Some(mysql::Conn::new(opts.clone()).map_err(|e| format!("connect: {e}"))?);
+        let opened = mysql::Conn::new(opts.clone())
+            .map_err(|e| Failure::unreachable(format!("connect: {e}")))?;
+        *conn = Some(opened);
     }
     let Some(open) = conn.as_mut() else {
-        return Err("no connection".into()); // just set above
+        return Err(Failure::unreachable("no connection".into())); // just set above
     };
     match read_status(open) {
-        Ok(status) => judge_wsrep(&status),
+        Ok(status) => judge_wsrep(&status).map_err(|reason| Failure {
+            reason,
+            unreachable: false,
+        }),
         Err(err) => {
             *conn = None;
-            Err(format!("query: {err}"))
+            Err(Failure::unreachable(format!("query: {err}")))
         }
     }
 }
@@ -143,6 +167,27 @@ mod tests {
         );
         let err = judge_wsrep(&galera("ON", "4", "non-Primary")).unwrap_err();
         assert!(err.contains("non-Primary"), "{err}");
+    }
+
+    #[test]
+    fn a_node_that_refuses_connections_is_unreachable() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let opts: mysql::Opts = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some("127.0.0.1"))
+            .tcp_port(port)
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(std::time::Duration::from_secs(2)))
+            .into();
+        let mut conn = None;
+        let failure = check(&mut conn, &opts).unwrap_err();
+        assert!(failure.unreachable, "{failure:?}");
+        assert!(failure.reason.starts_with("connect: "), "{failure:?}");
+        assert!(conn.is_none());
     }
 
     #[test]

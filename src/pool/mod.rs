@@ -207,7 +207,7 @@ impl Pool {
                 health: match health {
                     Health::Unknown => "not checked".into(),
                     Health::Healthy { .. } => "healthy".into(),
-                    Health::Down { reason } => format!("down ({reason})"),
+                    Health::Down { reason, .. } => format!("down ({reason})"),
                 },
             })
             .collect();
@@ -461,7 +461,8 @@ enum Event {
         from: String,
         to: String,
         cause: String,
-        cut: usize,
+        /// Statements cut; `None`: left to finish (the node answers).
+        cut: Option<usize>,
     },
     Failback {
         from: String,
@@ -530,10 +531,16 @@ impl Event {
                 to,
                 cause,
                 cut,
-            } => log::warn!(
-                "database failover: writer {from} is unhealthy ({cause}); writing through {to} \
-                 now ({cut} statements in flight on {from} cut)"
-            ),
+            } => {
+                let in_flight = match cut {
+                    Some(cut) => format!("{cut} statements in flight on {from} cut"),
+                    None => format!("statements in flight on {from} finish there"),
+                };
+                log::warn!(
+                    "database failover: writer {from} is unhealthy ({cause}); writing through \
+                     {to} now ({in_flight})"
+                )
+            }
             Event::Failback {
                 from,
                 to,
@@ -1383,7 +1390,12 @@ impl Shared {
     }
 
     /// Records one check of node `node` and moves the writer if that changes the choice.
-    fn observe(&self, state: &mut State, node: usize, outcome: Result<(), String>) -> Aftermath {
+    fn observe(
+        &self,
+        state: &mut State,
+        node: usize,
+        outcome: Result<(), health::Failure>,
+    ) -> Aftermath {
         let mut after = Aftermath::default();
         let now = Instant::now();
         let name = || self.nodes[node].to_string();
@@ -1399,7 +1411,10 @@ impl Shared {
                     state.writer_suspect_since = None;
                 }
             }
-            Err(reason) => {
+            Err(health::Failure {
+                reason,
+                unreachable,
+            }) => {
                 // Logged when the node goes down, not at every failed check while it stays down.
                 if !matches!(state.health[node], Health::Down { .. }) {
                     after.events.push(Event::NodeDown {
@@ -1410,20 +1425,32 @@ impl Shared {
                 if node == state.writer && state.writer_suspect_since.is_none() {
                     state.writer_suspect_since = Some(now);
                 }
-                state.health[node] = Health::Down { reason };
+                state.health[node] = Health::Down {
+                    reason,
+                    unreachable,
+                };
             }
         }
         let from = state.writer;
         match writer::choose(from, &state.health, now, self.options.failback_delay) {
             Choice::Stay => {}
             Choice::Failover { to } => {
-                let cause = match &state.health[from] {
-                    Health::Down { reason } => reason.clone(),
-                    _ => "unhealthy".into(),
+                let (cause, unreachable) = match &state.health[from] {
+                    Health::Down {
+                        reason,
+                        unreachable,
+                    } => (reason.clone(), *unreachable),
+                    _ => ("unhealthy".into(), true),
                 };
                 state.stats.failovers += 1;
                 state.failover_pending = Some(state.writer_suspect_since.unwrap_or(now));
-                let cut = self.cut_sockets(state, from);
+                // Statements on a dead or hung node are cut; on a node that answers but is
+                // not synced (a donor, say) they finish, and close when given back.
+                let cut = if unreachable {
+                    Some(self.cut_sockets(state, from))
+                } else {
+                    None
+                };
                 self.move_writer(state, to, true, &mut after);
                 after.events.push(Event::Failover {
                     from: self.nodes[from].to_string(),

@@ -18,8 +18,9 @@ pub(crate) enum Health {
     Unknown,
     /// Every check since `since` passed.
     Healthy { since: Instant },
-    /// The last check (or evidence from the pool) failed, and why.
-    Down { reason: String },
+    /// The last check failed, and why; `unreachable`: the node did not answer (dead or
+    /// hung) rather than answering that it is not synced, ready or primary.
+    Down { reason: String, unreachable: bool },
 }
 
 impl Health {
@@ -89,6 +90,7 @@ mod tests {
     fn down() -> Health {
         Health::Down {
             reason: "refused".into(),
+            unreachable: true,
         }
     }
 
@@ -132,9 +134,11 @@ mod tests {
             down(),
             Health::Down {
                 reason: "wsrep_local_state 2 (donor/desynced)".into(),
+                unreachable: false,
             },
             Health::Down {
                 reason: "wsrep_cluster_status non-Primary".into(),
+                unreachable: false,
             },
             healthy_for(now, 0),
         ];
