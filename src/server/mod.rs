@@ -632,12 +632,16 @@ fn pause_for_lease(
     }
 }
 
-/// `host:port as user U` or `SOCKET as user U`: where the catalog lives, without the
-/// password.
+/// `host:port as user U` (`h1:p1,h2:p2 as user U` with several nodes) or `SOCKET as user
+/// U`: where the catalog lives, without the password.
 fn describe_endpoint(options: &PoolOptions) -> String {
     match &options.socket {
         Some(socket) => format!("{} as user {}", socket.display(), options.user),
-        None => format!("{}:{} as user {}", options.host, options.port, options.user),
+        None => {
+            // Every node, in order of preference, when DatabaseHost lists several.
+            let nodes: Vec<String> = options.nodes().iter().map(ToString::to_string).collect();
+            format!("{} as user {}", nodes.join(","), options.user)
+        }
     }
 }
 
