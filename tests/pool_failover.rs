@@ -325,3 +325,34 @@ fn a_connect_to_a_frozen_node_gives_up_after_the_connect_timeout() {
     conn.query_drop("DO SLEEP(3)")
         .expect("the statement timeout is io_timeout, not connect_timeout");
 }
+
+#[test]
+fn a_writer_refusing_new_connections_is_left_although_it_answers_on_open_ones() {
+    let (a, b) = two_nodes();
+    if !a.require_control() {
+        return;
+    }
+    let pool = failover_pool(&a, &b, |o| {
+        o.max_size = 3;
+        o.acquire_timeout = Duration::from_secs(30);
+    });
+    await_condition(Duration::from_secs(30), "both nodes checked", || {
+        pool.stats().nodes.iter().all(|n| n.healthy)
+    });
+    let held = pool.get().unwrap();
+    // Node 1 keeps answering on the open connections (the pool's, its checker's) but
+    // refuses new ones, as a node at its connection limit does.
+    let mut root = a.root_connect().unwrap();
+    root.query_drop(format!("ALTER USER '{}'@'%' ACCOUNT LOCK", a.user()))
+        .unwrap();
+    let port = port_of_next_get(&pool);
+    drop(held);
+    assert_eq!(port, Ok(b.port()), "the second get is served by node 2");
+    let stats = pool.stats();
+    assert_eq!(stats.failovers, 1, "{stats:?}");
+    assert!(
+        stats.nodes[0].health.starts_with("down (connect: "),
+        "node 1's health names the refusal: {:?}",
+        stats.nodes[0]
+    );
+}

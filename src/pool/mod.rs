@@ -334,6 +334,8 @@ struct State {
     health: Vec<Health>,
     /// Nodes whose checker should check now rather than at its interval.
     check_now: Vec<bool>,
+    /// Nodes whose checker should check over a new connection (a connect to it failed).
+    reconnect: Vec<bool>,
     /// When the first evidence that the writer is unhealthy came (cleared when it passes a check).
     writer_suspect_since: Option<Instant>,
     /// A failover happened; the instant its first evidence came. Cleared (and the
@@ -575,6 +577,15 @@ impl Event {
     }
 }
 
+/// What the pool saw that suggests a node failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// A connect to it failed.
+    ConnectFailed,
+    /// A connection to it broke (a ping or statement failed with a connection error).
+    Broken,
+}
+
 /// What to do once the pool lock is released: log, and close connections (I/O).
 #[derive(Default)]
 struct Aftermath {
@@ -625,6 +636,7 @@ impl Shared {
                 writer: 0,
                 health: vec![Health::Unknown; count],
                 check_now: vec![false; count],
+                reconnect: vec![false; count],
                 writer_suspect_since: None,
                 failover_pending: None,
                 pinging: Vec::new(),
@@ -856,7 +868,7 @@ impl Shared {
             Ok(conn) => conn,
             Err(cause) => {
                 state.stats.connect_failures += 1;
-                self.note_evidence(state, node);
+                self.note_evidence(state, node, Evidence::ConnectFailed);
                 self.balance(state);
                 return Some(Err(PoolError::Connect(cause)));
             }
@@ -935,7 +947,7 @@ impl Shared {
             self.forget_locked(&mut state, reason);
             if reason == CloseReason::Broken {
                 state.suspect_before = now;
-                self.note_evidence(&mut state, managed.node);
+                self.note_evidence(&mut state, managed.node, Evidence::Broken);
             }
             drop(state);
             drop(managed); // sends COM_QUIT: outside the lock
@@ -1111,7 +1123,7 @@ impl Shared {
         } else {
             self.forget_locked(state, CloseReason::Broken);
             state.suspect_before = Instant::now();
-            self.note_evidence(state, managed.node);
+            self.note_evidence(state, managed.node, Evidence::Broken);
             after.events.push(Event::PingFailed { id: managed.id });
             after.closing.push(managed);
         }
@@ -1166,7 +1178,7 @@ impl Shared {
 
     fn on_connect_failed(&self, state: &mut State, cause: ConnectError, node: usize) -> Aftermath {
         let mut after = Aftermath::default();
-        self.note_evidence(state, node);
+        self.note_evidence(state, node, Evidence::ConnectFailed);
         if self.nodes.len() > 1
             && node == state.writer
             && !state.health.iter().any(Health::is_healthy)
@@ -1349,7 +1361,7 @@ impl Shared {
 
     /// Something the pool saw suggests node `node` failed (a connect failed, a connection
     /// broke): its checker checks now instead of at its next interval.
-    fn note_evidence(&self, state: &mut State, node: usize) {
+    fn note_evidence(&self, state: &mut State, node: usize, evidence: Evidence) {
         if self.nodes.len() < 2 {
             return;
         }
@@ -1357,6 +1369,11 @@ impl Shared {
             state.writer_suspect_since = Some(Instant::now());
         }
         state.check_now[node] = true;
+        if evidence == Evidence::ConnectFailed {
+            // The checker's open connection says nothing about new ones (a node at its
+            // connection limit keeps answering on it): check with a new connection.
+            state.reconnect[node] = true;
+        }
         self.checker_wakeup[node].notify_one();
     }
 
@@ -1376,8 +1393,14 @@ impl Shared {
                 continue;
             }
             state.check_now[node] = false;
+            let reconnect = std::mem::take(&mut state.reconnect[node]);
             let opts = &self.health_opts[node];
-            let outcome = MutexGuard::unlocked(&mut state, || health::check(&mut conn, opts));
+            let outcome = MutexGuard::unlocked(&mut state, || {
+                if reconnect {
+                    drop(conn.take()); // COM_QUIT: I/O, with the lock released
+                }
+                health::check(&mut conn, opts)
+            });
             next_check = Instant::now() + interval;
             if state.closed {
                 break;
