@@ -115,11 +115,11 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    /// The nodes part of a status line: `writer db1:3306; 1 failovers (last 2.104s), 0
-    /// failbacks; db1:3306 down (connect: ...), db2:3306 healthy`.
+    /// The nodes part of a status line: `database writer db2:3306 (1 failovers, last
+    /// 2.104s; 0 failbacks); nodes db1:3306 down (connect: ...), db2:3306 healthy`.
     pub fn nodes_summary(&self) -> String {
         let last = match self.last_failover {
-            Some(took) => format!(" (last {took:.3?})"),
+            Some(took) => format!(", last {took:.3?}"),
             None => String::new(),
         };
         let nodes: Vec<String> = self
@@ -134,7 +134,7 @@ impl PoolStats {
             })
             .collect();
         format!(
-            "writer {}; {} failovers{last}, {} failbacks; {}",
+            "database writer {} ({} failovers{last}; {} failbacks); nodes {}",
             self.writer,
             self.failovers,
             self.failbacks,
@@ -194,7 +194,7 @@ mod tests {
         };
         assert_eq!(
             stats.nodes_summary(),
-            "writer db2:3306; 1 failovers (last 1.500s), 0 failbacks; \
+            "database writer db2:3306 (1 failovers, last 1.500s; 0 failbacks); nodes \
              db1:3306 down (wsrep_local_state 2 (donor/desynced)), db2:3306 healthy"
         );
     }
