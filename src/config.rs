@@ -17,12 +17,14 @@ use regex::Regex;
 
 mod file;
 mod folders;
+mod hosts;
 mod pool_size;
 mod value;
 mod xml;
 
 pub use file::MAX_CONFIG_BYTES;
 pub(crate) use folders::resolve_existing_prefix;
+pub use hosts::{parse_host_list, DbNode, HostEntry, MAX_HOSTS};
 pub use value::{parse_bool, parse_percent, parse_seconds, parse_size};
 use xml::Entry;
 
@@ -91,6 +93,9 @@ pub const USED_KEYS: &[&str] = &[
     "DatabaseMaxLifetime",
     "DatabaseMaxResultSize",
     "DatabaseMaxAllowedPacket",
+    "DatabaseHealthInterval",
+    "DatabaseHealthTimeout",
+    "DatabaseFailbackDelay",
     "MountPoint",
     "CacheFolder",
     "CacheFreeLeastSize",
@@ -108,9 +113,11 @@ pub const MAX_WARNINGS: usize = 100;
 /// The `Database*` keys.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// DatabaseHost. Default `localhost`.
+    /// DatabaseHost as written: one host, or a comma-separated `host[:port]` list in order
+    /// of preference (IPv6 as `[::1]:3306`); see [`DatabaseConfig::nodes`]. Default
+    /// `localhost`.
     pub host: String,
-    /// DatabasePort. Default 3306.
+    /// DatabasePort: the port of DatabaseHost entries without one. Default 3306.
     pub port: u16,
     /// DatabaseSocket: Unix socket path used instead of TCP. Default none.
     pub socket: Option<PathBuf>,
@@ -136,6 +143,27 @@ pub struct DatabaseConfig {
     pub max_result_size: u64,
     /// DatabaseMaxAllowedPacket. Default 16M.
     pub max_allowed_packet: u64,
+    /// DatabaseHealthInterval: with several DatabaseHost entries, how often each node's
+    /// health is checked. Default 1 s.
+    pub health_interval: Duration,
+    /// DatabaseHealthTimeout: connect and read timeout of one health check. Default 2 s.
+    pub health_timeout: Duration,
+    /// DatabaseFailbackDelay: how long a node earlier in the DatabaseHost list than the
+    /// writer must have been healthy without a break before it is written to again
+    /// (0: never fail back). Default 30 s.
+    pub failback_delay: Duration,
+}
+
+impl DatabaseConfig {
+    /// The DatabaseHost entries as nodes, in order of preference; entries without a port
+    /// get DatabasePort. A text that is not a valid list (only possible when the struct
+    /// was filled by code, [`Config::load`] refuses it) is taken as one host name.
+    pub fn nodes(&self) -> Vec<DbNode> {
+        match parse_host_list(&self.host) {
+            Ok(entries) => hosts::nodes_of(&entries, self.port),
+            Err(_) => vec![DbNode::new(self.host.clone(), self.port)],
+        }
+    }
 }
 
 /// Cache space keys (all sizes in bytes, percents 0-100, times in seconds).
@@ -296,6 +324,9 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("DatabaseConnectTimeout", HOUR),
     ("DatabaseIdleTimeout", MONTH),
     ("DatabaseMaxLifetime", MONTH),
+    ("DatabaseHealthInterval", HOUR),
+    ("DatabaseHealthTimeout", HOUR),
+    ("DatabaseFailbackDelay", DAY),
     ("OwnerLeaseTimeout", HOUR),
     ("CachePurgeWaitTime", DAY),
     ("ThrottleInterval", HOUR),
@@ -345,6 +376,9 @@ impl Default for DatabaseConfig {
             max_lifetime: Duration::from_secs(1800),
             max_result_size: 64 * MIB,
             max_allowed_packet: 16 * MIB,
+            health_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(2),
+            failback_delay: Duration::from_secs(30),
         }
     }
 }
@@ -535,6 +569,9 @@ impl Config {
             ("DatabaseConnectTimeout", db.connect_timeout),
             ("DatabaseIdleTimeout", db.idle_timeout),
             ("DatabaseMaxLifetime", db.max_lifetime),
+            ("DatabaseHealthInterval", db.health_interval),
+            ("DatabaseHealthTimeout", db.health_timeout),
+            ("DatabaseFailbackDelay", db.failback_delay),
             ("OwnerLeaseTimeout", self.owner_lease_timeout),
             ("CachePurgeWaitTime", cache.purge_wait_time),
             ("ThrottleInterval", cache.throttle_interval),
@@ -575,6 +612,20 @@ impl Config {
         }
         if db.connect_timeout.is_zero() {
             return invalid("DatabaseConnectTimeout must be at least 1 second".into());
+        }
+        if db.health_interval.is_zero() {
+            return invalid("DatabaseHealthInterval must be at least 1 second".into());
+        }
+        if db.health_timeout.is_zero() {
+            return invalid("DatabaseHealthTimeout must be at least 1 second".into());
+        }
+        if db.socket.is_some() && db.nodes().len() > 1 {
+            return invalid(format!(
+                "DatabaseSocket is set but DatabaseHost lists {} hosts (\"{}\"); a socket reaches \
+                 one local server: name one host, or leave DatabaseSocket empty",
+                db.nodes().len(),
+                db.host
+            ));
         }
         if self.owner_lease_timeout < MIN_OWNER_LEASE_TIMEOUT {
             return invalid(format!(
@@ -668,7 +719,10 @@ impl Config {
         let archive = &mut self.archive;
         match entry.key.as_str() {
             "DatabaseHost" if text.is_empty() => return Err(bad("is empty".into())),
-            "DatabaseHost" => db.host = text.to_string(),
+            "DatabaseHost" => {
+                parse_host_list(text).map_err(bad)?;
+                db.host = text.to_string()
+            }
             "DatabasePort" => {
                 db.port = text
                     .parse::<u16>()
@@ -686,6 +740,9 @@ impl Config {
             "DatabaseConnectTimeout" => db.connect_timeout = seconds()?,
             "DatabaseIdleTimeout" => db.idle_timeout = seconds()?,
             "DatabaseMaxLifetime" => db.max_lifetime = seconds()?,
+            "DatabaseHealthInterval" => db.health_interval = seconds()?,
+            "DatabaseHealthTimeout" => db.health_timeout = seconds()?,
+            "DatabaseFailbackDelay" => db.failback_delay = seconds()?,
             "DatabaseMaxResultSize" => db.max_result_size = size()?,
             "DatabaseMaxAllowedPacket" => db.max_allowed_packet = size()?,
             "MountPoint" => self.mount_point = path()?,
@@ -765,6 +822,9 @@ pub fn known_keys() -> &'static [&'static str] {
         "DatabaseMaxLifetime",
         "DatabaseMaxResultSize",
         "DatabaseMaxAllowedPacket",
+        "DatabaseHealthInterval",
+        "DatabaseHealthTimeout",
+        "DatabaseFailbackDelay",
         "MountPoint",
         "CacheFolder",
         "ArchiveFolder",

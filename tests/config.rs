@@ -602,3 +602,65 @@ fn warnings_are_bounded() {
         Some(format!("... and {} more warnings", 1000 - MAX_WARNINGS).as_str())
     );
 }
+
+#[test]
+fn database_host_lists_several_nodes_for_the_pool() {
+    let config = parse(
+        "<DatabaseHost>db1, db2:3307 ,[::1]</DatabaseHost><DatabasePort>3310</DatabasePort>\
+         <DatabaseHealthInterval>3</DatabaseHealthInterval>\
+         <DatabaseHealthTimeout>4</DatabaseHealthTimeout>\
+         <DatabaseFailbackDelay>0</DatabaseFailbackDelay>",
+    )
+    .unwrap();
+    let nodes: Vec<String> = config
+        .database
+        .nodes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nodes, ["db1:3310", "db2:3307", "[::1]:3310"]);
+    let options = valuestor::PoolOptions::from_config(&config.database);
+    assert_eq!((options.host.as_str(), options.port), ("db1", 3310));
+    assert_eq!(options.more_nodes.len(), 2);
+    assert_eq!(options.health_interval, Duration::from_secs(3));
+    assert_eq!(options.health_timeout, Duration::from_secs(4));
+    assert_eq!(options.failback_delay, Duration::ZERO);
+}
+
+#[test]
+fn health_and_failback_keys_default_to_1_2_and_30_seconds() {
+    let db = parse("").unwrap().database;
+    assert_eq!(
+        (db.health_interval, db.health_timeout, db.failback_delay),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(30)
+        )
+    );
+}
+
+#[test]
+fn a_bad_host_list_entry_names_the_key_the_value_and_the_cause() {
+    let (key, value, line, text) = value_error("<DatabaseHost>db1,db2:99999</DatabaseHost>");
+    assert_eq!(
+        (key.as_str(), value.as_str(), line),
+        ("DatabaseHost", "db1,db2:99999", 2)
+    );
+    assert!(
+        text.contains("entry 2") && text.contains("not a TCP port"),
+        "{text}"
+    );
+    let (_, _, _, text) = value_error("<DatabaseHost>::1</DatabaseHost>");
+    assert!(text.contains("[addr]:port"), "{text}");
+}
+
+#[test]
+fn a_socket_with_several_hosts_is_refused() {
+    let err = parse(
+        "<DatabaseHost>db1,db2</DatabaseHost><DatabaseSocket>/run/mysqld.sock</DatabaseSocket>",
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { .. }), "{err:?}");
+    assert!(err.to_string().contains("DatabaseSocket"), "{err}");
+}

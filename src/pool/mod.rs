@@ -17,15 +17,26 @@
 //!   `nested_overflow`, served by a connection opened beyond `max_size` (bounded; closed
 //!   when it comes back).
 //!
+//! - With several nodes (`more_nodes`), connections go to one node at a time, the writer:
+//!   the first healthy node in list order. A checker thread per node checks its health
+//!   every `health_interval` over its own connection (and at once on evidence from the
+//!   pool: a failed connect or a broken connection); the decision is [`writer::choose`].
+//!   On failover idle connections to the old writer are closed and checked-out ones are
+//!   cut (`shutdown(2)`) so statements hung on it fail at once; on failback they finish
+//!   and are closed when given back.
+//!
 //! The uncontended path of `get()` plus give-back is two lock/unlock pairs and no system call.
 
 mod backoff;
 mod bounded;
 mod conn;
 mod error;
+mod health;
 mod options;
 mod session;
+mod socket;
 mod stats;
+mod writer;
 
 pub use backoff::Backoff;
 pub(crate) use bounded::{collect_bounded, drain_checked, Rows, Totals};
@@ -36,7 +47,7 @@ pub use error::{
 };
 pub use options::{PoolOptions, StartPolicy, LEGACY_ACQUIRE_TIMEOUT};
 pub(crate) use session::SessionEffect;
-pub use stats::{CloseReason, PoolStats};
+pub use stats::{CloseReason, NodeStats, PoolStats};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::Location;
@@ -46,7 +57,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::config::DbNode;
 use crate::log_limit::{RateLimit, WINDOW};
+use socket::PeerSocket;
+use writer::{Choice, Health};
 
 /// A thread-safe connection pool; clones share the same connections.
 ///
@@ -66,12 +80,13 @@ impl Pool {
         let shared = Arc::new(Shared::new(options));
         let policy = shared.options.start_policy;
         if matches!(policy, StartPolicy::FailFast | StartPolicy::TryOnce) {
-            match shared.open() {
-                Ok(conn) => {
+            match shared.open_first() {
+                Ok((conn, node)) => {
                     let mut state = shared.state.lock();
+                    state.writer = node;
                     state.total += 1;
                     state.stats.created += 1;
-                    let managed = shared.manage(conn, &mut state);
+                    let managed = shared.manage(conn, node, &mut state);
                     state.idle.push_back(managed);
                 }
                 Err(cause) if policy == StartPolicy::FailFast => {
@@ -81,7 +96,8 @@ impl Pool {
                     // TryOnce: counted, logged and backed off like any failed connect; the
                     // connector threads started below keep trying.
                     let mut state = shared.state.lock();
-                    let after = shared.on_connect_failed(&mut state, cause);
+                    let node = state.writer;
+                    let after = shared.on_connect_failed(&mut state, cause, node);
                     shared.settle(&mut state, after);
                 }
             }
@@ -102,6 +118,16 @@ impl Pool {
             .shared
             .spawn_thread("vs-pool-reaper".into(), Shared::reaper_loop)?;
         handle.threads.push(reaper);
+        if handle.shared.nodes.len() > 1 {
+            for node in 0..handle.shared.nodes.len() {
+                let checker = handle
+                    .shared
+                    .spawn_thread(format!("vs-pool-health-{node}"), move |shared| {
+                        shared.checker_loop(node)
+                    })?;
+                handle.threads.push(checker);
+            }
+        }
         let pool = Pool {
             handle: Arc::new(handle),
         };
@@ -156,7 +182,8 @@ impl Pool {
 
     /// A snapshot of counters and gauges.
     pub fn stats(&self) -> PoolStats {
-        let state = self.handle.shared.state.lock();
+        let shared = &self.handle.shared;
+        let state = shared.state.lock();
         let mut stats = state.stats.clone();
         stats.waiters = state.waiters.len() as u64;
         stats.idle = state.idle.len() as u64;
@@ -166,6 +193,24 @@ impl Pool {
         stats.consecutive_failures = u64::from(state.consecutive_failures);
         stats.unavailable = state.unavailable;
         stats.closed = state.closed;
+        stats.writer = match &shared.options.socket {
+            Some(socket) => socket.display().to_string(),
+            None => shared.nodes[state.writer].to_string(),
+        };
+        stats.nodes = shared
+            .nodes
+            .iter()
+            .zip(&state.health)
+            .map(|(node, health)| NodeStats {
+                node: node.to_string(),
+                healthy: health.is_healthy(),
+                health: match health {
+                    Health::Unknown => "not checked".into(),
+                    Health::Healthy { .. } => "healthy".into(),
+                    Health::Down { reason, .. } => format!("down ({reason})"),
+                },
+            })
+            .collect();
         stats
     }
 
@@ -222,7 +267,16 @@ impl Drop for Handle {
 /// State shared by pool handles, checked-out connections and background threads.
 pub(crate) struct Shared {
     pub(crate) options: PoolOptions,
-    mysql_opts: mysql::Opts,
+    /// Every node in order of preference (one without `more_nodes`).
+    nodes: Vec<DbNode>,
+    /// Connection options of the pool's connections, per node. With several nodes the
+    /// handshake's read and write timeout is `connect_timeout` (a frozen node holds a
+    /// connector no longer than that); `io_timeout` is set on the socket once connected.
+    node_opts: Vec<mysql::Opts>,
+    /// Connection options of the health checks, per node.
+    health_opts: Vec<mysql::Opts>,
+    /// Wakes a node's checker: evidence that it failed, or close.
+    checker_wakeup: Vec<Condvar>,
     state: Mutex<State>,
     /// Wakes connector threads: a connection to ping, new demand, backoff over, or close.
     connector_wakeup: Condvar,
@@ -274,12 +328,31 @@ struct State {
     stats: PoolStats,
     /// Pool threads whose body has not returned yet.
     threads_running: usize,
+    /// Index in `Shared::nodes` of the node new connections go to.
+    writer: usize,
+    /// What the checks know about each node.
+    health: Vec<Health>,
+    /// Nodes whose checker should check now rather than at its interval.
+    check_now: Vec<bool>,
+    /// Nodes whose checker should check over a new connection (a connect to it failed).
+    reconnect: Vec<bool>,
+    /// When the first evidence that the writer is unhealthy came (cleared when it passes a check).
+    writer_suspect_since: Option<Instant>,
+    /// A failover happened; the instant its first evidence came. Cleared (and the
+    /// duration recorded) when the first connection to the new writer opens.
+    failover_pending: Option<Instant>,
+    /// Connections being pinged now: id, node and socket (to cut on failover).
+    pinging: Vec<(u64, usize, Option<PeerSocket>)>,
 }
 
 /// A connection plus what the pool knows about it.
 pub(crate) struct Managed {
     pub(crate) conn: mysql::Conn,
     pub(crate) id: u64,
+    /// Index of its node in `Shared::nodes`.
+    node: usize,
+    /// Its socket, to cut when its node fails (pools with several nodes only).
+    socket: Option<PeerSocket>,
     /// When it expires (max lifetime minus jitter), if ever.
     expires: Option<Instant>,
     /// How long it may idle before the reaper closes it (idle timeout plus jitter).
@@ -321,6 +394,9 @@ struct Checkout {
     /// [`current_thread`] of the taker.
     thread: u64,
     reported: bool,
+    /// Its node and socket, to cut when the node fails.
+    node: usize,
+    socket: Option<PeerSocket>,
 }
 
 /// Times a waiter yields the CPU, checking for a grant, before it sleeps.
@@ -376,6 +452,25 @@ enum Event {
         threshold: Duration,
         location: &'static Location<'static>,
     },
+    NodeDown {
+        node: String,
+        reason: String,
+    },
+    NodeUp {
+        node: String,
+    },
+    Failover {
+        from: String,
+        to: String,
+        cause: String,
+        /// Statements cut; `None`: left to finish (the node answers).
+        cut: Option<usize>,
+    },
+    Failback {
+        from: String,
+        to: String,
+        healthy_for: Duration,
+    },
     SelfDeadlock {
         here: &'static Location<'static>,
         held_id: u64,
@@ -429,6 +524,33 @@ impl Event {
             } => log::warn!(
                 "database connection {id} held for more than {threshold:?}; taken at {location}"
             ),
+            Event::NodeDown { node, reason } => {
+                log::warn!("database node {node} is unhealthy: {reason}")
+            }
+            Event::NodeUp { node } => log::info!("database node {node} is healthy again"),
+            Event::Failover {
+                from,
+                to,
+                cause,
+                cut,
+            } => {
+                let in_flight = match cut {
+                    Some(cut) => format!("{cut} statements in flight on {from} cut"),
+                    None => format!("statements in flight on {from} finish there"),
+                };
+                log::warn!(
+                    "database failover: writer {from} is unhealthy ({cause}); writing through \
+                     {to} now ({in_flight})"
+                )
+            }
+            Event::Failback {
+                from,
+                to,
+                healthy_for,
+            } => log::info!(
+                "database failback: {to} healthy for {healthy_for:?}; writing through it again \
+                 instead of {from} (connections to {from} close when given back)"
+            ),
             Event::SelfDeadlock {
                 here,
                 held_id,
@@ -455,6 +577,15 @@ impl Event {
     }
 }
 
+/// What the pool saw that suggests a node failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// A connect to it failed.
+    ConnectFailed,
+    /// A connection to it broke (a ping or statement failed with a connection error).
+    Broken,
+}
+
 /// What to do once the pool lock is released: log, and close connections (I/O).
 #[derive(Default)]
 struct Aftermath {
@@ -465,8 +596,22 @@ struct Aftermath {
 impl Shared {
     fn new(options: PoolOptions) -> Shared {
         let now = Instant::now();
+        let nodes = options.nodes();
+        let count = nodes.len();
         Shared {
-            mysql_opts: options.mysql_opts(),
+            node_opts: nodes
+                .iter()
+                .map(|n| {
+                    if count > 1 {
+                        options.handshake_opts(n)
+                    } else {
+                        options.node_opts(n)
+                    }
+                })
+                .collect(),
+            health_opts: nodes.iter().map(|n| options.health_opts(n)).collect(),
+            checker_wakeup: (0..count).map(|_| Condvar::new()).collect(),
+            nodes,
             options,
             state: Mutex::new(State {
                 idle: VecDeque::new(),
@@ -488,6 +633,13 @@ impl Shared {
                 rng: fastrand::Rng::with_seed(random_seed()),
                 stats: PoolStats::default(),
                 threads_running: 0,
+                writer: 0,
+                health: vec![Health::Unknown; count],
+                check_now: vec![false; count],
+                reconnect: vec![false; count],
+                writer_suspect_since: None,
+                failover_pending: None,
+                pinging: Vec::new(),
             }),
             connector_wakeup: Condvar::new(),
             reaper_wakeup: Condvar::new(),
@@ -500,7 +652,7 @@ impl Shared {
     fn spawn_thread(
         self: &Arc<Self>,
         name: String,
-        body: fn(&Shared),
+        body: impl FnOnce(&Shared) + Send + 'static,
     ) -> Result<std::thread::JoinHandle<()>, PoolError> {
         let shared = Arc::clone(self);
         self.state.lock().threads_running += 1;
@@ -703,11 +855,12 @@ impl Shared {
         }
         // Reserved under the lock, so concurrent nested requests stay within the bound.
         state.connecting += 1;
+        let node = state.writer;
         let opened = MutexGuard::unlocked(state, || {
             if let Some(event) = event {
                 event.log(&self.options, &self.log_limit);
             }
-            self.open()
+            self.open(node)
         });
         state.connecting -= 1;
         state.stats.record_wait(started.elapsed());
@@ -715,13 +868,14 @@ impl Shared {
             Ok(conn) => conn,
             Err(cause) => {
                 state.stats.connect_failures += 1;
+                self.note_evidence(state, node, Evidence::ConnectFailed);
                 self.balance(state);
                 return Some(Err(PoolError::Connect(cause)));
             }
         };
         state.total += 1;
         state.stats.created += 1;
-        let managed = self.manage(conn, state);
+        let managed = self.manage(conn, node, state);
         if state.closed {
             self.forget_locked(state, CloseReason::Shutdown);
             let after = Aftermath {
@@ -755,6 +909,8 @@ impl Shared {
                 location,
                 thread: current_thread(),
                 reported: false,
+                node: managed.node,
+                socket: managed.socket,
             },
         );
         PooledConn::new(managed, Arc::clone(self), now)
@@ -776,6 +932,9 @@ impl Shared {
             close
         } else if state.closed {
             Some(CloseReason::Shutdown)
+        } else if managed.node != state.writer {
+            // Failover or failback since it was taken: new work goes to the writer.
+            Some(CloseReason::NotWriter)
         } else if state.total > self.options.max_size {
             // Opened beyond max_size for a nested request: the pool shrinks back.
             Some(CloseReason::Overflow)
@@ -788,6 +947,7 @@ impl Shared {
             self.forget_locked(&mut state, reason);
             if reason == CloseReason::Broken {
                 state.suspect_before = now;
+                self.note_evidence(&mut state, managed.node, Evidence::Broken);
             }
             drop(state);
             drop(managed); // sends COM_QUIT: outside the lock
@@ -869,9 +1029,30 @@ impl Shared {
             || (state.connect_requested && state.total + state.connecting == 0)
     }
 
-    /// Opens a new connection (I/O: never under the pool lock).
-    fn open(&self) -> Result<mysql::Conn, ConnectError> {
-        mysql::Conn::new(self.mysql_opts.clone()).map_err(|e| ConnectError::from_mysql(&e))
+    /// Opens a new connection to node `node` (I/O: never under the pool lock).
+    fn open(&self, node: usize) -> Result<mysql::Conn, ConnectError> {
+        let conn = mysql::Conn::new(self.node_opts[node].clone())
+            .map_err(|e| ConnectError::from_mysql(&e))?;
+        if self.nodes.len() > 1 {
+            // The handshake ran with `connect_timeout`; statements get `io_timeout`.
+            socket::set_io_timeout(&conn, self.options.io_timeout).map_err(|e| {
+                ConnectError::from(format!("cannot set the socket timeouts: {e}").as_str())
+            })?;
+        }
+        Ok(conn)
+    }
+
+    /// Opens a connection to the first node in list order that accepts one (start-up);
+    /// the error is the last node's.
+    fn open_first(&self) -> Result<(mysql::Conn, usize), ConnectError> {
+        let mut last = None;
+        for node in 0..self.nodes.len() {
+            match self.open(node) {
+                Ok(conn) => return Ok((conn, node)),
+                Err(cause) => last = Some(cause),
+            }
+        }
+        Err(last.unwrap_or_else(|| "no database node configured".into()))
     }
 
     /// Body of a connector thread: ping connections before hand-out, and open connections
@@ -896,11 +1077,12 @@ impl Shared {
                 continue;
             }
             state.connecting += 1;
-            let result = MutexGuard::unlocked(&mut state, || self.open());
+            let node = state.writer;
+            let result = MutexGuard::unlocked(&mut state, || self.open(node));
             state.connecting -= 1;
             let after = match result {
-                Ok(conn) => self.on_connected(&mut state, conn),
-                Err(message) => self.on_connect_failed(&mut state, message),
+                Ok(conn) => self.on_connected(&mut state, conn, node),
+                Err(message) => self.on_connect_failed(&mut state, message, node),
             };
             self.settle(&mut state, after);
         }
@@ -909,12 +1091,31 @@ impl Shared {
     /// Pings a connection that idled too long (lock released meanwhile) and hands it to
     /// the oldest waiter, or replaces it when it does not answer.
     fn validate(&self, state: &mut MutexGuard<'_, State>, mut managed: Managed) {
+        if managed.node != state.writer {
+            // Queued before a failover or failback: not pinged (its node may hang), closed.
+            state.validating -= 1;
+            self.forget_locked(state, CloseReason::NotWriter);
+            self.balance(state);
+            let after = Aftermath {
+                closing: vec![managed],
+                ..Aftermath::default()
+            };
+            self.settle(state, after);
+            return;
+        }
+        state
+            .pinging
+            .push((managed.id, managed.node, managed.socket));
         let alive = MutexGuard::unlocked(state, || managed.conn.ping().is_ok());
+        state.pinging.retain(|(id, _, _)| *id != managed.id);
         state.validating -= 1;
         state.stats.pings += 1;
         let mut after = Aftermath::default();
         if state.closed {
             self.forget_locked(state, CloseReason::Shutdown);
+            after.closing.push(managed);
+        } else if managed.node != state.writer {
+            self.forget_locked(state, CloseReason::NotWriter);
             after.closing.push(managed);
         } else if alive {
             managed.idle_since = Instant::now();
@@ -922,6 +1123,7 @@ impl Shared {
         } else {
             self.forget_locked(state, CloseReason::Broken);
             state.suspect_before = Instant::now();
+            self.note_evidence(state, managed.node, Evidence::Broken);
             after.events.push(Event::PingFailed { id: managed.id });
             after.closing.push(managed);
         }
@@ -929,23 +1131,31 @@ impl Shared {
         self.settle(state, after);
     }
 
-    fn on_connected(&self, state: &mut State, conn: mysql::Conn) -> Aftermath {
+    fn on_connected(&self, state: &mut State, conn: mysql::Conn, node: usize) -> Aftermath {
         let mut after = Aftermath::default();
-        if state.closed {
+        if state.closed || node != state.writer {
             // Counted as created and closed at once, so the totals stay consistent.
             state.total += 1;
             state.stats.created += 1;
-            let managed = self.manage(conn, state);
-            self.forget_locked(state, CloseReason::Shutdown);
+            let managed = self.manage(conn, node, state);
+            let reason = if state.closed {
+                CloseReason::Shutdown
+            } else {
+                CloseReason::NotWriter
+            };
+            self.forget_locked(state, reason);
             after.closing.push(managed);
             return after;
         }
         if let Some(event) = self.note_connect_success(state) {
             after.events.push(event);
         }
+        if let Some(since) = state.failover_pending.take() {
+            state.stats.last_failover = Some(since.elapsed());
+        }
         state.total += 1;
         state.stats.created += 1;
-        let managed = self.manage(conn, state);
+        let managed = self.manage(conn, node, state);
         self.grant(state, managed);
         self.connected.notify_all();
         self.balance(state);
@@ -966,8 +1176,17 @@ impl Shared {
         event
     }
 
-    fn on_connect_failed(&self, state: &mut State, cause: ConnectError) -> Aftermath {
+    fn on_connect_failed(&self, state: &mut State, cause: ConnectError, node: usize) -> Aftermath {
         let mut after = Aftermath::default();
+        self.note_evidence(state, node, Evidence::ConnectFailed);
+        if self.nodes.len() > 1
+            && node == state.writer
+            && !state.health.iter().any(Health::is_healthy)
+        {
+            // No node known healthy: the next connect tries the next node in list order.
+            let to = writer::next_to_try(node, self.nodes.len());
+            self.move_writer(state, to, false, &mut after);
+        }
         state.stats.connect_failures += 1;
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         // The pool's own generator: this may run on the caller's thread (`TryOnce`), where
@@ -986,7 +1205,12 @@ impl Shared {
             delay,
         });
         state.last_error = Some(cause);
-        if !state.unavailable && state.consecutive_failures >= self.options.max_attempts {
+        // Every node gets `max_attempts` tries before `get()` fails fast.
+        let attempts = self
+            .options
+            .max_attempts
+            .saturating_mul(self.nodes.len() as u32);
+        if !state.unavailable && state.consecutive_failures >= attempts {
             state.unavailable = true;
             after.events.push(Event::Unavailable {
                 failures: state.consecutive_failures,
@@ -1006,7 +1230,13 @@ impl Shared {
     }
 
     /// Wraps a new connection with its id, lifetime and idle limit (each with jitter).
-    fn manage(&self, conn: mysql::Conn, state: &mut State) -> Managed {
+    fn manage(&self, conn: mysql::Conn, node: usize, state: &mut State) -> Managed {
+        // Only a pool with several nodes ever cuts a socket.
+        let socket = if self.nodes.len() > 1 {
+            PeerSocket::of(&conn)
+        } else {
+            None
+        };
         let id = state.next_id;
         state.next_id += 1;
         let now = Instant::now();
@@ -1021,6 +1251,8 @@ impl Shared {
             idle_since: now,
             schema: None,
             stmt_effects: Vec::new(),
+            node,
+            socket,
         }
     }
 
@@ -1120,8 +1352,200 @@ impl Shared {
         self.connector_wakeup.notify_all();
         self.reaper_wakeup.notify_all();
         self.connected.notify_all();
+        for wakeup in &self.checker_wakeup {
+            wakeup.notify_all();
+        }
         drop(state);
         drop(closing);
+    }
+
+    /// Something the pool saw suggests node `node` failed (a connect failed, a connection
+    /// broke): its checker checks now instead of at its next interval.
+    fn note_evidence(&self, state: &mut State, node: usize, evidence: Evidence) {
+        if self.nodes.len() < 2 {
+            return;
+        }
+        if node == state.writer && state.writer_suspect_since.is_none() {
+            state.writer_suspect_since = Some(Instant::now());
+        }
+        state.check_now[node] = true;
+        if evidence == Evidence::ConnectFailed {
+            // The checker's open connection says nothing about new ones (a node at its
+            // connection limit keeps answering on it): check with a new connection.
+            state.reconnect[node] = true;
+        }
+        self.checker_wakeup[node].notify_one();
+    }
+
+    /// Body of node `node`'s checker thread: check every `health_interval` (or at once on
+    /// evidence) over a connection of its own, record the outcome, and move the writer.
+    fn checker_loop(&self, node: usize) {
+        let interval = self.options.health_interval;
+        let mut conn: Option<mysql::Conn> = None;
+        let mut state = self.state.lock();
+        let mut next_check = Instant::now();
+        loop {
+            if state.closed {
+                break;
+            }
+            if !state.check_now[node] && Instant::now() < next_check {
+                self.checker_wakeup[node].wait_until(&mut state, next_check);
+                continue;
+            }
+            state.check_now[node] = false;
+            let reconnect = std::mem::take(&mut state.reconnect[node]);
+            let opts = &self.health_opts[node];
+            let outcome = MutexGuard::unlocked(&mut state, || {
+                if reconnect {
+                    drop(conn.take()); // COM_QUIT: I/O, with the lock released
+                }
+                health::check(&mut conn, opts)
+            });
+            next_check = Instant::now() + interval;
+            if state.closed {
+                break;
+            }
+            let after = self.observe(&mut state, node, outcome);
+            self.settle(&mut state, after);
+        }
+        // Closed with the lock released: COM_QUIT is I/O.
+        MutexGuard::unlocked(&mut state, || drop(conn));
+    }
+
+    /// Records one check of node `node` and moves the writer if that changes the choice.
+    fn observe(
+        &self,
+        state: &mut State,
+        node: usize,
+        outcome: Result<(), health::Failure>,
+    ) -> Aftermath {
+        let mut after = Aftermath::default();
+        let now = Instant::now();
+        let name = || self.nodes[node].to_string();
+        match outcome {
+            Ok(()) => {
+                if !state.health[node].is_healthy() {
+                    if matches!(state.health[node], Health::Down { .. }) {
+                        after.events.push(Event::NodeUp { node: name() });
+                    }
+                    state.health[node] = Health::Healthy { since: now };
+                }
+                if node == state.writer {
+                    state.writer_suspect_since = None;
+                }
+            }
+            Err(health::Failure {
+                reason,
+                unreachable,
+            }) => {
+                // Logged when the node goes down, not at every failed check while it stays down.
+                if !matches!(state.health[node], Health::Down { .. }) {
+                    after.events.push(Event::NodeDown {
+                        node: name(),
+                        reason: reason.clone(),
+                    });
+                }
+                if node == state.writer && state.writer_suspect_since.is_none() {
+                    state.writer_suspect_since = Some(now);
+                }
+                state.health[node] = Health::Down {
+                    reason,
+                    unreachable,
+                };
+            }
+        }
+        let from = state.writer;
+        match writer::choose(from, &state.health, now, self.options.failback_delay) {
+            Choice::Stay => {}
+            Choice::Failover { to } => {
+                let (cause, unreachable) = match &state.health[from] {
+                    Health::Down {
+                        reason,
+                        unreachable,
+                    } => (reason.clone(), *unreachable),
+                    _ => ("unhealthy".into(), true),
+                };
+                state.stats.failovers += 1;
+                state.failover_pending = Some(state.writer_suspect_since.unwrap_or(now));
+                // Statements on a dead or hung node are cut; on a node that answers but is
+                // not synced (a donor, say) they finish, and close when given back.
+                let cut = if unreachable {
+                    Some(self.cut_sockets(state, from))
+                } else {
+                    None
+                };
+                self.move_writer(state, to, true, &mut after);
+                after.events.push(Event::Failover {
+                    from: self.nodes[from].to_string(),
+                    to: self.nodes[to].to_string(),
+                    cause,
+                    cut,
+                });
+            }
+            Choice::Failback { to } => {
+                let healthy_for = match state.health[to] {
+                    Health::Healthy { since } => now.saturating_duration_since(since),
+                    _ => Duration::ZERO,
+                };
+                state.stats.failbacks += 1;
+                self.move_writer(state, to, true, &mut after);
+                after.events.push(Event::Failback {
+                    from: self.nodes[from].to_string(),
+                    to: self.nodes[to].to_string(),
+                    healthy_for,
+                });
+            }
+        }
+        after
+    }
+
+    /// Makes node `to` the writer: idle connections (all to the old writer) are closed and
+    /// checked-out ones close when given back. With `fresh` (a healthy node takes over)
+    /// connects start at once, without the backoff and failure count of the old writer;
+    /// without (trying the next node while none is known healthy) the backoff goes on.
+    fn move_writer(&self, state: &mut State, to: usize, fresh: bool, after: &mut Aftermath) {
+        if state.writer == to {
+            return;
+        }
+        state.writer = to;
+        state.writer_suspect_since = None;
+        let idle: Vec<Managed> = state.idle.drain(..).collect();
+        for _ in &idle {
+            self.forget_locked(state, CloseReason::NotWriter);
+        }
+        after.closing.extend(idle);
+        if fresh {
+            state.consecutive_failures = 0;
+            state.unavailable = false;
+            state.next_attempt = Instant::now();
+        }
+        self.balance(state);
+        self.wake_connectors(state);
+    }
+
+    /// Cuts the sockets of connections to `node` that are checked out or being pinged, so
+    /// statements hung on it fail now; they are discarded when given back. Done under the
+    /// pool lock: a connection in `in_use` cannot be closed (its descriptor reused) before
+    /// its give-back takes the lock, and `PeerSocket::cut` confirms the peer besides.
+    fn cut_sockets(&self, state: &mut State, node: usize) -> usize {
+        let mut cut = 0;
+        let checked_out = state
+            .in_use
+            .values()
+            .filter(|c| c.node == node)
+            .filter_map(|c| c.socket);
+        let pinging = state
+            .pinging
+            .iter()
+            .filter(|(_, n, _)| *n == node)
+            .filter_map(|(_, _, s)| *s);
+        for socket in checked_out.chain(pinging) {
+            if socket.cut() {
+                cut += 1;
+            }
+        }
+        state.stats.cut_sockets += cut as u64;
+        cut
     }
 }
 
@@ -1176,7 +1600,7 @@ mod tests {
         let mut state = shared.state.lock();
         let later = Instant::now() + Duration::from_secs(10);
         state.next_attempt = later;
-        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        let _ = shared.on_connect_failed(&mut state, "refused".into(), 0);
         assert_eq!(state.next_attempt, later);
     }
 
@@ -1185,7 +1609,7 @@ mod tests {
         let shared = shared();
         let mut state = shared.state.lock();
         let before = Instant::now();
-        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        let _ = shared.on_connect_failed(&mut state, "refused".into(), 0);
         assert!(state.next_attempt >= before + Duration::from_millis(100));
         assert_eq!(state.consecutive_failures, 1);
         assert_eq!(state.last_error.as_deref(), Some("refused"));
@@ -1195,7 +1619,7 @@ mod tests {
     fn a_success_clears_the_backoff() {
         let shared = shared();
         let mut state = shared.state.lock();
-        let _ = shared.on_connect_failed(&mut state, "refused".into());
+        let _ = shared.on_connect_failed(&mut state, "refused".into(), 0);
         assert!(state.next_attempt > Instant::now());
         let event = shared.note_connect_success(&mut state);
         assert!(matches!(event, Some(Event::Reachable { failures: 1 })));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, DbNode};
 
 /// What `Pool::new` does when the database cannot be reached at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +30,24 @@ pub const LEGACY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Everything a [`Pool`](super::Pool) needs; each field documents its default.
 #[derive(Clone)]
 pub struct PoolOptions {
-    /// Server host name or IP. Default `localhost`.
+    /// Host name or IP of the first (most preferred) node. Default `localhost`.
     pub host: String,
-    /// Server TCP port. Default 3306.
+    /// TCP port of the first node. Default 3306.
     pub port: u16,
+    /// Further nodes, in order of preference after `host:port` (see [`PoolOptions::nodes`]).
+    /// With any, the pool writes through the first healthy node, checks every node's
+    /// health, fails over and fails back. Default none: one node, no health checks.
+    pub more_nodes: Vec<DbNode>,
+    /// With several nodes: how often each node's health is checked (DatabaseHealthInterval).
+    /// Default 1 s.
+    pub health_interval: Duration,
+    /// With several nodes: connect and read/write timeout of a health check
+    /// (DatabaseHealthTimeout); it bounds how long a frozen node goes unnoticed. Default 2 s.
+    pub health_timeout: Duration,
+    /// With several nodes: how long a node earlier in the list than the writer must be
+    /// healthy without a break before the pool writes through it again
+    /// (DatabaseFailbackDelay; zero: never). Default 30 s.
+    pub failback_delay: Duration,
     /// Unix socket path; when set it is used instead of TCP. Default none.
     pub socket: Option<PathBuf>,
     /// User name. Default `vsadmin`.
@@ -92,6 +106,10 @@ impl Default for PoolOptions {
         PoolOptions {
             host: "localhost".into(),
             port: 3306,
+            more_nodes: Vec::new(),
+            health_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(2),
+            failback_delay: Duration::from_secs(30),
             socket: None,
             user: "vsadmin".into(),
             password: String::new(),
@@ -124,9 +142,18 @@ impl PoolOptions {
     /// DatabaseTimeout bounds both the wait for a connection (`acquire_timeout`) and each
     /// socket read or write (`io_timeout`).
     pub fn from_config(db: &DatabaseConfig) -> PoolOptions {
+        let mut nodes = db.nodes().into_iter();
+        // `nodes()` always yields at least one node.
+        let first = nodes
+            .next()
+            .unwrap_or_else(|| DbNode::new(db.host.clone(), db.port));
         PoolOptions {
-            host: db.host.clone(),
-            port: db.port,
+            host: first.host,
+            port: first.port,
+            more_nodes: nodes.collect(),
+            health_interval: db.health_interval,
+            health_timeout: db.health_timeout,
+            failback_delay: db.failback_delay,
             socket: db.socket.clone(),
             user: db.user.clone(),
             password: db.password.expose().to_string(),
@@ -189,6 +216,16 @@ impl PoolOptions {
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".into());
         }
+        if !self.more_nodes.is_empty() {
+            if self.socket.is_some() {
+                return Err(
+                    "a Unix socket reaches one server: it cannot be used with more_nodes".into(),
+                );
+            }
+            if self.health_interval.is_zero() || self.health_timeout.is_zero() {
+                return Err("health_interval and health_timeout must be positive".into());
+            }
+        }
         if !(1024..=(1 << 30)).contains(&self.max_allowed_packet) {
             return Err(format!(
                 "max_allowed_packet ({}) must be between 1 KiB and 1 GiB",
@@ -198,19 +235,37 @@ impl PoolOptions {
         Ok(())
     }
 
-    /// Where the pool connects, for log lines: `user@host:port` or `user@socket`.
+    /// Every node in order of preference: `host:port` first, then `more_nodes`.
+    pub fn nodes(&self) -> Vec<DbNode> {
+        let mut nodes = Vec::with_capacity(1 + self.more_nodes.len());
+        nodes.push(DbNode::new(self.host.clone(), self.port));
+        nodes.extend(self.more_nodes.iter().cloned());
+        nodes
+    }
+
+    /// Where the pool connects, for log lines: `user@host:port` (`user@h1:p1,h2:p2` with
+    /// several nodes) or `user@socket`.
     pub fn endpoint(&self) -> String {
         match &self.socket {
             Some(socket) => format!("{}@{}", self.user, socket.display()),
-            None => format!("{}@{}:{}", self.user, self.host, self.port),
+            None => {
+                let nodes: Vec<String> = self.nodes().iter().map(ToString::to_string).collect();
+                format!("{}@{}", self.user, nodes.join(","))
+            }
         }
     }
 
-    /// The `mysql` crate's connection options.
+    /// The `mysql` crate's connection options for the first node.
+    #[cfg(test)]
     pub(crate) fn mysql_opts(&self) -> mysql::Opts {
+        self.node_opts(&DbNode::new(self.host.clone(), self.port))
+    }
+
+    /// The `mysql` crate's connection options for the pool's connections to `node`.
+    pub(crate) fn node_opts(&self, node: &DbNode) -> mysql::Opts {
         let builder = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(self.host.clone()))
-            .tcp_port(self.port)
+            .ip_or_hostname(Some(node.host.clone()))
+            .tcp_port(node.port)
             .socket(self.socket.as_ref().map(|p| p.display().to_string()))
             .user(Some(self.user.clone()))
             .pass(Some(self.password.clone()))
@@ -222,6 +277,28 @@ impl PoolOptions {
             .max_allowed_packet(Some(self.max_allowed_packet))
             .stmt_cache_size(Some(self.stmt_cache_size));
         builder.into()
+    }
+
+    /// The pool's options for `node` with `connect_timeout` (at most `io_timeout`) as the
+    /// read and write timeout, so a node that accepts TCP but answers nothing (frozen) holds
+    /// a connect no longer than that; the pool sets `io_timeout` on the socket afterwards.
+    pub(crate) fn handshake_opts(&self, node: &DbNode) -> mysql::Opts {
+        let handshake = self.connect_timeout.min(self.io_timeout);
+        mysql::OptsBuilder::from_opts(self.node_opts(node))
+            .read_timeout(Some(handshake))
+            .write_timeout(Some(handshake))
+            .into()
+    }
+
+    /// Options of a health check's connection to `node`: the pool's user, password and
+    /// schema, with `health_timeout` as connect and read/write timeout.
+    pub(crate) fn health_opts(&self, node: &DbNode) -> mysql::Opts {
+        mysql::OptsBuilder::from_opts(self.node_opts(node))
+            .tcp_connect_timeout(Some(self.health_timeout))
+            .read_timeout(Some(self.health_timeout))
+            .write_timeout(Some(self.health_timeout))
+            .stmt_cache_size(Some(0))
+            .into()
     }
 }
 
@@ -239,6 +316,9 @@ impl fmt::Debug for PoolOptions {
             .field("backoff", &self.backoff)
             .field("max_attempts", &self.max_attempts)
             .field("nested_overflow", &self.nested_overflow)
+            .field("health_interval", &self.health_interval)
+            .field("health_timeout", &self.health_timeout)
+            .field("failback_delay", &self.failback_delay)
             .finish_non_exhaustive()
     }
 }
@@ -259,6 +339,31 @@ mod tests {
         let opts = options.mysql_opts();
         assert_eq!(opts.get_read_timeout(), Some(&Duration::from_secs(7)));
         assert_eq!(opts.get_write_timeout(), Some(&Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_host_list_becomes_the_first_node_plus_further_nodes() {
+        let db = DatabaseConfig {
+            host: "db1, db2:3307,[::1]".into(),
+            port: 3310,
+            failback_delay: Duration::from_secs(9),
+            ..DatabaseConfig::default()
+        };
+        let options = PoolOptions::from_config(&db);
+        assert_eq!((options.host.as_str(), options.port), ("db1", 3310));
+        assert_eq!(
+            options.more_nodes,
+            [DbNode::new("db2", 3307), DbNode::new("::1", 3310)]
+        );
+        assert_eq!(options.failback_delay, Duration::from_secs(9));
+        assert_eq!(options.endpoint(), "vsadmin@db1:3310,db2:3307,[::1]:3310");
+    }
+
+    #[test]
+    fn a_single_host_has_no_further_nodes() {
+        let options = PoolOptions::from_config(&DatabaseConfig::default());
+        assert_eq!((options.host.as_str(), options.port), ("localhost", 3306));
+        assert!(options.more_nodes.is_empty());
     }
 
     #[test]

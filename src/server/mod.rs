@@ -632,19 +632,29 @@ fn pause_for_lease(
     }
 }
 
-/// `host:port as user U` or `SOCKET as user U`: where the catalog lives, without the
-/// password.
+/// `host:port as user U` (`h1:p1,h2:p2 as user U` with several nodes) or `SOCKET as user
+/// U`: where the catalog lives, without the password.
 fn describe_endpoint(options: &PoolOptions) -> String {
     match &options.socket {
         Some(socket) => format!("{} as user {}", socket.display(), options.user),
-        None => format!("{}:{} as user {}", options.host, options.port, options.user),
+        None => {
+            // Every node, in order of preference, when DatabaseHost lists several.
+            let nodes: Vec<String> = options.nodes().iter().map(ToString::to_string).collect();
+            format!("{} as user {}", nodes.join(","), options.user)
+        }
     }
 }
 
 fn pool_summary(stats: &PoolStats) -> String {
+    // With several database nodes: the writer, failovers and each node's health.
+    let nodes = if stats.nodes.len() > 1 {
+        format!("; {}", stats.nodes_summary())
+    } else {
+        String::new()
+    };
     format!(
         "{} connections ({} in use, {} idle), {} opened, {} connect failures, {} checkouts, \
-         {} timeouts, {} callers waiting",
+         {} timeouts, {} callers waiting{nodes}",
         stats.in_use + stats.idle,
         stats.in_use,
         stats.idle,
