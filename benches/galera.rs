@@ -65,8 +65,13 @@ fn main() {
         }
     }
     println!();
-    println!("catalog on one MariaDB against a 3-node Galera cluster, {rounds} rounds, median (min-max)");
-    println!("{:<34} {:>26} {:>26} {:>8}", "", targets[0].name, targets[1].name, "ratio");
+    println!(
+        "catalog on one MariaDB against a 3-node Galera cluster, {rounds} rounds, median (min-max)"
+    );
+    println!(
+        "{:<34} {:>26} {:>26} {:>8}",
+        "", targets[0].name, targets[1].name, "ratio"
+    );
     print_row("creates/s", &creates);
     print_row("stats/s", &stats);
     print_row("mixed ops/s (create+write+fsync, rename, unlink)", &mixed);
@@ -75,7 +80,9 @@ fn main() {
     let kill_times = failovers(galera, &mut cluster, kills, Freeze::Kill);
     let stop_times = failovers(galera, &mut cluster, kills.min(3), Freeze::Stop);
     println!();
-    println!("failover, signal to the first successful create afterwards (one thread creating files):");
+    println!(
+        "failover, signal to the first successful create afterwards (one thread creating files):"
+    );
     print_times("SIGKILL of the writer", &kill_times);
     print_times("SIGSTOP of the writer", &stop_times);
     for target in targets {
@@ -158,7 +165,10 @@ enum Freeze {
 /// returns the time from the signal to the first create that succeeded afterwards. Between
 /// takes, node 0 comes back and the server moves back to it.
 fn failovers(target: &mut Target, cluster: &mut Galera, count: usize, how: Freeze) -> Vec<f64> {
-    let dir = target.dir.mountpoint().join(format!("failover-{}", how as u8));
+    let dir = target
+        .dir
+        .mountpoint()
+        .join(format!("failover-{}", how as u8));
     fs::create_dir(&dir).unwrap();
     let mut times = Vec::new();
     for k in 0..count {
@@ -196,7 +206,10 @@ fn failovers(target: &mut Target, cluster: &mut Galera, count: usize, how: Freez
             if let Some(at) = found {
                 break at;
             }
-            assert!(signalled.elapsed() < LIMIT, "no create succeeded after the failover");
+            assert!(
+                signalled.elapsed() < LIMIT,
+                "no create succeeded after the failover"
+            );
             std::thread::sleep(Duration::from_millis(5));
         };
         stop.store(true, Ordering::Relaxed);
@@ -231,7 +244,10 @@ fn await_count(counter: &AtomicU64, at_least: u64) {
     let deadline = Instant::now() + LIMIT;
     let start = counter.load(Ordering::Relaxed);
     while counter.load(Ordering::Relaxed) < start + at_least {
-        assert!(Instant::now() < deadline, "the creating thread made no progress");
+        assert!(
+            Instant::now() < deadline,
+            "the creating thread made no progress"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -35,7 +35,7 @@ fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_o
     n0.query_drop(format!("INSERT INTO `{db}`.t VALUES (1)"))
         .unwrap();
     let on_n2: Option<i32> = cluster
-        .root(2)
+        .causal(2)
         .query_first(format!("SELECT id FROM `{db}`.t"))
         .unwrap();
     assert_eq!(on_n2, Some(1), "a row written on node 0 is read on node 2");
@@ -48,7 +48,7 @@ fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_o
         .unwrap();
     cluster.rejoin(0);
     let count: Option<i64> = cluster
-        .root(0)
+        .causal(0)
         .query_first(format!("SELECT COUNT(*) FROM `{db}`.t"))
         .unwrap();
     assert_eq!(
@@ -60,7 +60,7 @@ fn the_harness_starts_a_cluster_whose_nodes_replicate_and_recover_from_a_crash_o
     cluster.kill_all();
     cluster.start_all();
     let count: Option<i64> = cluster
-        .root(2)
+        .causal(2)
         .query_first(format!("SELECT COUNT(*) FROM `{db}`.t"))
         .unwrap();
     assert_eq!(count, Some(2), "both rows survive a crash of every node");
@@ -129,6 +129,23 @@ fn await_writer(server: &Server, want: &str) {
     }
 }
 
+/// Waits until systemd's STATUS (the notify socket) shows `text`.
+fn await_status(server: &Server, text: &str) {
+    let deadline = Instant::now() + LIMIT;
+    while !server
+        .notify_messages()
+        .iter()
+        .any(|m| m.starts_with("STATUS=") && m.contains(text))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "STATUS never showed {text:?}: {:?}",
+            server.notify_messages()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn node(cluster: &Galera, n: usize) -> String {
     format!("127.0.0.1:{}", cluster.port(n))
 }
@@ -149,6 +166,7 @@ fn check_nothing_lost(
     );
     let opts = mysql::OptsBuilder::from_opts(setup.db.opts()).tcp_port(cluster.port(n));
     let mut conn = mysql::Conn::new(opts).expect("connect to a running node");
+    conn.query_drop("SET SESSION wsrep_sync_wait = 1").unwrap();
     let deadline = Instant::now() + LIMIT;
     loop {
         let problems =
@@ -199,6 +217,10 @@ fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_m
         moved_to,
         node(&cluster, 0),
         "the writer moved off the killed node"
+    );
+    await_status(
+        &setup.server,
+        &format!("database writer {moved_to} (1 failovers"),
     );
 
     cluster.rejoin(0);

@@ -373,6 +373,15 @@ struct Server {
     keeper: Keeper,
 }
 
+/// How often STATUS is checked against the database writer when there are several nodes.
+const STATUS_REFRESH: Duration = Duration::from_secs(2);
+
+/// What STATUS last showed of the database nodes: the writer and how often it changed.
+struct NodeStatus {
+    next: Instant,
+    shown: (String, u64),
+}
+
 /// Where the shutdown is.
 #[derive(Clone, Copy)]
 enum Phase {
@@ -386,10 +395,20 @@ enum Phase {
 impl Server {
     fn serve_until_stopped(&mut self, inbox: &mpsc::Receiver<Event>) -> Result<(), String> {
         let watchdog = self.notifier.watchdog_interval().map(|d| d / 2);
+        // With several database nodes, STATUS follows the writer (checked every few seconds).
+        let mut status = (self.pool.options().nodes().len() > 1).then(|| NodeStatus {
+            next: Instant::now() + STATUS_REFRESH,
+            shown: (String::new(), 0),
+        });
+        let mut next_watchdog = watchdog.map(|period| Instant::now() + period);
         let mut phase = Phase::Serving;
         loop {
             let timeout = match phase {
-                Phase::Serving => watchdog,
+                Phase::Serving => [next_watchdog, status.as_ref().map(|s| s.next)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|at| at.saturating_duration_since(Instant::now())),
                 Phase::Draining(deadline) | Phase::CutOff(deadline) => {
                     Some(deadline.saturating_duration_since(Instant::now()))
                 }
@@ -404,7 +423,17 @@ impl Server {
             };
             phase = match (event, phase) {
                 (None, Phase::Serving) => {
-                    self.feed_watchdog(watchdog.unwrap_or(PROBE_TIMEOUT_MAX));
+                    let now = Instant::now();
+                    if let (Some(period), Some(at)) = (watchdog, next_watchdog) {
+                        if now >= at {
+                            self.feed_watchdog(period);
+                            next_watchdog = Some(now + period);
+                        }
+                    }
+                    if let Some(status) = status.as_mut().filter(|s| now >= s.next) {
+                        self.show_writer(status);
+                        status.next = now + STATUS_REFRESH;
+                    }
                     phase
                 }
                 (None, Phase::Draining(_)) => self.cut_off(),
@@ -524,6 +553,21 @@ impl Server {
             }
             Err(err) => log::warn!("watchdog not fed: {err}"),
         }
+    }
+
+    /// Updates systemd's STATUS when the database writer changed (several nodes only).
+    fn show_writer(&self, status: &mut NodeStatus) {
+        let stats = self.pool.stats();
+        let now = (stats.writer.clone(), stats.failovers + stats.failbacks);
+        if now == status.shown {
+            return;
+        }
+        let _ = self.notifier.status(&format!(
+            "serving {}; {}",
+            self.mountpoint.display(),
+            stats.nodes_summary()
+        ));
+        status.shown = now;
     }
 
     fn report(&self) {

@@ -168,6 +168,16 @@ impl Galera {
             .unwrap_or_else(|e| panic!("connect to node {n} as root: {e}"))
     }
 
+    /// A root connection to node `n` whose reads wait until the node has applied every
+    /// change the cluster committed before them (`wsrep_sync_wait = 1`): what a test that
+    /// wrote through one node and reads through another needs.
+    pub fn causal(&self, n: usize) -> mysql::Conn {
+        let mut conn = self.root(n);
+        conn.query_drop("SET SESSION wsrep_sync_wait = 1")
+            .expect("set wsrep_sync_wait");
+        conn
+    }
+
     /// A global status variable of node `n` (`None` when the node does not answer).
     pub fn status(&self, n: usize, name: &str) -> Option<String> {
         let mut conn = mysql::Conn::new(root_opts(self.nodes[n].port)).ok()?;
