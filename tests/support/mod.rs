@@ -18,8 +18,23 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Pool options for a harness server: short timeouts so failures show quickly in tests.
+///
+/// On the shared Galera cluster (`VS_TEST_GALERA=1`) every node is named, first node first,
+/// with health checks every second.
 pub fn pool_options(db: &MariaDb) -> valuestor::PoolOptions {
+    let more_nodes = db
+        .database_host()
+        .split(',')
+        .skip(1)
+        .map(|entry| {
+            let (host, port) = entry.rsplit_once(':').expect("host:port");
+            valuestor::config::DbNode::new(host, port.parse().expect("port"))
+        })
+        .collect();
     valuestor::PoolOptions {
+        more_nodes,
+        health_interval: Duration::from_secs(1),
+        health_timeout: Duration::from_secs(1),
         host: db.host().to_string(),
         port: db.port(),
         user: db.user().to_string(),
