@@ -517,6 +517,11 @@ fn read_uncached(path: &Path) -> Vec<u8> {
 #[test]
 fn reads_move_the_access_time_as_relatime_without_a_write_per_read() {
     let fs = start();
+    if !fs.db.is_private() {
+        // It counts the server's UPDATE statements: other tests share that server.
+        eprintln!("skipped: needs a server of its own (VS_TEST_MYSQL_URL or VS_TEST_GALERA)");
+        return;
+    }
     let path = fs.path("f");
     fs::write(&path, b"contents").unwrap();
     // An access time a minute before the last modification.

@@ -191,6 +191,32 @@ fn stop_cleanly(mut setup: Setup) {
 }
 
 #[test]
+fn the_owner_lease_holds_across_nodes_a_second_server_writing_through_another_node_is_refused() {
+    let cluster = Galera::start(3);
+    let setup = serve(&cluster);
+    std::fs::write(setup.dir.mountpoint().join("mine"), b"first").unwrap();
+
+    // Same catalog, reached through node 2 first (GET_LOCK would be local to that node).
+    let other = setup
+        .db
+        .through_hosts(&format!("{},{}", node(&cluster, 2), node(&cluster, 1)));
+    let second_dir = ServerDir::new(&other, CLUSTER_KEYS);
+    let (status, output) = Server::start(&second_dir, &[], &[]).wait(LIMIT);
+    assert!(!status.success(), "the second server ran:\n{output}");
+    assert!(!second_dir.is_mounted(), "refused, yet mounted:\n{output}");
+    assert!(
+        output.contains("its owner lease is held by"),
+        "expected the holder in:\n{output}"
+    );
+    std::fs::write(setup.dir.mountpoint().join("after"), b"still mine").unwrap();
+    assert_eq!(
+        std::fs::read(setup.dir.mountpoint().join("mine")).unwrap(),
+        b"first"
+    );
+    stop_cleanly(setup);
+}
+
+#[test]
 fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_moves_back() {
     let mut cluster = Galera::start(3);
     let setup = serve(&cluster);

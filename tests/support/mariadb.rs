@@ -37,6 +37,9 @@ pub struct MariaDb {
     /// The `DatabaseHost` list when the database lives on the shared Galera cluster
     /// (`VS_TEST_GALERA=1`); `host`/`port` are then its first node.
     cluster_hosts: Option<String>,
+    /// A second handle on another handle's database ([`MariaDb::through_hosts`]): dropping
+    /// it leaves the database alone.
+    borrowed: bool,
 }
 
 /// The process and files of a server this harness started.
@@ -90,6 +93,21 @@ impl MariaDb {
         self.cluster_hosts
             .clone()
             .unwrap_or_else(|| self.host.clone())
+    }
+
+    /// The same database named in configs by `hosts` (the cluster's nodes in another order,
+    /// say); dropping the new handle leaves the database alone.
+    pub fn through_hosts(&self, hosts: &str) -> MariaDb {
+        MariaDb {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            password: self.password.clone(),
+            database: self.database.clone(),
+            private: None,
+            cluster_hosts: Some(hosts.to_string()),
+            borrowed: true,
+        }
     }
 
     /// Whether the database lives on the shared Galera cluster (`VS_TEST_GALERA=1`).
@@ -287,6 +305,7 @@ impl MariaDb {
             database,
             private: Some(server),
             cluster_hosts: None,
+            borrowed: false,
         }
     }
 
@@ -310,6 +329,7 @@ impl MariaDb {
             database: cluster.create_database(),
             private: None,
             cluster_hosts: Some(cluster.hosts()),
+            borrowed: false,
         }
     }
 
@@ -331,6 +351,7 @@ impl MariaDb {
             database,
             private: None,
             cluster_hosts: None,
+            borrowed: false,
         }
     }
 }
@@ -339,7 +360,7 @@ impl Drop for MariaDb {
     fn drop(&mut self) {
         // A private server is reaped by PrivateServer's own Drop; an external one keeps
         // running, so only the test's database is dropped.
-        if self.private.is_none() {
+        if self.private.is_none() && !self.borrowed {
             if let Ok(mut conn) = mysql::Conn::new(self.opts()) {
                 let _ = conn.query_drop(format!("DROP DATABASE `{}`", self.database));
             }
