@@ -231,11 +231,10 @@ fn failovers(target: &mut Target, cluster: &mut Galera, count: usize, how: Freez
             }
         }
         cluster.await_cluster_size(0, 3);
-        // Wait for the failback before the next take (DatabaseFailbackDelay 3 s).
-        let settle = Instant::now();
-        while settle.elapsed() < Duration::from_secs(6) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The failback (DatabaseFailbackDelay 3 s) before the next take.
+        target
+            .server
+            .await_database_writer(&format!("127.0.0.1:{}", cluster.port(0)));
     }
     times
 }

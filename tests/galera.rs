@@ -85,50 +85,6 @@ fn serve(cluster: &Galera) -> Setup {
     Setup { server, dir, db }
 }
 
-/// Asks the server for its statistics (SIGUSR1) and returns the node it writes through.
-fn writer(server: &Server) -> String {
-    let before = server.output().matches("database writer ").count();
-    server.signal(libc::SIGUSR1);
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let output = server.output();
-        if output.matches("database writer ").count() > before {
-            let line = output
-                .lines()
-                .rev()
-                .find(|l| l.contains("database writer "))
-                .expect("the line just counted");
-            let rest = line.split("database writer ").nth(1).unwrap_or_default();
-            return rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no statistics after SIGUSR1:\n{output}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn await_writer(server: &Server, want: &str) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let now = writer(server);
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "writer is {now}, expected {want}:\n{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Waits until systemd's STATUS (the notify socket) shows `text`.
 fn await_status(server: &Server, text: &str) {
     let deadline = Instant::now() + LIMIT;
@@ -191,6 +147,50 @@ fn stop_cleanly(mut setup: Setup) {
 }
 
 #[test]
+fn a_desynced_writer_is_left_for_a_synced_node_and_written_to_again_after_the_failback_delay() {
+    let cluster = Galera::start(3);
+    let db = MariaDb::on_cluster(&cluster);
+    let mut options = support::pool_options(&db);
+    options.failback_delay = Duration::from_secs(2);
+    let pool = valuestor::Pool::new(options).expect("pool on the cluster");
+    let port_written = || -> u16 {
+        let mut conn = pool.get().expect("a connection");
+        conn.query_first("SELECT @@port").unwrap().expect("a port")
+    };
+    assert_eq!(port_written(), cluster.port(0));
+
+    // A desynced node (what a donor is) reports wsrep_local_state 2: not a writer.
+    cluster
+        .root(0)
+        .query_drop("SET GLOBAL wsrep_desync = ON")
+        .unwrap();
+    support::await_condition(LIMIT, "the pool to leave the desynced node", || {
+        port_written() == cluster.port(1)
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.failovers, 1, "{}", stats.nodes_summary());
+    assert!(
+        stats.nodes[0].health.contains("wsrep_local_state 2"),
+        "{}",
+        stats.nodes_summary()
+    );
+
+    cluster
+        .root(0)
+        .query_drop("SET GLOBAL wsrep_desync = OFF")
+        .unwrap();
+    support::await_condition(LIMIT, "the pool to move back to node 0", || {
+        port_written() == cluster.port(0)
+    });
+    assert_eq!(
+        pool.stats().failbacks,
+        1,
+        "{}",
+        pool.stats().nodes_summary()
+    );
+}
+
+#[test]
 fn the_owner_lease_holds_across_nodes_a_second_server_writing_through_another_node_is_refused() {
     let cluster = Galera::start(3);
     let setup = serve(&cluster);
@@ -220,7 +220,7 @@ fn the_owner_lease_holds_across_nodes_a_second_server_writing_through_another_no
 fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_moves_back() {
     let mut cluster = Galera::start(3);
     let setup = serve(&cluster);
-    assert_eq!(writer(&setup.server), node(&cluster, 0));
+    assert_eq!(setup.server.database_writer(), node(&cluster, 0));
     let workload = Workload::start(&setup.dir.mountpoint(), 2);
     workload.await_acknowledged(0, 30, LIMIT);
 
@@ -238,7 +238,7 @@ fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_m
         "first acknowledged operation {:?} after SIGKILL of the writer",
         resumed - killed
     );
-    let moved_to = writer(&setup.server);
+    let moved_to = setup.server.database_writer();
     assert_ne!(
         moved_to,
         node(&cluster, 0),
@@ -251,7 +251,7 @@ fn killing_the_writing_node_under_load_loses_nothing_acknowledged_and_the_pool_m
 
     cluster.rejoin(0);
     let before = workload.acknowledged();
-    await_writer(&setup.server, &node(&cluster, 0));
+    setup.server.await_database_writer(&node(&cluster, 0));
     workload.await_acknowledged(before, 30, LIMIT);
     let ledger = workload.stop();
     assert!(
@@ -289,7 +289,7 @@ fn freezing_the_writing_node_under_load_moves_the_writer_and_fails_nothing() {
         "first acknowledged operation {:?} after SIGSTOP of the writer",
         resumed - frozen
     );
-    assert_ne!(writer(&setup.server), node(&cluster, 0));
+    assert_ne!(setup.server.database_writer(), node(&cluster, 0));
 
     // Thawed, the node finds itself outside the primary component and rejoins.
     cluster.unpause(0);
@@ -317,7 +317,7 @@ fn a_partitioned_node_leaves_two_serving_and_the_whole_cluster_comes_back_after_
     cluster.await_cluster_size(0, 2);
     let before = workload.acknowledged();
     workload.await_acknowledged(before, 40, LIMIT);
-    assert_eq!(writer(&setup.server), node(&cluster, 0));
+    assert_eq!(setup.server.database_writer(), node(&cluster, 0));
     cluster.unpause(2);
     cluster.await_synced(2);
     cluster.await_cluster_size(0, 3);

@@ -135,6 +135,8 @@ fn killing_the_writer_moves_gets_to_the_next_node_and_they_wait_meanwhile() {
         node(&a)
     ));
     assert_eq!(logged.len(), 1, "logged once: {logged:?}");
+    let done = captured_log::containing(&format!("database failover to {} done", node(&b)));
+    assert_eq!(done.len(), 1, "its duration logged once: {done:?}");
     eprintln!(
         "failover after kill: {:?} from the first evidence to a connection to node 2; \
          {served:?} from the kill until 4 callers were served by node 2",

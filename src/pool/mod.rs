@@ -466,6 +466,12 @@ enum Event {
         /// Statements cut; `None`: left to finish (the node answers).
         cut: Option<usize>,
     },
+    /// The first connection to the new writer opened, `took` after the failover's first
+    /// sign.
+    FailoverDone {
+        to: String,
+        took: Duration,
+    },
     Failback {
         from: String,
         to: String,
@@ -543,6 +549,10 @@ impl Event {
                      {to} now ({in_flight})"
                 )
             }
+            Event::FailoverDone { to, took } => log::info!(
+                "database failover to {to} done: its first connection opened {took:.3?} after \
+                 the first sign the old writer was unhealthy"
+            ),
             Event::Failback {
                 from,
                 to,
@@ -1151,7 +1161,12 @@ impl Shared {
             after.events.push(event);
         }
         if let Some(since) = state.failover_pending.take() {
-            state.stats.last_failover = Some(since.elapsed());
+            let took = since.elapsed();
+            state.stats.last_failover = Some(took);
+            after.events.push(Event::FailoverDone {
+                to: self.options.nodes()[node].to_string(),
+                took,
+            });
         }
         state.total += 1;
         state.stats.created += 1;

@@ -207,6 +207,51 @@ pub struct Server {
 }
 
 impl Server {
+    /// Asks the server for its statistics (SIGUSR1) and returns the node it writes through.
+    pub fn database_writer(&self) -> String {
+        let before = self.output().matches("database writer ").count();
+        self.signal(libc::SIGUSR1);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let output = self.output();
+            if output.matches("database writer ").count() > before {
+                let line = output
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("database writer "))
+                    .expect("the line just counted");
+                let rest = line.split("database writer ").nth(1).unwrap_or_default();
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no statistics after SIGUSR1:\n{output}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the server writes through `want` (`host:port`), asking every 200 ms.
+    pub fn await_database_writer(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let now = self.database_writer();
+            if now == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "writer is {now}, expected {want}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Starts `vfsserver --config <dir>/vs_conf.xml` plus `args`, optionally under a wrapper
     /// command (e.g. prlimit).
     pub fn start(dir: &ServerDir, wrapper: &[&str], args: &[&str]) -> Server {
