@@ -86,6 +86,11 @@ fn directory_of_10000_entries_lists_each_exactly_once() {
 #[test]
 fn listing_a_directory_costs_a_catalog_query_per_batch_not_per_request() {
     let fs = MountedFs::start();
+    if !fs.db.is_private() {
+        // It counts the server's statements: other tests share that server.
+        eprintln!("skipped: needs a server of its own (VS_TEST_MYSQL_URL or VS_TEST_GALERA)");
+        return;
+    }
     fs::create_dir(fs.path("many")).unwrap();
     for i in 0..3000 {
         fs::File::create(fs.path(format!("many/entry-{i:05}"))).unwrap();
