@@ -191,11 +191,13 @@ fn failovers(target: &mut Target, cluster: &mut Galera, count: usize, how: Freez
             })
         };
         await_count(&made, 50);
-        let signalled = Instant::now();
         match how {
             Freeze::Kill => cluster.kill(0),
             Freeze::Stop => cluster.pause(0),
         }
+        // From when the node is gone or every thread of it has stopped (SIGSTOP takes effect
+        // asynchronously: a create answered in between would count as served).
+        let signalled = Instant::now();
         let first = loop {
             let found = completions
                 .lock()

@@ -191,6 +191,43 @@ fn a_desynced_writer_is_left_for_a_synced_node_and_written_to_again_after_the_fa
 }
 
 #[test]
+fn a_node_outside_the_primary_component_is_unhealthy_and_refuses_causal_reads_with_1205() {
+    let mut cluster = Galera::start(3);
+    let db = MariaDb::on_cluster(&cluster);
+    let pool = valuestor::Pool::new(support::pool_options(&db)).expect("pool on the cluster");
+    drop(pool.get().expect("a connection"));
+    // Node 0 alone cannot see a majority: it leaves the primary component.
+    cluster.pause(1);
+    cluster.pause(2);
+    support::await_condition(LIMIT, "node 0 outside the primary component", || {
+        cluster.status(0, "wsrep_cluster_status").as_deref() == Some("non-Primary")
+    });
+    // What the catalog's check of a change in flight meets there (operations.rs maps it
+    // to Unavailable: ask again elsewhere), and what every other statement meets (1047).
+    let mut conn = cluster.root(0);
+    let causal = conn.query_drop("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1");
+    assert!(
+        matches!(&causal, Err(mysql::Error::MySqlError(e)) if e.code == 1205),
+        "{causal:?}"
+    );
+    let plain = conn.query_drop("SELECT COUNT(*) FROM mysql.user");
+    assert!(
+        matches!(&plain, Err(mysql::Error::MySqlError(e)) if e.code == 1047),
+        "{plain:?}"
+    );
+    support::await_condition(LIMIT, "the pool to judge node 0 unhealthy", || {
+        !pool.stats().nodes[0].healthy
+    });
+    let health = pool.stats().nodes[0].health.clone();
+    assert!(
+        health.contains("non-Primary") || health.contains("wsrep_ready OFF"),
+        "{health}"
+    );
+    cluster.unpause(1);
+    cluster.unpause(2);
+}
+
+#[test]
 fn the_owner_lease_holds_across_nodes_a_second_server_writing_through_another_node_is_refused() {
     let cluster = Galera::start(3);
     let setup = serve(&cluster);

@@ -339,6 +339,9 @@ pub(super) fn recorded<T: Answer>(conn: &mut PooledConn, op: OpId) -> Result<Opt
         Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1193 | 1064) => {
             conn.exec_first(SELECT, (op.owner, op.seq))?
         }
+        Err(mysql::Error::MySqlError(e)) if e.code == CAUSAL_READ_REFUSED => {
+            return Err(causal_read_refused(&e.message))
+        }
         other => other?,
     };
     match row {
@@ -349,6 +352,20 @@ pub(super) fn recorded<T: Answer>(conn: &mut PooledConn, op: OpId) -> Result<Opt
             op.owner, op.seq
         ))),
     }
+}
+
+/// What a Galera node answers a causal read it cannot serve (outside the primary component,
+/// or not caught up within `repl.causal_read_timeout`): 1205, the lock wait timeout's code.
+const CAUSAL_READ_REFUSED: u16 = 1205;
+
+/// The error of a causal read the node refused: the node cannot serve now (`Unavailable`, so
+/// the connection is discarded and the question asked again on a new one, from the node the
+/// pool writes to next), not a conflict to run again on the same connection.
+fn causal_read_refused(message: &str) -> MetaError {
+    MetaError::Unavailable(format!(
+        "the database node cannot answer a causal read now (not in the primary component?): \
+         {message} ({CAUSAL_READ_REFUSED})"
+    ))
 }
 
 /// Deletes at most [`TRIM_BATCH`] records older than [`OPERATION_RETENTION`]; how many.
@@ -374,6 +391,13 @@ fn random_owner() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_causal_read_is_unavailable_not_a_conflict() {
+        let err = causal_read_refused("Lock wait timeout exceeded; try restarting transaction");
+        assert!(matches!(err, MetaError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("1205"), "{err}");
+    }
     use crate::meta::Kind;
 
     fn attr(ino: u64, blocks: Option<u64>) -> Attr {
