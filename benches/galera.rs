@@ -74,7 +74,10 @@ fn main() {
     );
     print_row("creates/s", &creates);
     print_row("stats/s", &stats);
-    print_row("mixed ops/s (create+write+fsync, rename, unlink)", &mixed);
+    print_row("mixed ops/s (see below)", &mixed);
+    println!(
+        "(mixed: per file create + write 4 KiB + fsync, then rename each and unlink every other)"
+    );
 
     let galera = &mut targets[1];
     let kill_times = failovers(galera, &mut cluster, kills, Freeze::Kill);
