@@ -23,11 +23,17 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+/// Like [`setup`], with the pool's options adjusted by `tweak`.
+fn setup_with(tweak: impl FnOnce(&mut valuestor::PoolOptions)) -> Setup {
     let db = MariaDb::start();
     let proxy = Proxy::start(db.host(), db.port());
     let mut options = pool_options(&db);
     options.host = "127.0.0.1".into();
     options.port = proxy.port();
+    tweak(&mut options);
     let catalog = MysqlMeta::new(Pool::new(options).unwrap());
     catalog.migrate(0, 0).unwrap();
     Setup { catalog, proxy, db }
@@ -131,6 +137,29 @@ fn create_whose_reply_is_lost_after_commit_returns_its_inode_not_eexist() {
         inodes_before + 1,
         "one inode made, no orphan"
     );
+    assert_eq!(s.problems(), Vec::<String>::new());
+}
+
+#[test]
+fn a_change_gives_its_lost_connection_back_before_asking_for_another() {
+    // One connection in the pool: holding the lost one while asking for a new one would wait
+    // out the acquire timeout for a connection only this thread could return (what every
+    // change in flight did at once when a Galera node left the primary component).
+    let s = setup_with(|options| {
+        options.max_size = 1;
+        options.acquire_timeout = std::time::Duration::from_secs(30);
+    });
+    s.lose(create_call(), Cut::Answered);
+    let started = std::time::Instant::now();
+    let made = s.catalog.create(ROOT_INO, b"d", &node(Kind::Directory));
+    s.assert_cut_once();
+    let made = made.expect("the mkdir committed; its answer comes from its record");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "the change waited {:?} for a second connection",
+        started.elapsed()
+    );
+    assert_eq!(s.catalog.lookup(ROOT_INO, b"d").unwrap(), made);
     assert_eq!(s.problems(), Vec::<String>::new());
 }
 

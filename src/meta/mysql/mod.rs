@@ -254,12 +254,14 @@ impl From<mysql::Error> for MetaError {
 /// node, should be asked: 1047 (Galera: "WSREP has not yet prepared node for application
 /// use", a node outside the primary component or not synced), 1053 (server shutdown),
 /// 1152 (connection aborted), 1158 to 1161 (network read/write errors on the server's
-/// side), 1927 (connection killed), 4031 (idle client disconnected) and the client's
+/// side), 1180 (an error during COMMIT: on Galera "Not connected to Primary Component"
+/// while the node leaves it; whether the commit took effect is then for the operation's
+/// record to say), 1927 (connection killed), 4031 (idle client disconnected) and the client's
 /// 2006 (server gone) and 2013 (connection lost). The connection is then discarded.
 fn node_cannot_serve(code: u16) -> bool {
     matches!(
         code,
-        1047 | 1053 | 1152 | 1158..=1161 | 1927 | 4031 | 2006 | 2013
+        1047 | 1053 | 1152 | 1158..=1161 | 1180 | 1927 | 4031 | 2006 | 2013
     )
 }
 
@@ -312,7 +314,7 @@ mod tests {
     fn codes_of_a_node_that_cannot_serve_are_unavailable() {
         // 1047: Galera "WSREP has not yet prepared node for application use"; 1053 server
         // shutdown; 1927 connection killed; 2006/2013 gone / lost; 4031 idle disconnect.
-        for code in [1047, 1053, 1152, 1158, 1161, 1927, 2006, 2013, 4031] {
+        for code in [1047, 1053, 1152, 1158, 1161, 1180, 1927, 2006, 2013, 4031] {
             let direct = MetaError::from(server_error(code));
             assert!(
                 matches!(direct, MetaError::Unavailable(_)),

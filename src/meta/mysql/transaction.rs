@@ -156,7 +156,7 @@ impl MysqlMeta {
             match result {
                 Err(MetaError::Unavailable(cause)) => {
                     lost += 1;
-                    conn = self.reconnect(deadline, lost, cause)?;
+                    conn = self.reconnect(conn, deadline, lost, cause)?;
                 }
                 done => return done,
             }
@@ -232,7 +232,7 @@ impl MysqlMeta {
                     );
                     run = Run::Again;
                     lost += 1;
-                    conn = self.reconnect(deadline, lost, cause)?;
+                    conn = self.reconnect(conn, deadline, lost, cause)?;
                 }
                 Ok(answer) => {
                     if operations::trim_due(op) {
@@ -245,15 +245,21 @@ impl MysqlMeta {
         }
     }
 
-    /// A new connection after the `lost`-th lost one, after the policy's pause; the
-    /// operation fails as unavailable (naming `cause`) when the deadline comes first or the
-    /// pool cannot give one.
+    /// A new connection in place of `lost_conn`, the `lost`-th lost one, after the
+    /// policy's pause; the operation fails as unavailable (naming `cause`) when the deadline
+    /// comes first or the pool cannot give one.
+    ///
+    /// The lost connection goes back to the pool (discarded) first: an operation that held it
+    /// while waiting for another would, with as many operations in flight as the pool has
+    /// connections, wait for a connection only another waiter could return.
     fn reconnect(
         &self,
+        lost_conn: PooledConn,
         deadline: Instant,
         lost: u32,
         cause: String,
     ) -> Result<PooledConn, MetaError> {
+        drop(lost_conn);
         let left = deadline.saturating_duration_since(Instant::now());
         let Some(pause) = self
             .retry_policy()
