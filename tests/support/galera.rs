@@ -197,17 +197,22 @@ impl Galera {
 
     /// Waits until node `n` is synced; panics with its log after `START_TIMEOUT`.
     pub fn await_synced(&mut self, n: usize) {
+        if let Err(log) = self.try_await_synced(n) {
+            panic!("Galera node {n} did not become synced:\n{log}");
+        }
+    }
+
+    /// Waits until node `n` is synced; its log's tail when it exited or took too long.
+    fn try_await_synced(&mut self, n: usize) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         while !self.is_synced(n) {
             if Instant::now() > deadline || !self.is_running(n) {
-                panic!(
-                    "Galera node {n} did not become synced:\n{}",
-                    self.log_tail(n)
-                );
+                return Err(self.log_tail(n));
             }
             // A node gives no notification when it becomes synced.
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// Waits until node `n` sees a primary component of `size` nodes.
@@ -385,7 +390,27 @@ impl Galera {
 
     /// Starts node `n`'s process (bootstrapping a new primary component or joining) and
     /// waits until it is synced.
+    ///
+    /// A joiner whose state transfer could not start (its rsync daemon's or its IST
+    /// receiver's port was taken meanwhile by another test's server: ports are probed, then
+    /// bound by another process) starts again on new transfer ports, up to three times.
     fn spawn(&mut self, n: usize, bootstrap: bool) {
+        for attempt in 0.. {
+            self.start_process(n, bootstrap);
+            match self.try_await_synced(n) {
+                Ok(()) => return,
+                Err(log) if attempt < 3 && !self.is_running(n) && transfer_failed(&log) => {
+                    self.kill(n);
+                    open_to_state_transfer(&self.nodes[n].dir.join("data"));
+                    self.nodes[n].ist = free_port();
+                    self.nodes[n].sst = free_port();
+                }
+                Err(log) => panic!("Galera node {n} did not become synced:\n{log}"),
+            }
+        }
+    }
+
+    fn start_process(&mut self, n: usize, bootstrap: bool) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -404,7 +429,6 @@ impl Galera {
             .expect("spawn mariadbd");
         self.nodes[n].child = Some(child);
         self.nodes[n].paused = false;
-        self.await_synced(n);
     }
 
     fn node_args(&self, n: usize) -> Vec<String> {
@@ -502,6 +526,14 @@ extern "C" fn kill_shared_at_exit() {
         cluster.kill_all();
         let _ = fs::remove_dir_all(dir);
     }
+}
+
+/// Whether a node's log shows that its state transfer could not be set up or failed.
+fn transfer_failed(log: &str) -> bool {
+    ["SST", "IST", "already in use", "state transfer"]
+        .iter()
+        .any(|sign| log.contains(sign))
+        && log.contains("ERROR")
 }
 
 fn set_mode(path: &Path, mode: u32) {
