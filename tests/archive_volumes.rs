@@ -493,7 +493,7 @@ fn leftover_partial_and_torn_manifest_tail_are_cleaned_at_the_sweep() {
 
     let report = folder.sweep().unwrap();
     assert_eq!(report.partials_removed, [vol.join("000000000002.partial")]);
-    assert_eq!(report.torn_manifests, [manifest.clone()]);
+    assert_eq!(report.torn_manifests, std::slice::from_ref(&manifest));
     assert_eq!(
         fs::read(&manifest).unwrap(),
         intact,
@@ -653,5 +653,60 @@ fn removed_volume_directory_gives_a_volume_missing_error() {
     assert!(
         matches!(err, ArchiveError::CopyMissing { seq: 99, .. }),
         "missing copy: {err}"
+    );
+}
+
+#[test]
+fn copy_range_to_fills_a_recall_target_on_the_same_and_on_another_file_system() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let content = random_bytes(3 * SMALL_BLOCK + 1234, 5);
+    let src = a.source("f", &content);
+    let record = folder
+        .writer("VOL001")
+        .unwrap()
+        .copy(
+            &File::open(&src).unwrap(),
+            &meta(1, "/f", 1),
+            &CopyOptions::default(),
+            &no_cancel(),
+        )
+        .unwrap();
+    let reader = folder.open_copy("VOL001", record.seq).unwrap();
+    // The same disk (the kernel copies) and a tmpfs (another file system: through a buffer).
+    let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
+    for dir in [a.dir.path().to_owned(), other_fs.path().to_owned()] {
+        let target_path = dir.join("recalled");
+        let target = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&target_path)
+            .unwrap();
+        // Out of order, as concurrent readers would ask for blocks, with a range past the end.
+        let range = SMALL_BLOCK as u64;
+        for block in [2u64, 0, 3, 1] {
+            let n = reader.copy_range_to(block * range, range, &target).unwrap();
+            let expected = (content.len() as u64 - block * range).min(range);
+            assert_eq!(n, expected, "bytes of block {block} into {target_path:?}");
+        }
+        assert_eq!(
+            reader
+                .copy_range_to(content.len() as u64, range, &target)
+                .unwrap(),
+            0
+        );
+        assert!(
+            fs::read(&target_path).unwrap() == content,
+            "recalled file {target_path:?} differs from the source"
+        );
+    }
+    // A target that cannot be written is the target's error, not the volume's.
+    let read_only = File::open(&src).unwrap();
+    let err = reader.copy_range_to(0, 10, &read_only).unwrap_err();
+    assert!(
+        matches!(&err, ArchiveError::Target { volume, seq, .. } if volume == "VOL001" && *seq == record.seq),
+        "write to a read-only target: {err}"
     );
 }

@@ -333,6 +333,66 @@ impl CopyReader {
         }
         Ok(done)
     }
+
+    /// Copies bytes `offset..offset + len` of the copy (cut at its end) to the same offsets of
+    /// `dest`, as recall fills a cache file block by block; returns the bytes copied (fewer
+    /// than asked only at the copy's end). The kernel copies where it can (`copy_file_range`,
+    /// as `cp` does); otherwise, or after an error the kernel cannot attribute, the range is
+    /// read and written through a buffer of at most 1 MiB, so a failure names its side: the
+    /// volume's ([`ArchiveError::VolumeIo`]) or the target's ([`ArchiveError::Target`]).
+    pub fn copy_range_to(&self, offset: u64, len: u64, dest: &File) -> Result<u64, ArchiveError> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut pos = offset;
+        while pos < end {
+            let want = (end - pos).min(MAX_BLOCK_SIZE as u64) as usize;
+            let (Ok(mut off_in), Ok(mut off_out)) = (i64::try_from(pos), i64::try_from(pos)) else {
+                break;
+            };
+            // SAFETY: both descriptors are open files borrowed for the call; the offset
+            // pointers point to live local variables the kernel updates.
+            let n = unsafe {
+                libc::copy_file_range(
+                    self.file.as_raw_fd(),
+                    &mut off_in,
+                    dest.as_raw_fd(),
+                    &mut off_out,
+                    want,
+                    0,
+                )
+            };
+            if n < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Ok(pos - offset + self.copy_range_by_reads(pos, end, dest)?);
+            }
+            if n == 0 {
+                break;
+            }
+            pos += n as u64;
+        }
+        Ok(pos - offset)
+    }
+
+    fn copy_range_by_reads(&self, start: u64, end: u64, dest: &File) -> Result<u64, ArchiveError> {
+        let mut buf = vec![0u8; (end - start).min(1 << 20) as usize];
+        let mut pos = start;
+        while pos < end {
+            let want = (end - pos).min(buf.len() as u64) as usize;
+            let n = self.read_at(pos, &mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            dest.write_all_at(&buf[..n], pos)
+                .map_err(|source| ArchiveError::Target {
+                    volume: self.label.clone(),
+                    seq: self.seq,
+                    source,
+                })?;
+            pos += n as u64;
+        }
+        Ok(pos - start)
+    }
 }
 
 /// The file name of copy `seq` on its volume.
@@ -394,6 +454,7 @@ fn kernel_copy(
         if n == 0 {
             return Ok(Some(Ok((pos as u64, None, None))));
         }
+        start_writeback(dest, pos as u64, n as usize);
         pos += n as i64;
     }
 }
@@ -560,6 +621,7 @@ fn write_stage(
                 }
                 dest.write_all(&buf[..n])
                     .map_err(|e| Failure::Dest("write copy", e))?;
+                start_writeback(dest, total, n);
                 total += n as u64;
                 // Cannot block: at most nbuf buffers exist and the channel holds nbuf.
                 let _ = free.try_send(buf);
@@ -575,6 +637,21 @@ fn write_stage(
             }
         }
     }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` back to disk now, so
+/// the copy's final fsync finds little left to do and the disk writes while the next blocks
+/// are read. Only a hint: file systems without it (FUSE, as LTFS is) return an error, which
+/// is ignored; the fsync before the record is what makes the copy durable. Recall writing
+/// a cache file uses it the same way.
+pub fn start_writeback(file: &File, offset: u64, len: usize) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is an open file borrowed for the call; no memory is passed.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }
 
 fn remove_quietly(path: &Path) {

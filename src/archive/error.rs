@@ -92,6 +92,16 @@ pub enum ArchiveError {
         /// The abandoned copy.
         seq: u64,
     },
+    /// Writing a range read from a copy to its target (a cache file being recalled) failed.
+    #[error("copy {seq} of volume {volume}: writing to the recall target failed: {source}")]
+    Target {
+        /// The volume's label.
+        volume: String,
+        /// The copy being read.
+        seq: u64,
+        /// The system's error.
+        source: io::Error,
+    },
     /// A copy asked for by (volume, seq) is not on the volume.
     #[error("volume {volume}: copy {seq} ({path:?}) is missing: {source}")]
     CopyMissing {
