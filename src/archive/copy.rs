@@ -229,7 +229,21 @@ impl VolumeWriter {
             // Unrecorded, the copy is unknown to any catalog: take it back.
             remove_quietly(&target);
             let _ = sync_dir(&self.label, &self.dir);
-            return Err(e);
+            return Err(match e {
+                // No room for the record is the volume being full, as for the data.
+                ArchiveError::VolumeIo {
+                    volume,
+                    path,
+                    source,
+                    ..
+                } if is_full(&source) => ArchiveError::VolumeFull {
+                    volume,
+                    seq,
+                    path,
+                    source,
+                },
+                e => e,
+            });
         }
         Ok(record)
     }
