@@ -710,3 +710,38 @@ fn copy_range_to_fills_a_recall_target_on_the_same_and_on_another_file_system() 
         "write to a read-only target: {err}"
     );
 }
+
+#[test]
+fn copy_from_another_file_system_goes_through_buffers_and_is_exact() {
+    // A source on tmpfs and a volume on the disk: the kernel cannot copy between them
+    // (EXDEV), so the threads and buffers carry the data, here without digests.
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
+    let content = random_bytes(5 * SMALL_BLOCK + 99, 9);
+    let src = other_fs.path().join("f");
+    fs::write(&src, &content).unwrap();
+    let opts = CopyOptions {
+        block_size: SMALL_BLOCK,
+        ..CopyOptions::default()
+    };
+    let record = folder
+        .writer("VOL001")
+        .unwrap()
+        .copy(
+            &File::open(&src).unwrap(),
+            &meta(1, "/f", 1),
+            &opts,
+            &no_cancel(),
+        )
+        .unwrap();
+    assert_eq!(
+        (record.size, record.md5, record.sha1),
+        (content.len() as u64, None, None)
+    );
+    let copy = a.volume("VOL001").join(format!("{:012}", record.seq));
+    assert!(
+        fs::read(&copy).unwrap() == content,
+        "copy {copy:?} differs from its source"
+    );
+}

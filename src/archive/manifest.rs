@@ -641,6 +641,25 @@ mod tests {
     }
 
     #[test]
+    fn reader_refuses_a_line_longer_than_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_NAME);
+        let mut text = format!("{HEADER}\n");
+        text.push_str(&"x".repeat(MAX_LINE + 1));
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let mut reader = ManifestReader::open(&path).unwrap();
+        match reader.next() {
+            Some(Err(ArchiveError::ManifestCorrupt { line, reason, .. })) => {
+                assert_eq!(line, 2, "{reason}");
+                assert!(reason.contains("longer than"), "{reason}");
+            }
+            other => panic!("an over-long line gave {other:?}"),
+        }
+        assert!(reader.next().is_none(), "the reader goes on after an error");
+    }
+
+    #[test]
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
