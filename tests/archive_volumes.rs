@@ -129,6 +129,20 @@ fn no_cancel() -> AtomicBool {
     AtomicBool::new(false)
 }
 
+/// Copies `src` to `volume` as `meta` with the default options (no digests, no cancel).
+fn copy_plain(folder: &ArchiveFolder, volume: &str, src: &Path, meta: &FileMeta) -> CopyRecord {
+    folder
+        .writer(volume)
+        .unwrap()
+        .copy(
+            &File::open(src).unwrap(),
+            meta,
+            &CopyOptions::default(),
+            &no_cancel(),
+        )
+        .unwrap()
+}
+
 const SMALL_BLOCK: usize = 64 << 10;
 
 #[test]
@@ -462,16 +476,7 @@ fn leftover_partial_and_torn_manifest_tail_are_cleaned_at_the_sweep() {
     let a = Archive::new(&["VOL001"]);
     let folder = a.folder(0);
     let src = a.source("f", b"content");
-    let first = folder
-        .writer("VOL001")
-        .unwrap()
-        .copy(
-            &File::open(&src).unwrap(),
-            &meta(1, "/f", 1),
-            &CopyOptions::default(),
-            &no_cancel(),
-        )
-        .unwrap();
+    let first = copy_plain(&folder, "VOL001", &src, &meta(1, "/f", 1));
     // A crash mid-copy and mid-append.
     let vol = a.volume("VOL001");
     fs::write(vol.join("000000000002.partial"), b"half a cop").unwrap();
@@ -502,16 +507,7 @@ fn leftover_partial_and_torn_manifest_tail_are_cleaned_at_the_sweep() {
     assert_eq!(names(&vol), [".lock", "000000000001", MANIFEST_NAME]);
 
     // Appends continue on a clean line.
-    let second = folder
-        .writer("VOL001")
-        .unwrap()
-        .copy(
-            &File::open(&src).unwrap(),
-            &meta(2, "/g", 1),
-            &CopyOptions::default(),
-            &no_cancel(),
-        )
-        .unwrap();
+    let second = copy_plain(&folder, "VOL001", &src, &meta(2, "/g", 1));
     let after = rebuild(&folder).unwrap();
     let live: Vec<&CopyRecord> = after.live.iter().map(|c| &c.record).collect();
     assert_eq!(live, [&first, &second]);
@@ -662,16 +658,7 @@ fn copy_range_to_fills_a_recall_target_on_the_same_and_on_another_file_system() 
     let folder = a.folder(0);
     let content = random_bytes(3 * SMALL_BLOCK + 1234, 5);
     let src = a.source("f", &content);
-    let record = folder
-        .writer("VOL001")
-        .unwrap()
-        .copy(
-            &File::open(&src).unwrap(),
-            &meta(1, "/f", 1),
-            &CopyOptions::default(),
-            &no_cancel(),
-        )
-        .unwrap();
+    let record = copy_plain(&folder, "VOL001", &src, &meta(1, "/f", 1));
     let reader = folder.open_copy("VOL001", record.seq).unwrap();
     // The same disk (the kernel copies) and a tmpfs (another file system: through a buffer).
     let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
