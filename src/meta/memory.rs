@@ -15,8 +15,9 @@ use parking_lot::Mutex;
 
 use super::mysql::SCHEMA_VERSION;
 use super::{
-    check_name, check_xattr_name, now_ns, Attr, AttrChange, CatalogLocation, Changed, DataState,
-    DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, XattrMode, ROOT_INO,
+    check_name, check_xattr_name, now_ns, ArchiveCopy, Attr, AttrChange, CatalogLocation, Changed,
+    DataState, DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, StateTotal, XattrMode,
+    ROOT_INO,
 };
 
 /// A catalog held in memory; lost when dropped. Cheap to create: one per test.
@@ -59,6 +60,7 @@ impl MemoryMeta {
             xattrs: HashMap::new(),
             next_ino: ROOT_INO + 1,
             next_cookie: 1,
+            copies: BTreeMap::new(),
             failures: VecDeque::new(),
         };
         state.inodes.insert(ROOT_INO, root);
@@ -548,6 +550,204 @@ impl MetaEngine for MemoryMeta {
             Ok(())
         })
     }
+
+    fn path_of(&self, ino: u64) -> Result<Vec<u8>, MetaError> {
+        self.with(|s| {
+            let mut parts: Vec<Vec<u8>> = Vec::new();
+            let mut at = ino;
+            while at != ROOT_INO {
+                if parts.len() > MAX_DEPTH {
+                    return Err(MetaError::Internal(format!("inode {ino}: path too deep")));
+                }
+                let parent = s.parent_of(at).ok_or(MetaError::Errno(libc::ENOENT))?;
+                let dir = &s.dirs[&parent];
+                let (name, _) = dir
+                    .by_name
+                    .iter()
+                    .filter(|(_, e)| e.child == at)
+                    .min_by_key(|(_, e)| e.cookie)
+                    .ok_or(MetaError::Errno(libc::ENOENT))?;
+                parts.push(name.clone());
+                at = parent;
+            }
+            let mut path = Vec::new();
+            for part in parts.iter().rev() {
+                path.push(b'/');
+                path.extend_from_slice(part);
+            }
+            if path.is_empty() {
+                path.push(b'/');
+            }
+            Ok(path)
+        })
+    }
+
+    fn migration_candidates(&self, after: u64, limit: usize) -> Result<Vec<Attr>, MetaError> {
+        self.with(|s| {
+            let mut found: Vec<Attr> = s
+                .inodes
+                .values()
+                .filter(|a| {
+                    a.ino > after
+                        && a.kind == Kind::File
+                        && a.data_state == DataState::Resident
+                        && a.nlink > 0
+                })
+                .copied()
+                .collect();
+            found.sort_by_key(|a| a.ino);
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
+    fn eviction_candidates(
+        &self,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Attr>, MetaError> {
+        self.with(|s| {
+            let mut found: Vec<Attr> = s
+                .inodes
+                .values()
+                .filter(|a| a.kind == Kind::File && a.data_state == DataState::Archived)
+                .filter(|a| after.is_none_or(|pos| (a.atime, a.ino) > pos))
+                .copied()
+                .collect();
+            found.sort_by_key(|a| (a.atime, a.ino));
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
+    fn record_copy(&self, copy: &ArchiveCopy) -> Result<Attr, MetaError> {
+        self.with(|s| {
+            let attr = *s.file_in_state(copy.ino, &[DataState::Resident])?;
+            if attr.size != copy.size || attr.mtime != copy.mtime {
+                return Err(MetaError::Errno(libc::EAGAIN));
+            }
+            s.supersede_copies(copy.ino, now_ns());
+            let mut recorded = copy.clone();
+            recorded.superseded_ns = None;
+            s.copies.insert((copy.volume.clone(), copy.seq), recorded);
+            let attr = s.attr_mut(copy.ino)?;
+            attr.data_state = DataState::Archived;
+            Ok(*attr)
+        })
+    }
+
+    fn release(&self, ino: u64, mtime: i64) -> Result<Attr, MetaError> {
+        self.with(|s| {
+            let attr = *s.file_in_state(ino, &[DataState::Archived])?;
+            if attr.mtime != mtime || s.live_copy(ino).is_none() {
+                return Err(MetaError::Errno(libc::EAGAIN));
+            }
+            let attr = s.attr_mut(ino)?;
+            attr.data_state = DataState::Released;
+            Ok(*attr)
+        })
+    }
+
+    fn recalled(&self, ino: u64) -> Result<Attr, MetaError> {
+        self.with(|s| {
+            let attr = s.file_in_state(ino, &[DataState::Released, DataState::Damaged])?;
+            attr.data_state = DataState::Archived;
+            Ok(*attr)
+        })
+    }
+
+    fn mark_damaged(&self, ino: u64) -> Result<Attr, MetaError> {
+        self.with(|s| {
+            let attr = s.file_in_state(ino, &[DataState::Released])?;
+            attr.data_state = DataState::Damaged;
+            Ok(*attr)
+        })
+    }
+
+    fn live_copy(&self, ino: u64) -> Result<Option<ArchiveCopy>, MetaError> {
+        self.with(|s| Ok(s.live_copy(ino).cloned()))
+    }
+
+    fn released_after(
+        &self,
+        volume: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ArchiveCopy>, MetaError> {
+        self.with(|s| {
+            let start = (volume.to_owned(), after.saturating_add(1));
+            Ok(s.copies
+                .range(start..)
+                .take_while(|((v, _), _)| v == volume)
+                .map(|(_, c)| c)
+                .filter(|c| c.superseded_ns.is_none())
+                .filter(|c| {
+                    s.inodes
+                        .get(&c.ino)
+                        .is_some_and(|a| a.data_state == DataState::Released)
+                })
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn superseded_copies(
+        &self,
+        before_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<ArchiveCopy>, MetaError> {
+        self.with(|s| {
+            let mut found: Vec<ArchiveCopy> = s
+                .copies
+                .values()
+                .filter(|c| c.superseded_ns.is_some_and(|t| t < before_ns))
+                .cloned()
+                .collect();
+            found.sort_by_key(|c| (c.superseded_ns, c.volume.clone(), c.seq));
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
+    fn superseded_count(&self) -> Result<u64, MetaError> {
+        self.with(|s| {
+            Ok(s.copies
+                .values()
+                .filter(|c| c.superseded_ns.is_some())
+                .count() as u64)
+        })
+    }
+
+    fn forget_copy(&self, volume: &str, seq: u64) -> Result<(), MetaError> {
+        self.with(|s| {
+            let key = (volume.to_owned(), seq);
+            match s.copies.get(&key) {
+                Some(c) if c.superseded_ns.is_none() => Err(MetaError::Errno(libc::EBUSY)),
+                Some(_) => {
+                    s.copies.remove(&key);
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn state_totals(&self) -> Result<Vec<StateTotal>, MetaError> {
+        self.with(|s| {
+            let mut totals: BTreeMap<u8, StateTotal> = BTreeMap::new();
+            for a in s.inodes.values().filter(|a| a.kind == Kind::File) {
+                let t = totals.entry(a.data_state as u8).or_insert(StateTotal {
+                    state: a.data_state,
+                    files: 0,
+                    bytes: 0,
+                });
+                t.files += 1;
+                t.bytes += a.size;
+            }
+            Ok(totals.into_values().collect())
+        })
+    }
 }
 
 /// The whole catalog: what the MySQL engine keeps in its tables.
@@ -564,6 +764,8 @@ struct State {
     next_ino: u64,
     /// The next directory entry cookie (never reused, like AUTO_INCREMENT).
     next_cookie: u64,
+    /// `vs_copies`, by volume and sequence number.
+    copies: BTreeMap<(String, u64), ArchiveCopy>,
     /// Failures queued by [`MemoryMeta::fail_next`].
     failures: VecDeque<MetaError>,
 }
@@ -711,10 +913,36 @@ impl State {
 
     /// Deletes the inode's rows (not entries naming it: callers removed those).
     fn purge_rows(&mut self, ino: u64) {
+        self.supersede_copies(ino, now_ns());
         self.inodes.remove(&ino);
         self.dirs.remove(&ino);
         self.symlinks.remove(&ino);
         self.xattrs.remove(&ino);
+    }
+
+    /// Marks the live copies of `ino` superseded at `now`.
+    fn supersede_copies(&mut self, ino: u64, now: i64) {
+        for copy in self.copies.values_mut() {
+            if copy.ino == ino && copy.superseded_ns.is_none() {
+                copy.superseded_ns = Some(now);
+            }
+        }
+    }
+
+    /// The live copy of `ino` (a scan: this is a test fake).
+    fn live_copy(&self, ino: u64) -> Option<&ArchiveCopy> {
+        self.copies
+            .values()
+            .find(|c| c.ino == ino && c.superseded_ns.is_none())
+    }
+
+    /// The inode's attributes if it is a regular file in `state`; `EAGAIN` otherwise.
+    fn file_in_state(&mut self, ino: u64, states: &[DataState]) -> Result<&mut Attr, MetaError> {
+        let attr = self.attr_mut(ino)?;
+        if attr.kind != Kind::File || !states.contains(&attr.data_state) {
+            return Err(MetaError::Errno(libc::EAGAIN));
+        }
+        Ok(attr)
     }
 
     /// The directory holding an entry that names `child` (a scan: this is a test fake).

@@ -150,7 +150,78 @@ pub trait MetaEngine: Send + Sync {
     /// How many regular files have data (a size above 0); stops counting at `limit`.
     fn files_with_data(&self, limit: u64) -> Result<u64, MetaError>;
 
-    /// Deletes an inode with no links left, with its symlink target and attributes; an
-    /// inode that has links again is kept. `ENOENT` if it does not exist.
+    /// Deletes an inode with no links left, with its symlink target and attributes (its
+    /// live archive copy becomes superseded); an inode that has links again is kept. `ENOENT` if it does not exist.
     fn purge(&self, ino: u64) -> Result<(), MetaError>;
+
+    // ---- The archive tier (module `crate::tier`) ----
+
+    /// One path naming `ino` (of its names, the one reached first), as bytes without the
+    /// mount point, starting with `/`. `ENOENT` when no entry names it.
+    fn path_of(&self, ino: u64) -> Result<Vec<u8>, MetaError>;
+
+    /// Regular files whose data is `Resident` (saved, not archived) and that have a name,
+    /// with inode numbers above `after`, in inode order, at most `limit`: the candidates for
+    /// migration. Served by an index, never a scan of all inodes.
+    fn migration_candidates(&self, after: u64, limit: usize) -> Result<Vec<Attr>, MetaError>;
+
+    /// Regular files whose data is `Archived` (local and in the archive), least recently
+    /// accessed first (by `atime`, then inode), strictly after the position `after`
+    /// (`(atime, ino)` of the last one seen), at most `limit`: the candidates for eviction.
+    /// Served by an index, never a scan of all inodes.
+    fn eviction_candidates(
+        &self,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Attr>, MetaError>;
+
+    /// Records `copy` as the current copy of its inode and makes the inode `Archived`, in
+    /// one transaction, only if the inode is still `Resident` with the copy's size and
+    /// modification time (the data copied is the data the catalog has); otherwise `EAGAIN`
+    /// and nothing changes. Earlier live copies of the inode become superseded. Returns the
+    /// inode's new attributes.
+    fn record_copy(&self, copy: &ArchiveCopy) -> Result<Attr, MetaError>;
+
+    /// Makes `ino` `Released` (its local data may then be dropped) only if it is still
+    /// `Archived` with modification time `mtime` and has a live copy; otherwise `EAGAIN`
+    /// and nothing changes. Returns the new attributes.
+    fn release(&self, ino: u64, mtime: i64) -> Result<Attr, MetaError>;
+
+    /// Makes a `Released` or `Damaged` inode `Archived` again (its data was recalled and
+    /// verified); `EAGAIN` in any other state. Returns the new attributes.
+    fn recalled(&self, ino: u64) -> Result<Attr, MetaError>;
+
+    /// Makes a `Released` inode `Damaged` (its copy could not be read back or did not
+    /// match); `EAGAIN` in any other state. Returns the new attributes.
+    fn mark_damaged(&self, ino: u64) -> Result<Attr, MetaError>;
+
+    /// The live copy of `ino`, if it has one.
+    fn live_copy(&self, ino: u64) -> Result<Option<ArchiveCopy>, MetaError>;
+
+    /// Live copies on `volume` after sequence number `after`, in sequence order, at most
+    /// `limit`, whose inodes are `Released`: what a recall may pre-read.
+    fn released_after(
+        &self,
+        volume: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ArchiveCopy>, MetaError>;
+
+    /// Copies superseded before `before_ns` (a newer copy was recorded, or the inode was
+    /// purged), oldest first, at most `limit`: what clean-up may delete from the volumes.
+    fn superseded_copies(
+        &self,
+        before_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<ArchiveCopy>, MetaError>;
+
+    /// How many copies are superseded.
+    fn superseded_count(&self) -> Result<u64, MetaError>;
+
+    /// Forgets superseded copy `seq` of `volume` once clean-up deleted it; a live copy is
+    /// never forgotten (`EBUSY`). Forgetting a copy not recorded is fine.
+    fn forget_copy(&self, volume: &str, seq: u64) -> Result<(), MetaError>;
+
+    /// Files and bytes per data state of regular files (for the tier's status).
+    fn state_totals(&self) -> Result<Vec<StateTotal>, MetaError>;
 }

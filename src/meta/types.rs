@@ -179,6 +179,10 @@ pub enum DataState {
     Archived = 3,
     /// The data is only in the archive; reading it needs a recall.
     Released = 4,
+    /// The data is only in the archive and its copy could not be read back or did not match
+    /// its digests: reads fail with `EIO` until an operator recalls it again (or the file is
+    /// rewritten or removed).
+    Damaged = 5,
 }
 
 impl DataState {
@@ -190,6 +194,7 @@ impl DataState {
             2 => DataState::Dirty,
             3 => DataState::Archived,
             4 => DataState::Released,
+            5 => DataState::Damaged,
             _ => return None,
         })
     }
@@ -202,6 +207,56 @@ impl DataState {
             DataState::Resident | DataState::Dirty | DataState::Archived
         )
     }
+}
+
+impl DataState {
+    /// The state's name as operators see it (`dirty`, `archived`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataState::Empty => "empty",
+            DataState::Resident => "resident",
+            DataState::Dirty => "dirty",
+            DataState::Archived => "archived",
+            DataState::Released => "released",
+            DataState::Damaged => "damaged",
+        }
+    }
+}
+
+/// One copy of a file's data on an archive volume, as the catalog records it
+/// (`vs_copies`). A copy is *live* until a newer copy of its inode is recorded or the
+/// inode is purged; then it is *superseded* (since `superseded_ns`) and may be cleaned up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveCopy {
+    /// The inode whose data it holds.
+    pub ino: u64,
+    /// The volume's label (a directory in `ArchiveFolder`).
+    pub volume: String,
+    /// The copy's sequence number on its volume (also its file name there).
+    pub seq: u64,
+    /// Bytes in the copy (the file's size when copied).
+    pub size: u64,
+    /// The file's modification time when copied: which version of the data this is.
+    pub mtime: i64,
+    /// MD5 of the content, when computed.
+    pub md5: Option<[u8; 16]>,
+    /// SHA1 of the content, when computed.
+    pub sha1: Option<[u8; 20]>,
+    /// When the copy was recorded, nanoseconds since the epoch.
+    pub archived_ns: i64,
+    /// When it stopped being live; `None` while it is the inode's current copy.
+    pub superseded_ns: Option<i64>,
+}
+
+/// Files and bytes in one data state ([`MetaEngine::state_totals`](super::MetaEngine::state_totals)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTotal {
+    /// The state.
+    pub state: DataState,
+    /// Regular files in it.
+    pub files: u64,
+    /// Sum of their sizes.
+    pub bytes: u64,
 }
 
 /// Nanoseconds since the epoch, now.

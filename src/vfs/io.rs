@@ -38,7 +38,7 @@ impl Residency {
     pub fn of(state: DataState) -> Residency {
         match state {
             DataState::Empty => Residency::Hole,
-            DataState::Released => Residency::Away,
+            DataState::Released | DataState::Damaged => Residency::Away,
             DataState::Resident | DataState::Dirty | DataState::Archived => Residency::Local,
         }
     }
