@@ -107,6 +107,9 @@ pub const USED_KEYS: &[&str] = &[
     "OwnerLeaseTimeout",
 ];
 
+/// Most volumes read or written at once (ArchiveDrives).
+pub const MAX_ARCHIVE_DRIVES: u64 = 64;
+
 /// Most warnings kept in [`Config::warnings`]; further ones are counted in a last line.
 pub const MAX_WARNINGS: usize = 100;
 
@@ -217,8 +220,12 @@ pub struct ArchiveConfig {
     pub tape_idle_time: Duration,
     /// FileIdleTime. Default 3 s.
     pub file_idle_time: Duration,
-    /// TapeReservedMinFreeSize. Default 8G.
+    /// TapeReservedMinFreeSize: a volume takes new copies only while it has more than
+    /// this free. Default 8G.
     pub tape_reserved_min_free_size: u64,
+    /// ArchiveDrives: most volumes read or written at once (the drives of a tape library).
+    /// 1 to 64. Default 1.
+    pub drives: usize,
     /// DeleteTapeFileTriggerNum. Default 1000.
     pub delete_tape_file_trigger_num: u64,
     /// DeleteTapeFileTimeDiff. Default 86400 s.
@@ -414,6 +421,7 @@ impl Default for ArchiveConfig {
             tape_idle_time: Duration::from_secs(10),
             file_idle_time: Duration::from_secs(3),
             tape_reserved_min_free_size: 8 * GIB,
+            drives: 1,
             delete_tape_file_trigger_num: 1000,
             delete_tape_file_time_diff: Duration::from_secs(86400),
             write_wait_size: GIB,
@@ -785,6 +793,14 @@ impl Config {
             "TapeIdleTime" => archive.tape_idle_time = seconds()?,
             "FileIdleTime" => archive.file_idle_time = seconds()?,
             "TapeReservedMinFreeSize" => archive.tape_reserved_min_free_size = size()?,
+            "ArchiveDrives" => {
+                archive.drives = count()
+                    .ok()
+                    .filter(|&n| (1..=MAX_ARCHIVE_DRIVES).contains(&n))
+                    .ok_or_else(|| {
+                        bad(format!("is not a number of drives (1 to {MAX_ARCHIVE_DRIVES})"))
+                    })? as usize
+            }
             "DeleteTapeFileTriggerNum" => archive.delete_tape_file_trigger_num = count()?,
             "DeleteTapeFileTimeDiff" => archive.delete_tape_file_time_diff = seconds()?,
             "WriteToTapeWaitSize" => archive.write_wait_size = size()?,
@@ -854,6 +870,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "TapeIdleTime",
         "FileIdleTime",
         "TapeReservedMinFreeSize",
+        "ArchiveDrives",
         "DeleteTapeFileTriggerNum",
         "DeleteTapeFileTimeDiff",
         "WriteToTapeWaitSize",

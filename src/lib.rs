@@ -19,6 +19,7 @@ pub mod vfs;
 
 pub mod pool;
 pub mod server;
+pub mod tier;
 
 pub use config::{Config, ConfigError, DatabaseConfig, Secret};
 

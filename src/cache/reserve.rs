@@ -92,6 +92,13 @@ impl Reserve {
         }
     }
 
+    /// The available bytes as last measured minus those admitted since (`u64::MAX` before
+    /// a measurement succeeded, or without a reserve).
+    pub fn available_estimate(&self) -> u64 {
+        let state = self.state.lock();
+        state.available.saturating_sub(state.admitted)
+    }
+
     /// How many times the available space was measured so far.
     pub fn measurements(&self) -> u64 {
         self.state.lock().measurements

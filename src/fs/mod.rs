@@ -167,6 +167,16 @@ impl FsStatsHandle {
             .wait(deadline, || self.core.open_handles_and_dirs() == 0)
     }
 
+    /// The archive tier's counters, if there is a tier.
+    pub fn tier_counters(&self) -> Option<crate::tier::CounterValues> {
+        self.core.tier().map(|tier| tier.counters())
+    }
+
+    /// The archive tier, if there is one (for the admin socket).
+    pub fn tier(&self) -> Option<Arc<crate::tier::Tier>> {
+        self.core.tier().cloned()
+    }
+
     /// Saves every unsaved size and time now (used when shutting down).
     pub fn flush(&self) {
         self.core.flush_dirty();

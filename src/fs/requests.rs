@@ -250,10 +250,23 @@ impl Filesystem for VsFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = writes(flags.0);
+        let core = Arc::clone(self.vfs.core());
         self.offload(
             reply,
-            move |core| core.open(ino.0, write),
-            |reply, fh| reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            move |core| core.open_file(ino.0, write),
+            move |reply, (fh, recall)| match recall {
+                // A writer of a released file is answered once its data is back (from the
+                // recall's thread: no FUSE or catalog thread waits for the volume).
+                Some(recall) if write => recall.when_done(Box::new(move |recalled| {
+                    if recalled {
+                        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+                    } else {
+                        core.abandon_open(ino.0, fh);
+                        reply.error(Errno::EIO);
+                    }
+                })),
+                _ => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            },
         );
     }
 
@@ -268,10 +281,14 @@ impl Filesystem for VsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.core().read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(err) => reply.error(errno(err)),
-        }
+        // A range still being recalled is answered from the recall's thread when it is
+        // local; everything else here and now.
+        self.vfs
+            .core()
+            .read_when_local(fh.0, offset, size, move |result| match result {
+                Ok(data) => reply.data(&data),
+                Err(err) => reply.error(errno(err)),
+            });
     }
 
     fn write(

@@ -34,6 +34,7 @@ use crate::meta::lease::{LeaseHolder, OwnerLease};
 use crate::meta::mysql::{privileges, MysqlMeta};
 use crate::meta::MetaEngine;
 use crate::notify::Notifier;
+use crate::tier::{Tier, TierOptions};
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
 
 mod fusectl;
@@ -290,9 +291,18 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
             return Err(abort(&mut keeper, message));
         }
     };
+    let tier = TierOptions::from_config(&config).map(|options| {
+        log::info!(
+            "archive tier: volumes in {}, {} drive(s)",
+            options.archive_folder.display(),
+            options.drives
+        );
+        Arc::new(Tier::new(options, Arc::clone(&meta) as Arc<dyn MetaEngine>, cache.clone()))
+    });
     let fs_options = FsOptions {
         rebind_cache: args.rebind_cache,
         fence: keeper.fence(),
+        tier,
         ..FsOptions::from_config(&config)
     };
     let fs = match VsFs::with_options(meta, cache, fs_options) {
@@ -572,9 +582,13 @@ impl Server {
 
     fn report(&self) {
         let fs = self.stats.snapshot();
+        let tier = self
+            .stats
+            .tier_counters()
+            .map_or_else(|| "none".to_owned(), |c| c.to_string());
         log::info!(
             "statistics: serving {}: {} open files, {} inodes with unsaved sizes or times; pool: {}; \
-             owner lease: {}",
+             owner lease: {}; archive tier: {tier}",
             self.mountpoint.display(),
             fs.open_handles,
             fs.unsaved_inodes,

@@ -114,6 +114,8 @@ impl Core {
         let mut before = None;
         if let Some(size) = resize {
             self.limits.check_size(size)?;
+            // A copy to the archive of the old data is of no use now.
+            self.files.cancel_copy(ino);
         }
         if resize.is_some() || chown {
             let attr = self.attr(ino)?;

@@ -2,14 +2,15 @@
 //! for writing (what the archive tier's evictor must ask before it drops a file's data).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::listing::Listing;
 use super::VfsError;
 use crate::data::DataFile;
+use crate::tier::Recall;
 
 /// One open file handle.
 pub struct OpenFile {
@@ -19,6 +20,9 @@ pub struct OpenFile {
     pub write: bool,
     /// The inode's data, once it has some (it is made by the first write).
     pub(super) data: OnceLock<Box<dyn DataFile>>,
+    /// The recall that brings the data back, for a file opened while released: reads wait
+    /// for their range.
+    pub(super) recall: Option<Arc<Recall>>,
 }
 
 impl OpenFile {
@@ -28,6 +32,7 @@ impl OpenFile {
             ino,
             write,
             data: OnceLock::new(),
+            recall: None,
         }
     }
 }
@@ -37,6 +42,15 @@ impl OpenFile {
 struct Usage {
     handles: u32,
     writers: u32,
+}
+
+/// What the archive tier holds on an inode while it works on it.
+#[derive(Debug)]
+enum Claim {
+    /// A copy to the archive runs; set the flag to abort it (a writer came).
+    Copy(Arc<AtomicBool>),
+    /// Its local data is being dropped: opens wait until that is done.
+    Eviction,
 }
 
 /// What closing a handle left behind.
@@ -53,6 +67,8 @@ pub struct Closed {
 pub struct OpenFiles {
     next: AtomicU64,
     files: Mutex<Files>,
+    /// Signalled when an eviction claim ends.
+    evicted: Condvar,
     /// Open directory handles with what they have fetched but not yet listed.
     dirs: Mutex<HashMap<u64, Arc<Mutex<Listing>>>>,
 }
@@ -61,6 +77,38 @@ pub struct OpenFiles {
 struct Files {
     handles: HashMap<u64, Arc<OpenFile>>,
     usage: HashMap<u64, Usage>,
+    /// Opens in progress per inode ([`OpenFiles::pin`]).
+    pins: HashMap<u64, u32>,
+    /// The archive tier's claims.
+    claims: HashMap<u64, Claim>,
+}
+
+impl Files {
+    /// A writer is coming to `ino`: a copy of it running is aborted.
+    fn cancel_copy(&self, ino: u64) {
+        if let Some(Claim::Copy(cancel)) = self.claims.get(&ino) {
+            cancel.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// An open of an inode in progress ([`OpenFiles::pin`]): its data is not evicted until
+/// this is dropped (by then the handle is registered, or the open failed).
+pub struct Pin<'a> {
+    files: &'a OpenFiles,
+    ino: u64,
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        let mut files = self.files.files.lock();
+        if let Some(count) = files.pins.get_mut(&self.ino) {
+            *count -= 1;
+            if *count == 0 {
+                files.pins.remove(&self.ino);
+            }
+        }
+    }
 }
 
 impl OpenFiles {
@@ -68,11 +116,72 @@ impl OpenFiles {
     pub(super) fn insert(&self, file: OpenFile) -> u64 {
         let fh = self.next_handle();
         let mut files = self.files.lock();
+        if file.write {
+            files.cancel_copy(file.ino);
+        }
         let usage = files.usage.entry(file.ino).or_default();
         usage.handles += 1;
         usage.writers += u32::from(file.write);
         files.handles.insert(fh, Arc::new(file));
         fh
+    }
+
+    /// Starts an open of `ino` (for writing if `write`): waits while the archive tier drops
+    /// its local data (a short catalog change and an unlink), then keeps it from doing so
+    /// until the returned pin is dropped. A writer aborts a copy of the inode that runs.
+    /// Read the inode's attributes after this returns: an eviction may have changed them.
+    pub fn pin(&self, ino: u64, write: bool) -> Pin<'_> {
+        let mut files = self.files.lock();
+        while matches!(files.claims.get(&ino), Some(Claim::Eviction)) {
+            self.evicted.wait(&mut files);
+        }
+        if write {
+            files.cancel_copy(ino);
+        }
+        *files.pins.entry(ino).or_default() += 1;
+        Pin { files: self, ino }
+    }
+
+    /// Aborts a copy of `ino` to the archive that runs (its data or its name changed
+    /// without a handle: a truncation by path, an unlink).
+    pub fn cancel_copy(&self, ino: u64) {
+        self.files.lock().cancel_copy(ino);
+    }
+
+    /// Claims `ino` for a copy to the archive: `None` while a handle writes it (or the tier
+    /// works on it already); else the flag a writer's open sets to abort the copy. End the
+    /// claim with [`OpenFiles::end_claim`].
+    pub fn claim_for_copy(&self, ino: u64) -> Option<Arc<AtomicBool>> {
+        let mut files = self.files.lock();
+        if files.usage.get(&ino).is_some_and(|u| u.writers > 0) || files.claims.contains_key(&ino)
+        {
+            return None;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        files.claims.insert(ino, Claim::Copy(Arc::clone(&cancel)));
+        Some(cancel)
+    }
+
+    /// Claims `ino` for dropping its local data: `false` while it is open, being opened or
+    /// claimed already. Opens of it wait until [`OpenFiles::end_claim`].
+    pub fn claim_for_eviction(&self, ino: u64) -> bool {
+        let mut files = self.files.lock();
+        if files.usage.contains_key(&ino)
+            || files.pins.contains_key(&ino)
+            || files.claims.contains_key(&ino)
+        {
+            return false;
+        }
+        files.claims.insert(ino, Claim::Eviction);
+        true
+    }
+
+    /// Ends the tier's claim on `ino`; opens waiting for it go on.
+    pub fn end_claim(&self, ino: u64) {
+        let ended = self.files.lock().claims.remove(&ino);
+        if matches!(ended, Some(Claim::Eviction)) {
+            self.evicted.notify_all();
+        }
     }
 
     /// The open file behind handle `fh`.

@@ -326,6 +326,17 @@ impl Inodes {
         self.nodes.lock().get(&ino).map_or(0, |n| n.open)
     }
 
+    /// The archive tier changed the data state of `ino` in the catalog to `state`: a
+    /// tracked inode takes it, unless a write made it dirty meanwhile (its next save
+    /// records that).
+    pub fn set_data_state(&self, ino: u64, state: DataState) {
+        if let Some(node) = self.nodes.lock().get_mut(&ino) {
+            if node.attr.data_state != DataState::Dirty {
+                node.attr.data_state = state;
+            }
+        }
+    }
+
     /// Data was written to `ino` up to byte `end` at time `now`.
     /// Its data becomes `Dirty` (saved with the size).
     pub fn wrote(&self, ino: u64, end: u64, now: i64) {

@@ -16,11 +16,18 @@
 
 use std::io;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::handles::OpenFile;
 use super::killpriv::Caller;
 use super::{Core, VfsError, MAX_IO};
 use crate::data::DataFile;
 use crate::meta::{now_ns, Attr, AttrChange, DataState, Kind, MetaError};
+use crate::tier::Recall;
+
+/// Longest a write refused for space waits for an eviction pass to make room.
+const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// What an inode's data state says about its data here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,18 +63,117 @@ pub struct WritePlan {
 }
 
 impl Core {
-    /// Opens regular file `ino` (for writing if `write`); returns the handle.
+    /// Opens regular file `ino` (for writing if `write`); returns the handle. A released
+    /// file's recall starts; reads through the handle wait for their range (see
+    /// [`Core::open_file`] to wait for the whole file before writing).
     pub fn open(&self, ino: u64, write: bool) -> Result<u64, VfsError> {
+        Ok(self.open_file(ino, write)?.0)
+    }
+
+    /// Opens regular file `ino` (for writing if `write`); returns the handle and, for a
+    /// released file, the recall that brings its data back: reads wait for their range by
+    /// themselves; a writer must wait for [`Recall::when_done`] before its first write.
+    /// Opens wait while the tier drops the file's local data, and keep it from doing so.
+    pub fn open_file(&self, ino: u64, write: bool) -> Result<(u64, Option<Arc<Recall>>), VfsError> {
+        let _pin = self.files.pin(ino, write);
         let attr = self.attr(ino)?;
         match attr.kind {
             Kind::File => {}
             Kind::Directory => return Err(VfsError::EISDIR),
             _ => return Err(VfsError::ENXIO),
         }
-        if Residency::of(attr.data_state) == Residency::Away {
-            return Err(self.released(ino));
+        if Residency::of(attr.data_state) != Residency::Away {
+            return Ok((self.open_handle(attr, write, false)?.0, None));
         }
-        Ok(self.open_handle(attr, write, false)?.0)
+        let Some(tier) = &self.tier else {
+            return Err(self.released(ino));
+        };
+        if attr.data_state == DataState::Damaged {
+            crate::log_limit::warn(
+                "damaged file opened",
+                format_args!(
+                    "inode {ino}: damaged (its archive copy could not be recalled): EIO; an \
+                     operator may recall it again (vsadmin recall)"
+                ),
+            );
+            return Err(VfsError::EIO);
+        }
+        let recall = tier.recall(ino).map_err(|err| {
+            crate::log_limit::warn(
+                "recall refused",
+                format_args!("inode {ino}: recall not possible: {err}; EIO"),
+            );
+            VfsError::EIO
+        })?;
+        let mut open = OpenFile::new(attr.ino, write);
+        open.recall = Some(Arc::clone(&recall));
+        self.inodes.opened(attr);
+        Ok((self.files.insert(open), Some(recall)))
+    }
+
+    /// Closes handle `fh` of `ino` whose open failed after it was registered (its recall
+    /// failed before a writer was answered).
+    pub fn abandon_open(&self, ino: u64, fh: u64) {
+        self.files.remove(fh);
+        if self.inodes.released(ino) {
+            self.reclaim(ino);
+        }
+    }
+
+    /// Reads like [`Core::read`] and hands the result to `answer`: at once when the range
+    /// is local, else from the recall's thread once it is (the caller's thread does not
+    /// wait: FUSE threads stay free while a volume is slow).
+    pub fn read_when_local(
+        self: &Arc<Self>,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        answer: impl FnOnce(Result<Vec<u8>, VfsError>) + Send + 'static,
+    ) {
+        if let Ok(open) = self.files.get(fh) {
+            if let Some(recall) = &open.recall {
+                let end = offset.saturating_add(u64::from(size)).min(recall.copy.size);
+                if recall.local_up_to(end).is_none() {
+                    let core = Arc::clone(self);
+                    let answer = move |local: bool| {
+                        answer(if local {
+                            core.read(fh, offset, size)
+                        } else {
+                            Err(VfsError::EIO)
+                        })
+                    };
+                    return recall.when_local(end, Box::new(answer));
+                }
+            }
+        }
+        answer(self.read(fh, offset, size));
+    }
+
+    /// Waits until bytes `offset..offset + size` of the file behind `open` are local, if
+    /// it is being recalled; `EIO` if the recall failed.
+    fn await_recalled(&self, open: &OpenFile, offset: u64, size: u64) -> Result<(), VfsError> {
+        let Some(recall) = &open.recall else {
+            return Ok(());
+        };
+        let end = offset.saturating_add(size).min(recall.copy.size);
+        let local = match recall.local_up_to(end) {
+            Some(local) => local,
+            None => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                recall.when_local(
+                    end,
+                    Box::new(move |local| {
+                        let _ = tx.send(local);
+                    }),
+                );
+                rx.recv().unwrap_or(false)
+            }
+        };
+        if local {
+            Ok(())
+        } else {
+            Err(VfsError::EIO)
+        }
     }
 
     /// Opens a handle on regular file `attr`; returns it with the attributes to report.
@@ -93,6 +199,7 @@ impl Core {
     /// the recorded size (a crash can leave the data file longer).
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, VfsError> {
         let open = self.files.get(fh)?;
+        self.await_recalled(&open, offset, u64::from(size))?;
         // relatime: in memory, saved later with the size and times.
         self.inodes.accessed(open.ino, now_ns());
         // An open file is tracked, so its size and state are known here without the catalog.
@@ -137,8 +244,23 @@ impl Core {
 
     /// Checks the limits for a write of `len` bytes at `offset`; returns how many bytes may
     /// be written.
+    /// With an archive tier, a write below `WriteCacheFreeSize` free pauses a little so
+    /// eviction can catch up, and one refused for space (`CacheFreeLeastSize`) waits for an
+    /// eviction pass and is tried once more: `ENOSPC` only when nothing could be evicted.
     fn write_len(&self, offset: u64, len: usize) -> Result<usize, VfsError> {
-        self.limits.write_len(offset, len)
+        let Some(tier) = &self.tier else {
+            return self.limits.write_len(offset, len);
+        };
+        let pause = tier.write_pause(self.limits.available_estimate());
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        match self.limits.write_len(offset, len) {
+            Err(VfsError::ENOSPC) if tier.make_room(ROOM_WAIT) => {
+                self.limits.write_len(offset, len)
+            }
+            other => other,
+        }
     }
 
     /// What a write of `len` bytes at `offset` through `fh` by `caller` needs first: the
@@ -188,6 +310,12 @@ impl Core {
     }
 
     fn write_checked(&self, open: &OpenFile, offset: u64, data: &[u8]) -> Result<usize, VfsError> {
+        if let Some(recall) = &open.recall {
+            // A writer waits for the whole recall before its first write (`open_file`).
+            if recall.local_up_to(u64::MAX) != Some(true) {
+                return Err(VfsError::EIO);
+            }
+        }
         // The size is looked up only when it matters: no data yet, or a write that may
         // start past the end (whose gap must read as zeros).
         let recorded = || self.inodes.get(open.ino);

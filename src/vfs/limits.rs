@@ -57,6 +57,11 @@ impl Limits {
         Ok(())
     }
 
+    /// Available bytes on the cache file system, as estimated by the reserve.
+    pub(super) fn available_estimate(&self) -> u64 {
+        self.reserve.available_estimate()
+    }
+
     /// The reserve in bytes (not offered as available space).
     pub(super) fn reserved(&self) -> u64 {
         self.reserve.least()

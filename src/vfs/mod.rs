@@ -19,8 +19,8 @@
 //! Where the data is comes from the catalog (`Attr::data_state`), not from whether a data
 //! file exists (module `io`): `Empty` needs none (reads give zeros up to the size); `Resident`,
 //! `Dirty` and `Archived` must have one (missing: `EIO`, logged with the inode and state;
-//! never an empty read, never a new size); `Released` is `EIO` until the archive tier can
-//! recall it. A write, `fallocate` or truncation makes a file `Dirty` (saved with its size);
+//! never an empty read, never a new size); `Released` is recalled by the archive tier
+//! ([`crate::tier`]; without one it is `EIO`), `Damaged` is `EIO`. A write, `fallocate` or truncation makes a file `Dirty` (saved with its size);
 //! when its last writer closes and the final save succeeds it is `Resident`.
 //!
 //! The owner fence ([`crate::meta::OwnerFence`]): every change checks it first; once the
@@ -61,6 +61,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::data::{DataStore, SweepOptions};
 use crate::log_limit;
 use crate::meta::{MetaEngine, OwnerFence};
+use crate::tier::{Host, Tier};
 use inodes::Inodes;
 use journal::Journal;
 use limits::Limits;
@@ -105,6 +106,9 @@ pub struct FsOptions {
     pub catalog_threads: usize,
     /// Revoked when the owner lease is lost: every change then fails with `EIO`.
     pub fence: OwnerFence,
+    /// The archive tier over the same cache (`ArchiveFolder`), started with the core.
+    /// Default none: released files are then `EIO`.
+    pub tier: Option<Arc<Tier>>,
 }
 
 impl Default for FsOptions {
@@ -127,6 +131,7 @@ impl FsOptions {
             quarantine_max_size: config.cache.quarantine_max_size,
             catalog_threads: config.database.max_pool_size.max(1),
             fence: OwnerFence::new(),
+            tier: None,
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct Core {
     /// Inodes whose missing data was logged already (logged once each).
     missing_reported: Mutex<HashSet<u64>>,
     options: FsOptions,
+    /// The archive tier, if there is one.
+    tier: Option<Arc<Tier>>,
     save_interval: Duration,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -242,10 +249,16 @@ impl Vfs {
             journal: Mutex::new(journal),
             missing_reported: Mutex::new(HashSet::new()),
             save_interval: options.save_interval,
+            tier: options.tier.clone(),
             options,
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
+        if let Some(tier) = &core.tier {
+            let host: Arc<dyn Host> = Arc::clone(&core) as Arc<dyn Host>;
+            tier.start(Arc::downgrade(&host))
+                .map_err(|e| StartError::Refused(format!("cannot start the archive tier: {e}")))?;
+        }
         let workers = Workers::start(core.options.catalog_threads.max(1), "vs-fs-catalog")
             .map_err(|e| StartError::Refused(format!("cannot start catalog threads: {e}")))?;
         let flusher = {
@@ -330,6 +343,9 @@ impl Vfs {
 
 impl Drop for Vfs {
     fn drop(&mut self) {
+        if let Some(tier) = &self.core.tier {
+            tier.stop();
+        }
         self.workers.stop();
         *self.core.stop.lock() = true;
         self.core.wake.notify_all();
@@ -363,6 +379,11 @@ impl Core {
         &self.files
     }
 
+    /// The archive tier, if there is one.
+    pub fn tier(&self) -> Option<&Arc<Tier>> {
+        self.tier.as_ref()
+    }
+
     /// Last save once nothing can change any more (after the session ended): saves what
     /// is unsaved; what the catalog cannot take stays in the journal (fsynced) and is
     /// returned, so the caller can report it and must not report success.
@@ -381,5 +402,19 @@ impl Core {
             );
             VfsError::EIO
         })
+    }
+}
+
+impl Host for Core {
+    fn files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    fn needs_save(&self, ino: u64) -> bool {
+        self.inodes.needs_save(ino)
+    }
+
+    fn data_state_changed(&self, ino: u64, state: crate::meta::DataState) {
+        self.inodes.set_data_state(ino, state);
     }
 }

@@ -82,6 +82,9 @@ impl Core {
         self.may_change()?;
         let changed = self.catalog.unlink(parent, name)?;
         let node = self.apply(&changed);
+        if changed.node.nlink == 0 {
+            self.files.cancel_copy(node.ino);
+        }
         // The link count this unlink committed (the table may hold a newer one).
         if changed.node.nlink == 0 && self.inodes.unlinked(node.ino) {
             self.reclaim(node.ino);
@@ -113,6 +116,9 @@ impl Core {
             .rename(parent, name, newparent, newname, mode)?;
         self.apply(&changed);
         if let Some(replaced) = changed.other {
+            if replaced.nlink == 0 {
+                self.files.cancel_copy(replaced.ino);
+            }
             if replaced.nlink == 0
                 && replaced.kind != Kind::Directory
                 && self.inodes.unlinked(replaced.ino)

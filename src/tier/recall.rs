@@ -1,0 +1,585 @@
+//! Recall: the data of released files comes back from the archive into the cache, block by
+//! block, off the FUSE and catalog threads.
+//!
+//! - One [`Recall`] per inode at a time: every reader of the file shares it. A reader waits
+//!   only for its own range ([`Recall::when_local`]): it is answered as soon as the blocks
+//!   up to its end are in the cache (published every `CacheFileSizeBlock` bytes).
+//! - Requests queue per volume and each drive serves one volume at a time in sequence
+//!   order (the order of the copies on the tape), moving to the volume with the oldest
+//!   waiting request only when its volume has none left: what HSMs do to avoid tape
+//!   mounts and seeks. Moves are counted (`volume_switches`).
+//! - After a recall someone asked for, the released files that follow it on the same
+//!   volume are pre-read, up to `CacheFileSizeRead` bytes, while the cache is above its
+//!   upper watermark and no request waits on another volume.
+//! - Digests recorded with the copy are verified; a mismatch, a missing volume or copy, or a
+//!   read error fails the recall: logged with file, volume and cause, the file is marked
+//!   `Damaged` and its readers get `EIO` (never zeros). The partial data is removed.
+//! - A crash leaves the inode `Released` with a partial data file: the next recall starts
+//!   it again from the first byte.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use md5::Digest;
+use parking_lot::{Condvar, Mutex};
+
+use super::stats::Counters;
+use super::Shared;
+use crate::archive::ArchiveError;
+use crate::meta::{ArchiveCopy, DataState, MetaError};
+
+/// What a waiter is told: `true` when its range is local, `false` when the recall failed.
+pub type Answer = Box<dyn FnOnce(bool) + Send>;
+
+/// Buffer of the digest-verifying path (the kernel copies when there is nothing to verify).
+const VERIFY_CHUNK: usize = 1 << 20;
+/// Most copies asked of the catalog at once for a pre-read.
+const PRE_READ_BATCH: usize = 64;
+
+/// The recall of one inode, shared by all its readers.
+pub struct Recall {
+    /// The inode recalled.
+    pub ino: u64,
+    /// The copy it is recalled from.
+    pub copy: ArchiveCopy,
+    /// Nobody asked for it yet (a pre-read).
+    pre_read: AtomicBool,
+    /// Its place in the arrival order.
+    arrival: u64,
+    progress: Mutex<Progress>,
+}
+
+struct Progress {
+    /// Bytes from the start that are in the cache.
+    local: u64,
+    /// `Some(true)` when complete and verified, `Some(false)` when failed.
+    outcome: Option<bool>,
+    waiters: Vec<(u64, Answer)>,
+}
+
+impl Recall {
+    fn new(ino: u64, copy: ArchiveCopy, pre_read: bool, arrival: u64) -> Recall {
+        Recall {
+            ino,
+            copy,
+            pre_read: AtomicBool::new(pre_read),
+            arrival,
+            progress: Mutex::new(Progress {
+                local: 0,
+                outcome: None,
+                waiters: Vec::new(),
+            }),
+        }
+    }
+
+    /// Calls `answer` once bytes `0..end` are local (`true`) or the recall failed
+    /// (`false`): at once if that is so already, else from the recall's thread.
+    pub fn when_local(&self, end: u64, answer: Answer) {
+        let mut progress = self.progress.lock();
+        let now = match progress.outcome {
+            Some(false) => Some(false),
+            _ if end <= progress.local || progress.outcome == Some(true) => Some(true),
+            _ => None,
+        };
+        match now {
+            Some(ok) => {
+                drop(progress);
+                answer(ok);
+            }
+            None => progress.waiters.push((end, answer)),
+        }
+    }
+
+    /// Calls `answer` once the whole file is local and verified (`true`) or the recall
+    /// failed (`false`).
+    pub fn when_done(&self, answer: Answer) {
+        self.when_local(u64::MAX, answer);
+    }
+
+    /// `Some(true)` when bytes `0..end` are local, `Some(false)` when the recall failed,
+    /// `None` while they are still to come.
+    pub fn local_up_to(&self, end: u64) -> Option<bool> {
+        let progress = self.progress.lock();
+        match progress.outcome {
+            Some(false) => Some(false),
+            Some(true) => Some(true),
+            None => (end <= progress.local).then_some(true),
+        }
+    }
+
+    /// Whether it finished (either way).
+    pub fn is_finished(&self) -> bool {
+        self.progress.lock().outcome.is_some()
+    }
+
+    /// Bytes local so far.
+    pub fn local_bytes(&self) -> u64 {
+        self.progress.lock().local
+    }
+
+    fn advance(&self, local: u64) {
+        let ready = {
+            let mut progress = self.progress.lock();
+            progress.local = local;
+            let (ready, waiting) = std::mem::take(&mut progress.waiters)
+                .into_iter()
+                .partition(|(end, _)| *end <= local);
+            progress.waiters = waiting;
+            ready
+        };
+        for (_, answer) in ready {
+            answer(true);
+        }
+    }
+
+    fn finish(&self, ok: bool) {
+        let waiters = {
+            let mut progress = self.progress.lock();
+            progress.outcome = Some(ok);
+            if ok {
+                progress.local = self.copy.size;
+            }
+            std::mem::take(&mut progress.waiters)
+        };
+        for (_, answer) in waiters {
+            answer(ok);
+        }
+    }
+}
+
+/// The recall queue: requests per volume, in sequence order.
+#[derive(Default)]
+pub struct RecallQueue {
+    queue: Mutex<Queue>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Waiting recalls per volume, by sequence number.
+    waiting: BTreeMap<String, BTreeMap<u64, Arc<Recall>>>,
+    /// Every recall waiting or running, by inode.
+    active: HashMap<u64, Arc<Recall>>,
+    /// Volumes a drive serves now.
+    busy: HashSet<String>,
+    next_arrival: u64,
+    stopped: bool,
+}
+
+/// What a drive serves: its volume, and where on it it is.
+#[derive(Default)]
+struct Position {
+    volume: Option<String>,
+    seq: u64,
+}
+
+impl Queue {
+    /// The next recall for a drive at `at`: on its volume the next copy in sequence order
+    /// (wrapping to the lowest); else, on a volume no other drive serves, the one whose
+    /// request came first. Pre-reads are served only while no request waits elsewhere.
+    fn next_for(&mut self, at: &Position) -> Option<Arc<Recall>> {
+        let asked_elsewhere = self.waiting.iter().any(|(volume, recalls)| {
+            Some(volume) != at.volume.as_ref()
+                && !self.busy.contains(volume)
+                && recalls.values().any(|r| !r.pre_read.load(Ordering::Relaxed))
+        });
+        if let Some(volume) = &at.volume {
+            if let Some(recalls) = self.waiting.get_mut(volume) {
+                if asked_elsewhere {
+                    // Pre-reads give way to requests on other volumes.
+                    recalls.retain(|_, r| !r.pre_read.load(Ordering::Relaxed));
+                }
+                let seq = recalls
+                    .range(at.seq..)
+                    .next()
+                    .or_else(|| recalls.iter().next())
+                    .map(|(&seq, _)| seq);
+                if let Some(seq) = seq {
+                    return self.take(volume.clone(), seq);
+                }
+            }
+        }
+        let (volume, seq) = self
+            .waiting
+            .iter()
+            .filter(|(volume, _)| !self.busy.contains(*volume))
+            .filter_map(|(volume, recalls)| {
+                recalls
+                    .iter()
+                    .filter(|(_, r)| !r.pre_read.load(Ordering::Relaxed))
+                    .min_by_key(|(_, r)| r.arrival)
+                    .map(|(&seq, r)| (r.arrival, volume.clone(), seq))
+            })
+            .min()
+            .map(|(_, volume, seq)| (volume, seq))?;
+        self.take(volume, seq)
+    }
+
+    fn take(&mut self, volume: String, seq: u64) -> Option<Arc<Recall>> {
+        let recalls = self.waiting.get_mut(&volume)?;
+        let recall = recalls.remove(&seq)?;
+        if recalls.is_empty() {
+            self.waiting.remove(&volume);
+        }
+        Some(recall)
+    }
+
+    fn has_work(&self) -> bool {
+        self.waiting.keys().any(|v| !self.busy.contains(v))
+    }
+}
+
+impl RecallQueue {
+    /// The recall of `ino` from `copy`: the one running or waiting, else a new one queued.
+    /// An on-demand request makes a waiting pre-read a request.
+    pub fn request(&self, ino: u64, copy: ArchiveCopy, pre_read: bool) -> Arc<Recall> {
+        let mut queue = self.queue.lock();
+        if let Some(recall) = queue.active.get(&ino) {
+            if !pre_read {
+                recall.pre_read.store(false, Ordering::Relaxed);
+            }
+            return Arc::clone(recall);
+        }
+        queue.next_arrival += 1;
+        let recall = Arc::new(Recall::new(ino, copy, pre_read, queue.next_arrival));
+        queue.active.insert(ino, Arc::clone(&recall));
+        queue
+            .waiting
+            .entry(recall.copy.volume.clone())
+            .or_default()
+            .insert(recall.copy.seq, Arc::clone(&recall));
+        drop(queue);
+        self.work.notify_one();
+        recall
+    }
+
+    /// The recall of `ino` running or waiting, if any.
+    pub fn active(&self, ino: u64) -> Option<Arc<Recall>> {
+        self.queue.lock().active.get(&ino).cloned()
+    }
+
+    /// Recalls waiting and running: (waiting, running).
+    pub fn counts(&self) -> (usize, usize) {
+        let queue = self.queue.lock();
+        let waiting: usize = queue.waiting.values().map(BTreeMap::len).sum();
+        (waiting, queue.active.len() - waiting)
+    }
+
+    /// Waiting recalls per volume.
+    pub fn waiting_per_volume(&self) -> Vec<(String, usize)> {
+        let queue = self.queue.lock();
+        queue
+            .waiting
+            .iter()
+            .map(|(v, r)| (v.clone(), r.len()))
+            .collect()
+    }
+
+    /// Fails every waiting recall and wakes the drives to end.
+    pub fn stop(&self) {
+        let waiting: Vec<Arc<Recall>> = {
+            let mut queue = self.queue.lock();
+            queue.stopped = true;
+            let waiting = std::mem::take(&mut queue.waiting);
+            for recall in waiting.values().flat_map(BTreeMap::values) {
+                queue.active.remove(&recall.ino);
+            }
+            waiting.into_values().flat_map(BTreeMap::into_values).collect()
+        };
+        self.work.notify_all();
+        for recall in waiting {
+            recall.finish(false);
+        }
+    }
+
+    /// Waits for work; `false` once stopped.
+    fn await_work(&self) -> bool {
+        let mut queue = self.queue.lock();
+        while !queue.stopped && !queue.has_work() {
+            self.work.wait(&mut queue);
+        }
+        !queue.stopped
+    }
+
+    fn next_for(&self, at: &mut Position) -> Option<Arc<Recall>> {
+        let mut queue = self.queue.lock();
+        if queue.stopped {
+            return None;
+        }
+        if let Some(volume) = at.volume.take() {
+            queue.busy.remove(&volume);
+            at.volume = Some(volume);
+        }
+        let recall = queue.next_for(at)?;
+        queue.busy.insert(recall.copy.volume.clone());
+        Some(recall)
+    }
+
+    fn done(&self, recall: &Recall, at: &Position) {
+        let mut queue = self.queue.lock();
+        queue.active.remove(&recall.ino);
+        if let Some(volume) = &at.volume {
+            queue.busy.remove(volume);
+        }
+        drop(queue);
+        self.work.notify_all();
+    }
+}
+
+/// One drive's loop: takes a drive while there is work and serves recalls until none is
+/// left, then gives the drive back.
+pub fn drive_loop(shared: &Shared) {
+    let mut at = Position::default();
+    while shared.recalls.await_work() {
+        let Some(_drive) = shared.drives.for_recall() else {
+            return;
+        };
+        while let Some(recall) = shared.recalls.next_for(&mut at) {
+            if at.volume.as_deref() != Some(recall.copy.volume.as_str()) {
+                Counters::add(&shared.counters.volume_switches, 1);
+                at.volume = Some(recall.copy.volume.clone());
+            }
+            at.seq = recall.copy.seq;
+            serve(shared, &recall);
+            shared.recalls.done(&recall, &at);
+            if !recall.pre_read.load(Ordering::Relaxed) && recall.local_up_to(u64::MAX) == Some(true)
+            {
+                pre_read_after(shared, &recall.copy);
+            }
+        }
+        if let Some(volume) = &at.volume {
+            shared.recalls.queue.lock().busy.remove(volume);
+        }
+    }
+}
+
+/// Recalls `recall` and finishes it.
+fn serve(shared: &Shared, recall: &Recall) {
+    let ino = recall.ino;
+    // Only a Released or Damaged inode is recalled: one recalled meanwhile (a request that
+    // came just after the last recall ended) has its data, which must not be rewritten.
+    match shared.catalog.get_attr(ino) {
+        Ok(attr) if matches!(attr.data_state, DataState::Released | DataState::Damaged) => {}
+        Ok(attr) => return recall.finish(attr.data_state.is_local()),
+        Err(err) => {
+            shared.errors.error(format!(
+                "recall of inode {ino} not started: the catalog did not answer ({err}); its \
+                 readers get EIO"
+            ));
+            return recall.finish(false);
+        }
+    }
+    match copy_back(shared, recall) {
+        Ok(()) => {}
+        Err(cause) => return fail(shared, recall, &cause),
+    }
+    match shared.catalog.recalled(ino) {
+        Ok(attr) => {
+            shared.host_state(ino, attr.data_state);
+            Counters::add(&shared.counters.recalled_files, 1);
+            Counters::add(&shared.counters.recalled_bytes, recall.copy.size);
+            if recall.pre_read.load(Ordering::Relaxed) {
+                Counters::add(&shared.counters.pre_read_files, 1);
+            }
+            recall.finish(true);
+        }
+        Err(err) => {
+            // The data is here and verified: its readers get it; the catalog still says
+            // Released, so the next open recalls it again.
+            shared.errors.error(format!(
+                "inode {ino}: recalled from volume {} but the catalog could not record it \
+                 ({err}); it stays released",
+                recall.copy.volume
+            ));
+            recall.finish(true);
+        }
+    }
+}
+
+/// Copies the data back into the cache block by block, verifying recorded digests;
+/// returns the cause of a failure.
+fn copy_back(shared: &Shared, recall: &Recall) -> Result<(), String> {
+    let copy = &recall.copy;
+    let reader = shared
+        .folder
+        .open_copy(&copy.volume, copy.seq)
+        .map_err(|e| e.to_string())?;
+    if reader.size() != copy.size {
+        return Err(format!(
+            "the copy has {} bytes, the catalog recorded {}",
+            reader.size(),
+            copy.size
+        ));
+    }
+    let (data, created) = shared
+        .cache
+        .open_data(recall.ino)
+        .map_err(|e| format!("cache data file: {e}"))?;
+    data.set_len(0)
+        .map_err(|e| format!("cache data file: {e}"))?;
+    let block = shared.options.recall_block.max(1);
+    let mut verifier = Verifier::for_copy(copy);
+    let mut buf = Vec::new();
+    let mut pos = 0;
+    while pos < copy.size {
+        let end = pos.saturating_add(block).min(copy.size);
+        match verifier.as_mut() {
+            None => {
+                let n = reader
+                    .copy_range_to(pos, end - pos, &data)
+                    .map_err(describe)?;
+                if n != end - pos {
+                    return Err(format!("the copy ended at byte {}", pos + n));
+                }
+            }
+            Some(verifier) => {
+                copy_verified(&reader, &data, pos, end, verifier, &mut buf)?;
+            }
+        }
+        pos = end;
+        recall.advance(pos);
+    }
+    data.sync_all()
+        .map_err(|e| format!("cache data file fsync: {e}"))?;
+    if created {
+        shared
+            .cache
+            .sync_entry(recall.ino)
+            .map_err(|e| format!("cache data file entry: {e}"))?;
+    }
+    if let Some(verifier) = verifier {
+        verifier.check(copy)?;
+    }
+    Ok(())
+}
+
+fn copy_verified(
+    reader: &crate::archive::CopyReader,
+    data: &File,
+    start: u64,
+    end: u64,
+    verifier: &mut Verifier,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    buf.resize(VERIFY_CHUNK, 0);
+    let mut pos = start;
+    while pos < end {
+        let want = (end - pos).min(VERIFY_CHUNK as u64) as usize;
+        let n = reader.read_at(pos, &mut buf[..want]).map_err(describe)?;
+        if n == 0 {
+            return Err(format!("the copy ended at byte {pos}"));
+        }
+        verifier.update(&buf[..n]);
+        data.write_all_at(&buf[..n], pos)
+            .map_err(|e| format!("cache data file write: {e}"))?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+fn describe(err: ArchiveError) -> String {
+    err.to_string()
+}
+
+/// The digests a copy recorded, computed again over what is read back.
+struct Verifier {
+    md5: Option<md5::Md5>,
+    sha1: Option<sha1::Sha1>,
+}
+
+impl Verifier {
+    fn for_copy(copy: &ArchiveCopy) -> Option<Verifier> {
+        (copy.md5.is_some() || copy.sha1.is_some()).then(|| Verifier {
+            md5: copy.md5.map(|_| md5::Md5::new()),
+            sha1: copy.sha1.map(|_| sha1::Sha1::new()),
+        })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.md5 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(bytes);
+        }
+    }
+
+    fn check(self, copy: &ArchiveCopy) -> Result<(), String> {
+        if let (Some(h), Some(want)) = (self.md5, copy.md5) {
+            let got: [u8; 16] = h.finalize().into();
+            if got != want {
+                return Err(format!(
+                    "MD5 mismatch: read back {}, recorded {}",
+                    crate::archive::manifest::hex(&got),
+                    crate::archive::manifest::hex(&want)
+                ));
+            }
+        }
+        if let (Some(h), Some(want)) = (self.sha1, copy.sha1) {
+            let got: [u8; 20] = h.finalize().into();
+            if got != want {
+                return Err(format!(
+                    "SHA1 mismatch: read back {}, recorded {}",
+                    crate::archive::manifest::hex(&got),
+                    crate::archive::manifest::hex(&want)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failed recall: logged with file, volume and cause; the file marked damaged; the
+/// partial data removed; readers answered `EIO`.
+fn fail(shared: &Shared, recall: &Recall, cause: &str) {
+    let ino = recall.ino;
+    let path = shared
+        .catalog
+        .path_of(ino)
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .unwrap_or_else(|_| "(no name)".into());
+    let marked = match shared.catalog.mark_damaged(ino) {
+        Ok(attr) => {
+            shared.host_state(ino, attr.data_state);
+            "marked damaged".to_owned()
+        }
+        Err(MetaError::Errno(libc::EAGAIN)) => "already marked".to_owned(),
+        Err(err) => format!("could not be marked damaged ({err})"),
+    };
+    shared.errors.error(format!(
+        "recall of {path} (inode {ino}) from volume {} copy {} failed: {cause}; the file is \
+         {marked}, reads fail with EIO",
+        recall.copy.volume, recall.copy.seq
+    ));
+    if let Err(err) = shared.cache.remove(ino) {
+        log::warn!("inode {ino}: partial recall not removed from the cache: {err}");
+    }
+    Counters::add(&shared.counters.recall_failures, 1);
+    recall.finish(false);
+}
+
+/// Queues pre-reads of the released files after `copy` on its volume, up to
+/// `CacheFileSizeRead` bytes, while the cache is above its upper watermark.
+fn pre_read_after(shared: &Shared, copy: &ArchiveCopy) {
+    let budget = shared.options.pre_read;
+    if budget == 0 || !shared.cache_has_room() {
+        return;
+    }
+    let Ok(next) = shared
+        .catalog
+        .released_after(&copy.volume, copy.seq, PRE_READ_BATCH)
+    else {
+        return;
+    };
+    let mut taken = 0u64;
+    for candidate in next {
+        if taken.saturating_add(candidate.size) > budget {
+            break;
+        }
+        taken += candidate.size;
+        shared.recalls.request(candidate.ino, candidate, true);
+    }
+}
