@@ -20,6 +20,8 @@ pub mod migrate;
 pub mod options;
 pub mod recall;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
