@@ -112,7 +112,9 @@ impl Migrator {
                     }
                     continue;
                 }
-                self.first_ready.entry(attr.ino).or_insert_with(Instant::now);
+                self.first_ready
+                    .entry(attr.ino)
+                    .or_insert_with(Instant::now);
                 ready.push(Ready { attr, path });
             }
         }
@@ -169,9 +171,9 @@ impl Migrator {
                 return Copied::Skipped;
             }
             Err(err) => {
-                shared
-                    .errors
-                    .error(format!("migration of inode {ino}: cannot open its data: {err}"));
+                shared.errors.error(format!(
+                    "migration of inode {ino}: cannot open its data: {err}"
+                ));
                 return Copied::Skipped;
             }
         };

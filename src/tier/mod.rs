@@ -14,10 +14,12 @@
 //! state changed. Its own threads do all its work: none of it runs on FUSE or catalog
 //! threads, and a stuck volume stalls only recalls, never requests for resident files.
 
+pub mod admin;
 pub mod drives;
 pub mod evict;
 pub mod migrate;
 pub mod options;
+pub mod rebuild;
 pub mod recall;
 pub mod stats;
 #[cfg(test)]
@@ -138,7 +140,8 @@ impl Shared {
 
     /// Whether the cache is above its upper watermark (room for pre-reads).
     fn cache_has_room(&self) -> bool {
-        evict::cache_space(self).is_some_and(|(free, total)| free > self.options.watermarks(total).1)
+        evict::cache_space(self)
+            .is_some_and(|(free, total)| free > self.options.watermarks(total).1)
     }
 
     /// Sleeps `pause` or until woken for `which`; `false` once stopped.
@@ -237,7 +240,10 @@ impl Tier {
         match self.shared.folder.sweep() {
             Ok(report) => {
                 for path in &report.partials_removed {
-                    log::warn!("archive: removed the partial copy {} (a crash)", path.display());
+                    log::warn!(
+                        "archive: removed the partial copy {} (a crash)",
+                        path.display()
+                    );
                 }
                 for path in &report.torn_manifests {
                     log::warn!("archive: cut the torn tail of {} (a crash)", path.display());
@@ -346,7 +352,9 @@ impl Tier {
                 state: "changed",
                 why: "it changed since it was archived",
             }),
-            Err(evict::NotEvicted::Catalog(e)) => Err(TierError::Catalog(MetaError::Unavailable(e))),
+            Err(evict::NotEvicted::Catalog(e)) => {
+                Err(TierError::Catalog(MetaError::Unavailable(e)))
+            }
         }
     }
 
@@ -385,7 +393,12 @@ impl Tier {
         let mut passes = self.shared.passes.lock();
         let deadline = std::time::Instant::now() + wait;
         while *passes < before + 2 && !self.shared.stopping() {
-            if self.shared.pass_done.wait_until(&mut passes, deadline).timed_out() {
+            if self
+                .shared
+                .pass_done
+                .wait_until(&mut passes, deadline)
+                .timed_out()
+            {
                 break;
             }
         }
