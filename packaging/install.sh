@@ -4,6 +4,8 @@
 # Builds the release binary if cargo is available (else uses target/release/examples/vfsserver,
 # or VS_VFSSERVER=/path/to/vfsserver), then installs
 #   /usr/sbin/vfsserver                                  ExecStart of vs.service
+#   /usr/bin/vsadmin                                     the archive tier's admin command
+#                                                        (VS_VSADMIN=/path, else next to vfsserver)
 #   /etc/vs/vs_conf.xml                                  the sample, only if none exists (mode 600)
 #   /etc/systemd/system/vs.service                       the unit
 #   /etc/systemd/system/vs.service.d/memory-limit.conf   its limits
@@ -24,7 +26,7 @@ if [ -z "$binary" ]; then
     PATH="$HOME/.cargo/bin:$PATH"
   fi
   if command -v cargo >/dev/null 2>&1; then
-    (cd "$repo" && cargo build --release --example vfsserver)
+    (cd "$repo" && cargo build --release --example vfsserver --example vsadmin)
   fi
   binary=$repo/target/release/examples/vfsserver
   [ -x "$binary" ] || die "no $binary and no cargo to build it: install Rust with rustup \
@@ -33,6 +35,12 @@ fi
 [ -x "$binary" ] || die "$binary is not an executable"
 
 install -D -m 755 "$binary" "$dest/usr/sbin/vfsserver"
+vsadmin=${VS_VSADMIN:-$(dirname "$binary")/vsadmin}
+if [ -x "$vsadmin" ]; then
+  install -D -m 755 "$vsadmin" "$dest/usr/bin/vsadmin"
+else
+  echo "install.sh: no $vsadmin: vsadmin not installed (cargo build --release --example vsadmin)" >&2
+fi
 install -D -m 644 "$repo/packaging/vs.service" "$dest/etc/systemd/system/vs.service"
 install -D -m 644 "$repo/packaging/vs.service.d/memory-limit.conf" \
   "$dest/etc/systemd/system/vs.service.d/memory-limit.conf"
@@ -45,7 +53,7 @@ else
 fi
 
 cat <<EOF
-installed vfsserver, vs.service and its limits below ${dest:-/}. Next:
+installed vfsserver, vsadmin, vs.service and its limits below ${dest:-/}. Next:
   1. edit $dest/etc/vs/vs_conf.xml: DatabaseHost, DatabasePort, DatabaseUser,
      DatabasePassword or DatabasePasswordFile, DatabaseName, MountPoint, CacheFolder
   2. vfsserver --config /etc/vs/vs_conf.xml --check

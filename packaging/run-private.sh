@@ -185,6 +185,7 @@ SQL
   <DatabaseTimeout>10</DatabaseTimeout>
   <MountPoint>$mountpoint</MountPoint>
   <CacheFolder>$state/cache</CacheFolder>
+  <AdminSocket>$state/vsadmin.sock</AdminSocket>
   <CacheFreeLeastSize>${VS_CACHE_FREE_LEAST_SIZE:-2G}</CacheFreeLeastSize>
 </VSConf>
 XML

@@ -42,6 +42,10 @@ pub struct Config {
     pub cache_folder: PathBuf,
     /// Archive tier directory (ArchiveFolder). Default none.
     pub archive_folder: Option<PathBuf>,
+    /// Unix socket the server answers `vsadmin` on (AdminSocket); its directory is made
+    /// 0755 if missing, the socket is 0666 (changes are for root only, by the peer's uid).
+    /// Default `/run/vs/vsadmin.sock`.
+    pub admin_socket: PathBuf,
     /// Honour setuid/setgid bits and device files in the mount (MountAllowSuidDev): turns
     /// the default `nosuid,nodev` off, which makes everyone who can write the catalog
     /// (its database user, and whoever can create files with any owner and mode) able to
@@ -105,6 +109,7 @@ pub const USED_KEYS: &[&str] = &[
     "CacheQuarantineDays",
     "CacheQuarantineMaxSize",
     "OwnerLeaseTimeout",
+    "AdminSocket",
 ];
 
 /// Most volumes read or written at once (ArchiveDrives).
@@ -452,6 +457,7 @@ impl Default for Config {
             mount_point: PathBuf::from("/opt/VS/vsMounts"),
             cache_folder: PathBuf::from("/opt/VS/vsCache"),
             archive_folder: None,
+            admin_socket: PathBuf::from(crate::server::admin::DEFAULT_ADMIN_SOCKET),
             mount_allow_suid_dev: false,
             owner_lease_timeout: Duration::from_secs(15),
             cache: CacheConfig::default(),
@@ -758,6 +764,7 @@ impl Config {
             "ArchiveFolder" => {
                 self.archive_folder = if text.is_empty() { None } else { Some(path()?) }
             }
+            "AdminSocket" => self.admin_socket = path()?,
             "MountAllowSuidDev" => self.mount_allow_suid_dev = boolean()?,
             "OwnerLeaseTimeout" => self.owner_lease_timeout = seconds()?,
             "CacheFreeMinSize" => cache.free_min_size = size()?,
@@ -798,7 +805,9 @@ impl Config {
                     .ok()
                     .filter(|&n| (1..=MAX_ARCHIVE_DRIVES).contains(&n))
                     .ok_or_else(|| {
-                        bad(format!("is not a number of drives (1 to {MAX_ARCHIVE_DRIVES})"))
+                        bad(format!(
+                            "is not a number of drives (1 to {MAX_ARCHIVE_DRIVES})"
+                        ))
                     })? as usize
             }
             "DeleteTapeFileTriggerNum" => archive.delete_tape_file_trigger_num = count()?,
@@ -844,6 +853,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "MountPoint",
         "CacheFolder",
         "ArchiveFolder",
+        "AdminSocket",
         "MountAllowSuidDev",
         "OwnerLeaseTimeout",
         "CacheFreeMinSize",

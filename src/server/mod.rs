@@ -34,11 +34,13 @@ use crate::meta::lease::{LeaseHolder, OwnerLease};
 use crate::meta::mysql::{privileges, MysqlMeta};
 use crate::meta::MetaEngine;
 use crate::notify::Notifier;
-use crate::tier::{Tier, TierOptions};
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
+use crate::tier::{Tier, TierOptions};
 
+pub mod admin;
 mod fusectl;
 pub mod lease;
+mod rebuild;
 mod mountpoint;
 
 use fusectl::abort_connection;
@@ -82,11 +84,15 @@ pub struct Args {
     pub rebind_cache: bool,
     /// `--purge-quarantine`: remove the cache's quarantine, exit.
     pub purge_quarantine: bool,
+    /// `--rebuild-catalog`: rebuild an empty catalog from the archive volumes' manifests,
+    /// exit.
+    pub rebuild_catalog: bool,
 }
 
 const USAGE: &str = "usage: vfsserver [--config PATH] [--mountpoint DIR] [--wait-db SECONDS]
                  [--wait-lease SECONDS] [--check] [--rebind-cache]
        vfsserver [--config PATH] --purge-quarantine
+       vfsserver [--config PATH] [--wait-db SECONDS] --rebuild-catalog
        vfsserver --version | --help
 
   --config PATH        configuration file (default /etc/vs/vs_conf.xml)
@@ -102,6 +108,9 @@ const USAGE: &str = "usage: vfsserver [--config PATH] [--mountpoint DIR] [--wait
                        to CacheFolder/quarantine first (default: refuse to start)
   --purge-quarantine   remove CacheFolder/quarantine (data files a start found without
                        an inode), print what was removed, exit
+  --rebuild-catalog    rebuild a lost catalog from the manifests of the ArchiveFolder's
+                       volumes into the configured, empty database (files come back
+                       released: reads recall them), print a summary, exit
 Signals: SIGTERM/SIGINT save open files, unmount and exit 0 (1 if sizes could not be saved
 to the catalog: they stay in CacheFolder/journal; a second signal exits at once);
 SIGUSR1 logs pool, file system and owner lease statistics.";
@@ -122,6 +131,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
         check: false,
         rebind_cache: false,
         purge_quarantine: false,
+        rebuild_catalog: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -152,6 +162,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, (Str
             Some("--check") => parsed.check = true,
             Some("--rebind-cache") => parsed.rebind_cache = true,
             Some("--purge-quarantine") => parsed.purge_quarantine = true,
+            Some("--rebuild-catalog") => parsed.rebuild_catalog = true,
             Some("--version") => {
                 return Err((
                     format!("vfsserver (valuestor) {}", env!("CARGO_PKG_VERSION")),
@@ -252,6 +263,12 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
         .check_folders(&mountpoint)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     prepare_mountpoint(&mountpoint)?;
+    // Bound before the mount: a second server with the same AdminSocket stops here.
+    let admin = if args.rebuild_catalog {
+        None
+    } else {
+        Some(admin::AdminListener::bind(&config.admin_socket)?)
+    };
 
     options.start_policy = StartPolicy::Background;
     let pool = Pool::new(options).map_err(|e| format!("cannot start the connection pool: {e}"))?;
@@ -283,6 +300,14 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
         message
     };
 
+    if args.rebuild_catalog {
+        // Under the lease: no server serves the catalog while it is rebuilt.
+        let result = rebuild::run(&config, meta.as_ref() as &dyn MetaEngine);
+        keeper.stop_and_release();
+        pool.close();
+        return result;
+    }
+
     // Start-up recovery (journal replay, orphan purge, cache sweep) runs under the lease.
     let cache = match Cache::open(&config.cache_folder) {
         Ok(cache) => cache,
@@ -297,7 +322,11 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
             options.archive_folder.display(),
             options.drives
         );
-        Arc::new(Tier::new(options, Arc::clone(&meta) as Arc<dyn MetaEngine>, cache.clone()))
+        Arc::new(Tier::new(
+            options,
+            Arc::clone(&meta) as Arc<dyn MetaEngine>,
+            cache.clone(),
+        ))
     });
     let fs_options = FsOptions {
         rebind_cache: args.rebind_cache,
@@ -305,6 +334,7 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
         tier,
         ..FsOptions::from_config(&config)
     };
+    let catalog = Arc::clone(&meta) as Arc<dyn MetaEngine>;
     let fs = match VsFs::with_options(meta, cache, fs_options) {
         Ok(fs) => fs,
         Err(e) => {
@@ -334,6 +364,18 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
             }
         };
     stats.set_notifier(session.notifier());
+    let handler = admin::AdminHandler {
+        mountpoint: mountpoint.clone(),
+        catalog,
+        tier: stats.tier(),
+    };
+    let admin = match admin.map(|listener| listener.serve(handler)).transpose() {
+        Ok(admin) => admin,
+        Err(message) => {
+            drop(session);
+            return Err(abort(&mut keeper, message));
+        }
+    };
     let _ = mounted_at.set(mountpoint.clone());
     let unmounter = session.unmount_callable();
     let connection = mount_entry(&mountpoint).map(|entry| entry.connection_id());
@@ -363,6 +405,7 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
         session,
         prober: Prober::default(),
         keeper,
+        admin,
     };
     server.serve_until_stopped(&inbox)
 }
@@ -381,6 +424,8 @@ struct Server {
     prober: Prober,
     /// Renews the owner lease; released at the end.
     keeper: Keeper,
+    /// The admin socket; stops answering at the first stop signal.
+    admin: Option<admin::AdminSocket>,
 }
 
 /// How often STATUS is checked against the database writer when there are several nodes.
@@ -496,6 +541,7 @@ impl Server {
 
     /// First stop signal: save, unmount (or detach), and let open files finish.
     fn begin_stop(&mut self, signal: &str) -> Phase {
+        self.admin = None;
         let _ = self.notifier.stopping();
         let _ = self.notifier.status(&format!(
             "stopping: unmounting {}",

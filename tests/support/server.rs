@@ -72,9 +72,16 @@ impl ServerDir {
         } else {
             "<DatabaseTimeout>5</DatabaseTimeout>"
         };
+        // Each server its own admin socket (the default is one per host).
+        let admin = if extra.contains("<AdminSocket>") {
+            String::new()
+        } else {
+            let socket = real_root.join("admin.sock");
+            format!("<AdminSocket>{}</AdminSocket>", socket.display())
+        };
         let keys = format!(
             "<MountPoint>{}</MountPoint><CacheFolder>{}</CacheFolder>\
-             {timeout}<DatabaseConnectTimeout>2</DatabaseConnectTimeout>{reserve}{extra}",
+             {timeout}<DatabaseConnectTimeout>2</DatabaseConnectTimeout>{reserve}{admin}{extra}",
             xml_escape(&configured),
             real_root.join("cache").display()
         );
