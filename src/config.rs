@@ -798,7 +798,9 @@ impl Config {
                     .ok()
                     .filter(|&n| (1..=MAX_ARCHIVE_DRIVES).contains(&n))
                     .ok_or_else(|| {
-                        bad(format!("is not a number of drives (1 to {MAX_ARCHIVE_DRIVES})"))
+                        bad(format!(
+                            "is not a number of drives (1 to {MAX_ARCHIVE_DRIVES})"
+                        ))
                     })? as usize
             }
             "DeleteTapeFileTriggerNum" => archive.delete_tape_file_trigger_num = count()?,

@@ -34,8 +34,8 @@ use crate::meta::lease::{LeaseHolder, OwnerLease};
 use crate::meta::mysql::{privileges, MysqlMeta};
 use crate::meta::MetaEngine;
 use crate::notify::Notifier;
-use crate::tier::{Tier, TierOptions};
 use crate::pool::{Backoff, Pool, PoolError, PoolOptions, PoolStats, StartPolicy};
+use crate::tier::{Tier, TierOptions};
 
 mod fusectl;
 pub mod lease;
@@ -297,7 +297,11 @@ fn serve(args: &Args, signals: SigSet) -> Result<(), String> {
             options.archive_folder.display(),
             options.drives
         );
-        Arc::new(Tier::new(options, Arc::clone(&meta) as Arc<dyn MetaEngine>, cache.clone()))
+        Arc::new(Tier::new(
+            options,
+            Arc::clone(&meta) as Arc<dyn MetaEngine>,
+            cache.clone(),
+        ))
     });
     let fs_options = FsOptions {
         rebind_cache: args.rebind_cache,

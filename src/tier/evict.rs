@@ -135,5 +135,8 @@ pub fn evict(shared: &Shared, attr: &Attr) -> Result<(), NotEvicted> {
 
 /// How long the eviction thread sleeps between checks.
 pub fn pause(shared: &Shared) -> Duration {
-    shared.options.purge_wait_time.max(Duration::from_millis(100))
+    shared
+        .options
+        .purge_wait_time
+        .max(Duration::from_millis(100))
 }

@@ -89,6 +89,8 @@ pub struct Shared {
     archive_asked: Mutex<Vec<u64>>,
     /// Bytes ready to migrate at the last scan.
     waiting: AtomicU64,
+    /// A batch of copies is running.
+    copying: AtomicBool,
     /// No volume took copies at the last try.
     archive_full: AtomicBool,
     /// Volumes found full while choosing one.
@@ -138,7 +140,8 @@ impl Shared {
 
     /// Whether the cache is above its upper watermark (room for pre-reads).
     fn cache_has_room(&self) -> bool {
-        evict::cache_space(self).is_some_and(|(free, total)| free > self.options.watermarks(total).1)
+        evict::cache_space(self)
+            .is_some_and(|(free, total)| free > self.options.watermarks(total).1)
     }
 
     /// Sleeps `pause` or until woken for `which`; `false` once stopped.
@@ -219,6 +222,7 @@ impl Tier {
                 errors: stats::RecentErrors::default(),
                 archive_asked: Mutex::new(Vec::new()),
                 waiting: AtomicU64::new(0),
+                copying: AtomicBool::new(false),
                 archive_full: AtomicBool::new(false),
                 full_marks: Mutex::new(HashSet::new()),
                 passes: Mutex::new(0),
@@ -237,7 +241,10 @@ impl Tier {
         match self.shared.folder.sweep() {
             Ok(report) => {
                 for path in &report.partials_removed {
-                    log::warn!("archive: removed the partial copy {} (a crash)", path.display());
+                    log::warn!(
+                        "archive: removed the partial copy {} (a crash)",
+                        path.display()
+                    );
                 }
                 for path in &report.torn_manifests {
                     log::warn!("archive: cut the torn tail of {} (a crash)", path.display());
@@ -346,7 +353,9 @@ impl Tier {
                 state: "changed",
                 why: "it changed since it was archived",
             }),
-            Err(evict::NotEvicted::Catalog(e)) => Err(TierError::Catalog(MetaError::Unavailable(e))),
+            Err(evict::NotEvicted::Catalog(e)) => {
+                Err(TierError::Catalog(MetaError::Unavailable(e)))
+            }
         }
     }
 
@@ -376,21 +385,39 @@ impl Tier {
         })
     }
 
-    /// Asks for room on the cache file system (a write found it short): runs an eviction
-    /// pass now and waits for it to end (at most `wait`); returns whether space was freed.
+    /// Asks for room on the cache file system (a write found it short): runs eviction
+    /// passes, and while none frees anything but files wait to be migrated (they become
+    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
+    /// space was freed; `false` at once when nothing is evictable or becoming so.
     pub fn make_room(&self, wait: Duration) -> bool {
-        let before = *self.shared.passes.lock();
-        let freed_before = self.shared.counters.values().evicted_files;
-        self.shared.kick(|s| &mut s.evict);
-        let mut passes = self.shared.passes.lock();
+        let shared = &self.shared;
         let deadline = std::time::Instant::now() + wait;
-        while *passes < before + 2 && !self.shared.stopping() {
-            if self.shared.pass_done.wait_until(&mut passes, deadline).timed_out() {
-                break;
+        let freed_before = shared.counters.values().evicted_files;
+        loop {
+            let before = *shared.passes.lock();
+            shared.kick(|s| &mut s.evict);
+            let mut passes = shared.passes.lock();
+            // Two passes: the one running may have started before the space ran short.
+            while *passes < before + 2 && !shared.stopping() {
+                if shared
+                    .pass_done
+                    .wait_until(&mut passes, deadline)
+                    .timed_out()
+                {
+                    return false;
+                }
             }
+            drop(passes);
+            if shared.counters.values().evicted_files > freed_before {
+                return true;
+            }
+            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
+                || shared.copying.load(Ordering::Relaxed);
+            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            shared.kick(|s| &mut s.migrate);
         }
-        drop(passes);
-        self.shared.counters.values().evicted_files > freed_before
     }
 
     /// Wakes the eviction thread for a pass (free space may be short).

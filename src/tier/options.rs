@@ -87,7 +87,9 @@ impl TierOptions {
             free_max_percent: cache.free_max_percent,
             purge_wait_time: cache.purge_wait_time,
             write_free_size: cache.write_free_size,
-            recall_block: cache.file_size_block.max(crate::archive::copy::MIN_BLOCK_SIZE as u64),
+            recall_block: cache
+                .file_size_block
+                .max(crate::archive::copy::MIN_BLOCK_SIZE as u64),
             pre_read: cache.file_size_read,
             delete_trigger: archive.delete_tape_file_trigger_num,
             delete_after: archive.delete_tape_file_time_diff,
@@ -99,7 +101,11 @@ impl TierOptions {
     /// Files that match neither are never archived (and so never evicted).
     pub fn archives(&self, path: &[u8]) -> bool {
         let text = String::from_utf8_lossy(path);
-        if self.file_pattern.as_ref().is_some_and(|re| re.is_match(&text)) {
+        if self
+            .file_pattern
+            .as_ref()
+            .is_some_and(|re| re.is_match(&text))
+        {
             return true;
         }
         let parent = match text.rfind('/') {
@@ -122,7 +128,10 @@ impl TierOptions {
     pub fn watermarks(&self, total: u64) -> (u64, u64) {
         let percent = |p: u8| (u128::from(total) * u128::from(p) / 100) as u64;
         let low = self.free_min_size.max(percent(self.free_min_percent));
-        let high = self.free_max_size.max(percent(self.free_max_percent)).max(low);
+        let high = self
+            .free_max_size
+            .max(percent(self.free_max_percent))
+            .max(low);
         (low, high)
     }
 }

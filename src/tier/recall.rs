@@ -184,7 +184,9 @@ impl Queue {
         let asked_elsewhere = self.waiting.iter().any(|(volume, recalls)| {
             Some(volume) != at.volume.as_ref()
                 && !self.busy.contains(volume)
-                && recalls.values().any(|r| !r.pre_read.load(Ordering::Relaxed))
+                && recalls
+                    .values()
+                    .any(|r| !r.pre_read.load(Ordering::Relaxed))
         });
         if let Some(volume) = &at.volume {
             if let Some(recalls) = self.waiting.get_mut(volume) {
@@ -287,7 +289,10 @@ impl RecallQueue {
             for recall in waiting.values().flat_map(BTreeMap::values) {
                 queue.active.remove(&recall.ino);
             }
-            waiting.into_values().flat_map(BTreeMap::into_values).collect()
+            waiting
+                .into_values()
+                .flat_map(BTreeMap::into_values)
+                .collect()
         };
         self.work.notify_all();
         for recall in waiting {
@@ -345,7 +350,8 @@ pub fn drive_loop(shared: &Shared) {
             at.seq = recall.copy.seq;
             serve(shared, &recall);
             shared.recalls.done(&recall, &at);
-            if !recall.pre_read.load(Ordering::Relaxed) && recall.local_up_to(u64::MAX) == Some(true)
+            if !recall.pre_read.load(Ordering::Relaxed)
+                && recall.local_up_to(u64::MAX) == Some(true)
             {
                 pre_read_after(shared, &recall.copy);
             }

@@ -143,7 +143,9 @@ fn file_node() -> NewNode<'static> {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 #[test]
@@ -190,7 +192,10 @@ fn an_open_file_is_not_released() {
     let ino = fx.file("o", b"open");
     fx.await_state(ino, DataState::Archived);
     let fh = fx.vfs.core().open(ino, false).unwrap();
-    assert!(matches!(fx.tier().release_now(ino), Err(super::TierError::Busy(_))));
+    assert!(matches!(
+        fx.tier().release_now(ino),
+        Err(super::TierError::Busy(_))
+    ));
     assert_eq!(fx.state(ino), DataState::Archived);
     fx.vfs.core().release(ino, fh).unwrap();
     fx.tier().release_now(ino).unwrap();
@@ -211,9 +216,15 @@ fn a_copy_that_does_not_match_its_digest_is_eio_and_marks_the_file_damaged() {
     fx.await_state(ino, DataState::Damaged);
     assert!(!fx.cache.path(ino).exists(), "no partial data left");
     let errors = fx.tier().status().errors;
-    let logged = errors.iter().any(|(_, e)| e.contains("MD5 mismatch") && e.contains("/d"));
+    let logged = errors
+        .iter()
+        .any(|(_, e)| e.contains("MD5 mismatch") && e.contains("/d"));
     assert!(logged, "{errors:?}");
-    assert_eq!(fx.vfs.core().open(ino, false), Err(VfsError::EIO), "damaged stays EIO");
+    assert_eq!(
+        fx.vfs.core().open(ino, false),
+        Err(VfsError::EIO),
+        "damaged stays EIO"
+    );
 }
 
 #[test]
