@@ -124,6 +124,12 @@ impl Migrator {
     }
 
     fn copy_batch(&mut self, shared: &Shared, batch: Vec<Ready>) {
+        shared.copying.store(true, Ordering::Relaxed);
+        self.copy_each(shared, batch);
+        shared.copying.store(false, Ordering::Relaxed);
+    }
+
+    fn copy_each(&mut self, shared: &Shared, batch: Vec<Ready>) {
         for ready in batch {
             if shared.stopping() {
                 return;
@@ -241,6 +247,10 @@ impl Migrator {
                     host.data_state_changed(ino, attr.data_state);
                     Counters::add(&shared.counters.migrated_files, 1);
                     Counters::add(&shared.counters.migrated_bytes, copy.size);
+                    if !shared.cache_has_room() {
+                        // Space is short and this file can now make room.
+                        shared.kick(|s| &mut s.evict);
+                    }
                     Copied::Recorded
                 }
                 Err(MetaError::Errno(libc::EAGAIN)) => {

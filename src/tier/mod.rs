@@ -91,6 +91,8 @@ pub struct Shared {
     archive_asked: Mutex<Vec<u64>>,
     /// Bytes ready to migrate at the last scan.
     waiting: AtomicU64,
+    /// A batch of copies is running.
+    copying: AtomicBool,
     /// No volume took copies at the last try.
     archive_full: AtomicBool,
     /// Volumes found full while choosing one.
@@ -222,6 +224,7 @@ impl Tier {
                 errors: stats::RecentErrors::default(),
                 archive_asked: Mutex::new(Vec::new()),
                 waiting: AtomicU64::new(0),
+                copying: AtomicBool::new(false),
                 archive_full: AtomicBool::new(false),
                 full_marks: Mutex::new(HashSet::new()),
                 passes: Mutex::new(0),
@@ -384,26 +387,39 @@ impl Tier {
         })
     }
 
-    /// Asks for room on the cache file system (a write found it short): runs an eviction
-    /// pass now and waits for it to end (at most `wait`); returns whether space was freed.
+    /// Asks for room on the cache file system (a write found it short): runs eviction
+    /// passes, and while none frees anything but files wait to be migrated (they become
+    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
+    /// space was freed; `false` at once when nothing is evictable or becoming so.
     pub fn make_room(&self, wait: Duration) -> bool {
-        let before = *self.shared.passes.lock();
-        let freed_before = self.shared.counters.values().evicted_files;
-        self.shared.kick(|s| &mut s.evict);
-        let mut passes = self.shared.passes.lock();
+        let shared = &self.shared;
         let deadline = std::time::Instant::now() + wait;
-        while *passes < before + 2 && !self.shared.stopping() {
-            if self
-                .shared
-                .pass_done
-                .wait_until(&mut passes, deadline)
-                .timed_out()
-            {
-                break;
+        let freed_before = shared.counters.values().evicted_files;
+        loop {
+            let before = *shared.passes.lock();
+            shared.kick(|s| &mut s.evict);
+            let mut passes = shared.passes.lock();
+            // Two passes: the one running may have started before the space ran short.
+            while *passes < before + 2 && !shared.stopping() {
+                if shared
+                    .pass_done
+                    .wait_until(&mut passes, deadline)
+                    .timed_out()
+                {
+                    return false;
+                }
             }
+            drop(passes);
+            if shared.counters.values().evicted_files > freed_before {
+                return true;
+            }
+            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
+                || shared.copying.load(Ordering::Relaxed);
+            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            shared.kick(|s| &mut s.migrate);
         }
-        drop(passes);
-        self.shared.counters.values().evicted_files > freed_before
     }
 
     /// Wakes the eviction thread for a pass (free space may be short).

@@ -153,8 +153,7 @@ impl OpenFiles {
     /// claim with [`OpenFiles::end_claim`].
     pub fn claim_for_copy(&self, ino: u64) -> Option<Arc<AtomicBool>> {
         let mut files = self.files.lock();
-        if files.usage.get(&ino).is_some_and(|u| u.writers > 0) || files.claims.contains_key(&ino)
-        {
+        if files.usage.get(&ino).is_some_and(|u| u.writers > 0) || files.claims.contains_key(&ino) {
             return None;
         }
         let cancel = Arc::new(AtomicBool::new(false));

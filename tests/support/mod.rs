@@ -9,6 +9,7 @@ pub mod mount;
 pub mod native;
 pub mod proxy;
 pub mod server;
+pub mod tier;
 pub mod workload;
 
 pub use mariadb::MariaDb;

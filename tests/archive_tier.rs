@@ -1,0 +1,383 @@
+//! The archive tier through a real mount: `vfsserver` with its cache and volumes on small
+//! tmpfs file systems, files written and read through system calls, states read from the
+//! catalog, counters from the server's statistics. Needs root (tmpfs mounts).
+
+mod support;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use support::tier::{Layout, TierBed, ARCHIVED, DAMAGED, DIRTY, PATIENCE, RELEASED, RESIDENT};
+
+const MIB: u64 = 1 << 20;
+
+/// Keys every test starts from: copies as soon as a file is closed, no batching, small
+/// recall blocks, digests on, an eviction check every second, no pre-read.
+const FAST: &str = "<WriteToTapeWaitFile>0</WriteToTapeWaitFile>\
+    <WriteToTapeWaitSize>0</WriteToTapeWaitSize>\
+    <WriteToTapeWaitTime>0</WriteToTapeWaitTime>\
+    <TapeReservedMinFreeSize>1M</TapeReservedMinFreeSize>\
+    <CachePurgeWaitTime>1</CachePurgeWaitTime>\
+    <CacheFileSizeBlock>1M</CacheFileSizeBlock>\
+    <CacheFileSizeRead>0</CacheFileSizeRead>\
+    <CacheFreeMinPercent>0</CacheFreeMinPercent>\
+    <CacheFreeMaxPercent>0</CacheFreeMaxPercent>\
+    <DigestMD5Enable>true</DigestMD5Enable>\
+    <DigestSHA1Enable>true</DigestSHA1Enable>";
+
+/// Keys that release every archived, closed file at once (the lower watermark is above the
+/// whole cache), for tests of recall.
+const RELEASE_ALL: &str = "<CacheFreeMinSize>100G</CacheFreeMinSize>\
+    <CacheFreeMaxSize>100G</CacheFreeMaxSize>\
+    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
+
+/// Keys that never evict.
+const KEEP_ALL: &str = "<CacheFreeMinSize>0</CacheFreeMinSize>\
+    <CacheFreeMaxSize>0</CacheFreeMaxSize>\
+    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
+
+/// `len` bytes that differ per `seed` and position.
+fn content(len: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn bed(cache: u64, volumes: &[(&str, u64)], keys: &str) -> TierBed {
+    TierBed::start(&Layout {
+        cache,
+        volumes,
+        keys: &format!("{FAST}{keys}"),
+    })
+}
+
+fn write_file(bed: &TierBed, name: &str, data: &[u8]) -> u64 {
+    let path = bed.path(name);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    let mut file = File::create(&path).unwrap();
+    file.write_all(data).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    bed.ino(name)
+}
+
+fn assert_content(bed: &TierBed, name: &str, want: &[u8]) {
+    let got = fs::read(bed.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    assert!(
+        got == want,
+        "{name}: read {} bytes, first difference at {:?}",
+        got.len(),
+        got.iter().zip(want).position(|(a, b)| a != b)
+    );
+}
+
+#[test]
+fn writing_several_times_the_cache_reads_back_every_byte() {
+    let bed = bed(
+        64 * MIB,
+        &[("V1", 96 * MIB), ("V2", 96 * MIB), ("V3", 96 * MIB)],
+        "<CacheFreeMinSize>20M</CacheFreeMinSize><CacheFreeMaxSize>32M</CacheFreeMaxSize>\
+         <WriteCacheFreeSize>24M</WriteCacheFreeSize><CacheFreeLeastSize>4M</CacheFreeLeastSize>",
+    );
+    let files = 40;
+    for i in 0..files {
+        write_file(&bed, &format!("data/f{i:02}"), &content(4 * MIB, i));
+    }
+    for i in 0..files {
+        assert_content(&bed, &format!("data/f{i:02}"), &content(4 * MIB, i));
+    }
+    let counters = bed.counters();
+    assert!(counters["migrated_files"] >= files, "{counters:?}");
+    assert!(counters["evicted_files"] > 0, "{counters:?}");
+    assert!(counters["recalled_files"] > 0, "{counters:?}");
+}
+
+#[test]
+fn eviction_takes_the_least_recently_used_and_never_a_dirty_or_open_file() {
+    // 64 MiB cache: six 8 MiB archived files and an 8 MiB filler that is never archived
+    // leave ~8 MiB free, below the lower watermark (12 MiB); reaching the upper one (28 MiB)
+    // takes three files.
+    let bed = bed(
+        64 * MIB,
+        &[("V1", 128 * MIB)],
+        "<WriteToTapeFilePattern>/data/.*</WriteToTapeFilePattern>\
+         <CacheFreeMinSize>12M</CacheFreeMinSize><CacheFreeMaxSize>28M</CacheFreeMaxSize>\
+         <WriteCacheFreeSize>0</WriteCacheFreeSize>",
+    );
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut inos = std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let ino = write_file(&bed, &format!("data/{name}"), &content(8 * MIB, i as u64));
+        inos.insert(*name, ino);
+    }
+    for name in names {
+        bed.await_state(inos[name], ARCHIVED);
+    }
+    // Access order: f, c, a (b never): least recently used first is b, f, c, a.
+    for name in ["f", "c", "a"] {
+        let mut buf = [0u8; 16];
+        File::open(bed.path(&format!("data/{name}")))
+            .unwrap()
+            .read_exact(&mut buf)
+            .unwrap();
+    }
+    let held_open = File::open(bed.path("data/d")).unwrap();
+    let mut dirty = OpenOptions::new()
+        .write(true)
+        .open(bed.path("data/e"))
+        .unwrap();
+    dirty.write_all(b"changed").unwrap();
+    dirty.sync_data().unwrap();
+    bed.await_state(inos["e"], DIRTY);
+    write_file(&bed, "filler", &content(8 * MIB, 99));
+    for name in ["b", "f", "c"] {
+        bed.await_state(inos[name], RELEASED);
+    }
+    assert_eq!(bed.state(inos["a"]), ARCHIVED, "a was used last: kept");
+    assert_eq!(bed.state(inos["d"]), ARCHIVED, "d is open: kept");
+    assert_eq!(bed.state(inos["e"]), DIRTY, "e is dirty: kept");
+    assert!(bed.cache_file(inos["d"]).exists() && bed.cache_file(inos["e"]).exists());
+    for name in ["b", "f", "c"] {
+        assert!(
+            !bed.cache_file(inos[name]).exists(),
+            "{name}'s local data dropped"
+        );
+    }
+    drop((held_open, dirty));
+}
+
+#[test]
+fn a_released_file_is_recalled_for_partial_reads_and_shared_by_many_readers() {
+    let bed = bed(256 * MIB, &[("V1", 256 * MIB)], RELEASE_ALL);
+    let data = Arc::new(content(48 * MIB, 5));
+    let ino = write_file(&bed, "big", &data);
+    bed.await_state(ino, RELEASED);
+    assert!(!bed.cache_file(ino).exists());
+
+    // A read in the middle gets its own bytes.
+    let file = File::open(bed.path("big")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    file.read_exact_at(&mut buf, 20 * MIB + 123).unwrap();
+    assert!(
+        buf == data[(20 * MIB + 123) as usize..][..4096],
+        "partial read"
+    );
+    drop(file);
+    bed.await_state(ino, RELEASED); // read, closed, archived, released again
+
+    // Eight readers open first (so none can see it released again), then read at once.
+    let recalled_before = bed.counters()["recalled_files"];
+    let handles: Vec<File> = (0..8)
+        .map(|_| File::open(bed.path("big")).unwrap())
+        .collect();
+    let readers: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut file)| {
+            let data = Arc::clone(&data);
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                file.read_to_end(&mut got).unwrap();
+                assert!(got == *data, "reader {i}: {} bytes differ", got.len());
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let recalled = bed.counters()["recalled_files"] - recalled_before;
+    assert_eq!(recalled, 1, "eight readers, one recall");
+}
+
+#[test]
+fn a_write_during_a_copy_aborts_it_and_the_final_data_is_archived() {
+    // 512 MiB with both digests: the copy takes long enough to be caught in the act.
+    let bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
+    let data = content(512 * MIB, 11);
+    let ino = write_file(&bed, "moving", &data);
+    let volume = bed.volume("V1");
+    support::await_condition(PATIENCE, "a partial copy on the volume", || {
+        fs::read_dir(&volume).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+    });
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(bed.path("moving"))
+        .unwrap();
+    file.write_all(b"tail").unwrap();
+    drop(file);
+    let mut want = data;
+    want.extend_from_slice(b"tail");
+    bed.await_state(ino, ARCHIVED);
+    let (label, seq, size) = bed.live_copy(ino).expect("a live copy");
+    assert_eq!(size, want.len() as u64);
+    let copy = fs::read(bed.volume(&label).join(format!("{seq:012}"))).unwrap();
+    assert!(copy == want, "the archived copy is the final data");
+    let counters = bed.counters();
+    assert!(counters["copies_aborted"] >= 1, "{counters:?}");
+}
+
+#[test]
+fn recalls_spread_over_volumes_are_served_volume_by_volume() {
+    // Volumes of 12 MiB with a 1 MiB reserve take five 2 MiB files each.
+    let volumes = [
+        ("V1", 12 * MIB),
+        ("V2", 12 * MIB),
+        ("V3", 12 * MIB),
+        ("V4", 12 * MIB),
+    ];
+    let bed = bed(256 * MIB, &volumes, RELEASE_ALL);
+    // The first file recalled is large: the one drive is busy with it while the other
+    // requests queue.
+    let first = write_file(&bed, "first", &content(9 * MIB, 1000));
+    bed.await_state(first, RELEASED);
+    let mut names = Vec::new();
+    for i in 0..16u64 {
+        let name = format!("r{i:02}");
+        let ino = write_file(&bed, &name, &content(2 * MIB, i));
+        bed.await_state(ino, RELEASED);
+        names.push((name, i));
+    }
+    let mut volumes_used = std::collections::HashSet::new();
+    for (name, _) in &names {
+        volumes_used.insert(bed.live_copy(bed.ino(name)).unwrap().0);
+    }
+    assert!(
+        volumes_used.len() >= 3,
+        "files spread over {volumes_used:?}"
+    );
+    let before = bed.counters()["volume_switches"];
+    // Requests in an order that jumps between volumes (odd positions, then even ones).
+    let mut order: Vec<&(String, u64)> = names.iter().step_by(2).collect();
+    order.extend(names.iter().skip(1).step_by(2));
+    let big = File::open(bed.path("first")).unwrap();
+    let opened: Vec<(File, u64)> = order
+        .iter()
+        .map(|(name, seed)| (File::open(bed.path(name)).unwrap(), *seed))
+        .collect();
+    let readers: Vec<_> = opened
+        .into_iter()
+        .map(|(mut file, seed)| {
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                file.read_to_end(&mut got).unwrap();
+                assert!(got == content(2 * MIB, seed), "file {seed}");
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    drop(big);
+    let switches = bed.counters()["volume_switches"] - before;
+    // Served in arrival order this would be about one switch per file (16); by volume it
+    // is one per volume used, plus the first file's.
+    assert!(
+        switches <= volumes_used.len() as u64 + 1,
+        "{switches} volume switches for 17 recalls over {} volumes",
+        volumes_used.len()
+    );
+}
+
+#[test]
+fn a_removed_volume_is_eio_with_a_log_line_and_the_file_is_damaged() {
+    let bed = bed(128 * MIB, &[("V1", 64 * MIB)], RELEASE_ALL);
+    let ino = write_file(&bed, "gone", &content(3 * MIB, 3));
+    bed.await_state(ino, RELEASED);
+    // The volume's tmpfs stays mounted; its copies disappear (as an unmounted LTFS tape).
+    for entry in fs::read_dir(bed.volume("V1")).unwrap() {
+        fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let err = fs::read(bed.path("gone")).expect_err("no copy: no data");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    bed.await_state(ino, DAMAGED);
+    let line = bed
+        .server()
+        .await_output("recall of /gone", PATIENCE)
+        .expect("a log line for the failed recall");
+    assert!(
+        line.contains("volume V1") && line.contains("damaged"),
+        "{line}"
+    );
+    let again = fs::read(bed.path("gone")).expect_err("damaged stays EIO");
+    assert_eq!(again.raw_os_error(), Some(libc::EIO));
+}
+
+#[test]
+fn a_full_archive_leaves_files_resident_and_says_so() {
+    // A 2 MiB volume with a 1 MiB reserve cannot take a 4 MiB file.
+    let bed = bed(128 * MIB, &[("V1", 2 * MIB)], KEEP_ALL);
+    let ino = write_file(&bed, "waits", &content(4 * MIB, 4));
+    bed.server()
+        .await_output("the archive is full", PATIENCE)
+        .expect("the log says the archive is full");
+    assert_eq!(bed.state(ino), RESIDENT);
+    assert_content(&bed, "waits", &content(4 * MIB, 4));
+}
+
+#[test]
+fn a_kill_during_a_copy_loses_nothing_and_the_file_is_archived_after_restart() {
+    let mut bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
+    let data = content(512 * MIB, 21);
+    let ino = write_file(&bed, "killed", &data);
+    let volume = bed.volume("V1");
+    support::await_condition(PATIENCE, "a partial copy on the volume", || {
+        fs::read_dir(&volume).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+    });
+    bed.kill();
+    assert_eq!(
+        bed.state(ino),
+        RESIDENT,
+        "not recorded before the copy was complete"
+    );
+    bed.start_server();
+    bed.await_state(ino, ARCHIVED);
+    let partials = fs::read_dir(&volume)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+        .count();
+    assert_eq!(partials, 0, "the partial copy was swept");
+    assert_content(&bed, "killed", &data);
+}
+
+#[test]
+fn a_kill_during_a_recall_loses_nothing_and_the_next_read_gets_every_byte() {
+    let mut bed = bed(768 * MIB, &[("V1", 768 * MIB)], RELEASE_ALL);
+    let data = content(512 * MIB, 31);
+    let ino = write_file(&bed, "recalling", &data);
+    bed.await_state(ino, RELEASED);
+    let file = File::open(bed.path("recalling")).unwrap();
+    let mut first = vec![0u8; 4096];
+    file.read_exact_at(&mut first, 0).unwrap(); // the recall has started
+    assert!(first == data[..4096]);
+    bed.kill();
+    drop(file);
+    assert_eq!(bed.state(ino), RELEASED, "a partial recall is not recorded");
+    bed.start_server();
+    assert_content(&bed, "recalling", &data);
+}
