@@ -1550,7 +1550,7 @@ fn superseded_copies_are_listed_oldest_first_before_a_time(meta: &dyn MetaEngine
     assert_eq!(meta.superseded_count().unwrap(), 3);
     assert_eq!(
         seqs(&meta.superseded_copies(times[1], 100).unwrap()),
-        seqs(&[c1.clone()]),
+        seqs(std::slice::from_ref(&c1)),
         "strictly before"
     );
     assert_eq!(
