@@ -21,23 +21,26 @@ use crate::meta::{
 const MAX_DEPTH: usize = 100_000;
 
 /// The migration candidates' query, as the engine runs it (parameters: data state, after,
-/// kind, limit): a range of `by_state_ino` read in index order.
+/// kind, limit): a range of `by_state_ino` read in index order. The index is forced: by
+/// cost alone the optimizer may prefer the primary key's range `ino > after`, which reads
+/// every inode after the position, whatever its state.
 pub const MIGRATION_CANDIDATES_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, nlink, \
      rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     WHERE data_state = ? AND ino > ? AND kind = ? AND nlink > 0 ORDER BY ino LIMIT ?";
+     FORCE INDEX (by_state_ino) WHERE data_state = ? AND ino > ? AND kind = ? AND nlink > 0 ORDER BY ino LIMIT ?";
 
 /// The first eviction candidates' query, as the engine runs it (parameters: data state,
-/// kind, limit): `by_state_atime` read in index order.
+/// kind, limit): `by_state_atime` read in index order (forced, as for migration).
 pub const EVICTION_CANDIDATES_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, nlink, \
      rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     WHERE data_state = ? AND kind = ? ORDER BY atime_ns, ino LIMIT ?";
+     FORCE INDEX (by_state_atime) WHERE data_state = ? AND kind = ? ORDER BY atime_ns, ino LIMIT ?";
 
 /// The eviction candidates' query after a position, as the engine runs it (parameters:
 /// data state, atime, atime, ino, kind, limit). The position is two ranges of
-/// `by_state_atime`, read in index order (a row comparison would not be used as a range).
+/// `by_state_atime` (forced), read in index order (a row comparison would not be used as a
+/// range).
 pub const EVICTION_CANDIDATES_AFTER_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, \
      nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     WHERE data_state = ? AND (atime_ns > ? OR (atime_ns = ? AND ino > ?)) AND kind = ? \
+     FORCE INDEX (by_state_atime) WHERE data_state = ? AND (atime_ns > ? OR (atime_ns = ? AND ino > ?)) AND kind = ? \
      ORDER BY atime_ns, ino LIMIT ?";
 
 /// The `vs_copies` columns an [`ArchiveCopy`] is read from, in [`CopyRow`]'s order.
