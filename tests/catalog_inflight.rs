@@ -11,7 +11,8 @@ use support::proxy::{Command, Cut, Proxy};
 use support::{consistency, pool_options, MariaDb};
 use valuestor::meta::mysql::{MysqlMeta, TRIM_BATCH, TRIM_EVERY};
 use valuestor::meta::{
-    Attr, AttrChange, Changed, Kind, MetaEngine, NewNode, RenameMode, XattrMode, ROOT_INO,
+    ArchiveCopy, Attr, AttrChange, Changed, DataState, Kind, MetaEngine, NewNode, RenameMode,
+    XattrMode, ROOT_INO,
 };
 use valuestor::Pool;
 
@@ -353,6 +354,44 @@ fn set_attr_whose_reply_is_lost_after_commit_returns_the_stored_attributes() {
     let attr = attr.expect("decided");
     assert_eq!((attr.perm, attr.size), (0o600, 42));
     assert_eq!(attr, s.attr(f.ino));
+}
+
+#[test]
+fn record_copy_whose_reply_is_lost_after_commit_is_answered_from_its_record_not_eagain() {
+    let s = setup();
+    let f = s.file(ROOT_INO, b"f");
+    let saved = AttrChange {
+        size: Some(10),
+        mtime: Some(1_000),
+        data_state: Some(DataState::Resident),
+        ..AttrChange::default()
+    };
+    let f = s.catalog.set_attr(f.ino, &saved).unwrap();
+    let copy = ArchiveCopy {
+        ino: f.ino,
+        volume: "v".into(),
+        seq: 1,
+        size: 10,
+        mtime: 1_000,
+        md5: None,
+        sha1: Some([7; 20]),
+        archived_ns: 5,
+        superseded_ns: None,
+    };
+    s.lose(commit(), Cut::Answered);
+    let archived = s.catalog.record_copy(&copy);
+    s.assert_cut_once();
+    // Run again, the condition (still Resident) would fail: the answer comes from the record.
+    let archived = archived.expect("the copy was recorded: no EAGAIN for its own change");
+    assert_eq!(archived.data_state, DataState::Archived);
+    assert_eq!(archived, s.attr(f.ino));
+    assert_eq!(s.catalog.live_copy(f.ino).unwrap(), Some(copy));
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM vs_copies"),
+        1,
+        "recorded once"
+    );
+    assert_eq!(s.problems(), Vec::<String>::new());
 }
 
 #[test]

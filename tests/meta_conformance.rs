@@ -17,8 +17,8 @@ use mysql::prelude::Queryable;
 use support::{pool_options, MariaDb};
 use valuestor::meta::mysql::{MysqlMeta, SCHEMA_VERSION};
 use valuestor::meta::{
-    now_ns, Attr, AttrChange, DataState, Kind, MemoryMeta, MetaEngine, MetaError, NewNode,
-    RenameMode, XattrMode, ROOT_INO,
+    now_ns, ArchiveCopy, Attr, AttrChange, DataState, Kind, MemoryMeta, MetaEngine, MetaError,
+    NewNode, RenameMode, XattrMode, ROOT_INO, VOLUME_MAX,
 };
 use valuestor::Pool;
 
@@ -65,6 +65,18 @@ scenarios!(
     unlinked_inodes_stay_as_orphans_until_purged,
     inventory_queries_report_only_existing_inodes,
     lookups_of_missing_things_are_enoent,
+    migration_candidates_are_named_resident_files_in_inode_order,
+    eviction_candidates_are_archived_files_by_access_time_then_inode,
+    record_copy_archives_a_resident_file_and_supersedes_its_earlier_copy,
+    record_copy_refuses_a_file_that_changed_with_eagain,
+    release_needs_archived_the_same_mtime_and_a_live_copy,
+    recall_and_damage_move_between_released_damaged_and_archived,
+    released_after_lists_live_copies_of_released_files_on_one_volume,
+    superseded_copies_are_listed_oldest_first_before_a_time,
+    forget_copy_deletes_only_superseded_copies,
+    purging_an_inode_supersedes_its_live_copy,
+    path_of_names_nested_files_by_their_oldest_link,
+    state_totals_count_regular_files_and_bytes_per_state,
 );
 
 /// Runs `scenario` on a fresh [`MemoryMeta`], then checks the catalog is consistent.
@@ -106,6 +118,7 @@ fn mysql_engine_passes_every_scenario() {
 fn empty_catalog(conn: &mut mysql::Conn) {
     for statement in [
         "DELETE FROM vs_xattrs",
+        "DELETE FROM vs_copies",
         "DELETE FROM vs_symlinks",
         "DELETE FROM vs_dentries",
         "DELETE FROM vs_inodes WHERE ino <> 1",
@@ -1135,5 +1148,498 @@ fn lookups_of_missing_things_are_enoent(meta: &dyn MetaEngine) {
     assert_eq!(
         (root.kind, root.uid, root.gid, root.perm),
         (Kind::Directory, 0, 0, 0o755)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: the archive tier
+
+/// A file `name` in `parent` whose data is saved (`Resident`) with `size` bytes and
+/// modification time `mtime`.
+fn resident(meta: &dyn MetaEngine, parent: u64, name: &[u8], size: u64, mtime: i64) -> Attr {
+    let f = file(meta, parent, name);
+    set_data(meta, f.ino, DataState::Resident, size, mtime)
+}
+
+/// Sets the data state, size and modification time of `ino`.
+fn set_data(meta: &dyn MetaEngine, ino: u64, state: DataState, size: u64, mtime: i64) -> Attr {
+    let change = AttrChange {
+        data_state: Some(state),
+        size: Some(size),
+        mtime: Some(mtime),
+        ..AttrChange::default()
+    };
+    meta.set_attr(ino, &change).unwrap()
+}
+
+/// Sets only the data state of `ino`.
+fn set_state(meta: &dyn MetaEngine, ino: u64, state: DataState) -> Attr {
+    let change = AttrChange {
+        data_state: Some(state),
+        ..AttrChange::default()
+    };
+    meta.set_attr(ino, &change).unwrap()
+}
+
+/// A copy of `of`'s current data as copy `seq` on `volume`, with digests.
+fn copy_of(of: &Attr, volume: &str, seq: u64) -> ArchiveCopy {
+    ArchiveCopy {
+        ino: of.ino,
+        volume: volume.to_owned(),
+        seq,
+        size: of.size,
+        mtime: of.mtime,
+        md5: Some([seq as u8; 16]),
+        sha1: Some([of.ino as u8; 20]),
+        archived_ns: 1_000_000 + seq as i64,
+        superseded_ns: None,
+    }
+}
+
+/// Records a copy of `of` as copy `seq` on `volume`; returns the copy.
+fn archive(meta: &dyn MetaEngine, of: &Attr, volume: &str, seq: u64) -> ArchiveCopy {
+    let copy = copy_of(of, volume, seq);
+    let archived = meta.record_copy(&copy).unwrap();
+    assert_eq!(archived.data_state, DataState::Archived, "{archived:?}");
+    copy
+}
+
+/// A file archived as copy `seq` on `volume` and then released.
+fn released(meta: &dyn MetaEngine, name: &[u8], volume: &str, seq: u64) -> (Attr, ArchiveCopy) {
+    let f = resident(meta, ROOT_INO, name, 10 + seq, 1_000 + seq as i64);
+    let copy = archive(meta, &f, volume, seq);
+    let released = meta.release(f.ino, f.mtime).unwrap();
+    assert_eq!(released.data_state, DataState::Released, "{released:?}");
+    (released, copy)
+}
+
+fn inos(attrs: &[Attr]) -> Vec<u64> {
+    attrs.iter().map(|a| a.ino).collect()
+}
+
+fn seqs(copies: &[ArchiveCopy]) -> Vec<(String, u64)> {
+    copies.iter().map(|c| (c.volume.clone(), c.seq)).collect()
+}
+
+fn migration_candidates_are_named_resident_files_in_inode_order(meta: &dyn MetaEngine) {
+    let d = dir(meta, ROOT_INO, b"d");
+    let a = resident(meta, ROOT_INO, b"a", 1, 10);
+    let b = resident(meta, d.ino, b"b", 2, 20);
+    let empty = file(meta, ROOT_INO, b"empty");
+    let dirty = resident(meta, ROOT_INO, b"dirty", 3, 30);
+    set_state(meta, dirty.ino, DataState::Dirty);
+    let archived = resident(meta, ROOT_INO, b"archived", 4, 40);
+    set_state(meta, archived.ino, DataState::Archived);
+    let unlinked = resident(meta, ROOT_INO, b"unlinked", 5, 50);
+    meta.unlink(ROOT_INO, b"unlinked").unwrap();
+    let subdir = dir(meta, ROOT_INO, b"resident-dir");
+    set_state(meta, subdir.ino, DataState::Resident);
+    let c = resident(meta, ROOT_INO, b"c", 6, 60);
+
+    let all = meta.migration_candidates(0, 100).unwrap();
+    assert_eq!(
+        inos(&all),
+        [a.ino, b.ino, c.ino],
+        "not empty {}, dirty {}, archived {}, unlinked {}, a directory {}",
+        empty.ino,
+        dirty.ino,
+        archived.ino,
+        unlinked.ino,
+        subdir.ino
+    );
+    assert_eq!(
+        all,
+        [attr(meta, a.ino), attr(meta, b.ino), attr(meta, c.ino)]
+    );
+    assert_eq!(
+        inos(&meta.migration_candidates(0, 2).unwrap()),
+        [a.ino, b.ino]
+    );
+    assert_eq!(
+        inos(&meta.migration_candidates(a.ino, 100).unwrap()),
+        [b.ino, c.ino]
+    );
+    assert_eq!(inos(&meta.migration_candidates(b.ino, 1).unwrap()), [c.ino]);
+    assert!(meta.migration_candidates(c.ino, 100).unwrap().is_empty());
+    assert!(meta.migration_candidates(0, 0).unwrap().is_empty());
+}
+
+fn eviction_candidates_are_archived_files_by_access_time_then_inode(meta: &dyn MetaEngine) {
+    let archived_at = |name: &[u8], atime: i64, state: DataState| {
+        let f = file(meta, ROOT_INO, name);
+        let change = AttrChange {
+            data_state: Some(state),
+            size: Some(1),
+            atime: Some(atime),
+            ..AttrChange::default()
+        };
+        meta.set_attr(f.ino, &change).unwrap()
+    };
+    let x = archived_at(b"x", 300, DataState::Archived);
+    let y = archived_at(b"y", 100, DataState::Archived);
+    let z = archived_at(b"z", 100, DataState::Archived);
+    let w = archived_at(b"w", 200, DataState::Archived);
+    archived_at(b"resident", 50, DataState::Resident);
+    archived_at(b"released", 10, DataState::Released);
+    archived_at(b"damaged", 10, DataState::Damaged);
+    let d = dir(meta, ROOT_INO, b"d");
+    let change = AttrChange {
+        data_state: Some(DataState::Archived),
+        atime: Some(1),
+        ..AttrChange::default()
+    };
+    meta.set_attr(d.ino, &change).unwrap();
+
+    let all = meta.eviction_candidates(None, 100).unwrap();
+    assert_eq!(inos(&all), [y.ino, z.ino, w.ino, x.ino], "by (atime, ino)");
+    assert_eq!(all, [y, z, w, x]);
+    let after = |pos, limit| inos(&meta.eviction_candidates(Some(pos), limit).unwrap());
+    assert_eq!(
+        inos(&meta.eviction_candidates(None, 2).unwrap()),
+        [y.ino, z.ino]
+    );
+    assert_eq!(
+        after((100, y.ino), 100),
+        [z.ino, w.ino, x.ino],
+        "same atime, later inode"
+    );
+    assert_eq!(after((100, z.ino), 100), [w.ino, x.ino]);
+    assert_eq!(after((150, 0), 1), [w.ino]);
+    assert_eq!(after((100, 0), 100), [y.ino, z.ino, w.ino, x.ino]);
+    assert!(after((300, x.ino), 100).is_empty(), "strictly after");
+    assert!(meta.eviction_candidates(None, 0).unwrap().is_empty());
+}
+
+fn record_copy_archives_a_resident_file_and_supersedes_its_earlier_copy(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 10, 1_000);
+    assert_eq!(meta.live_copy(f.ino).unwrap(), None);
+    let first = copy_of(&f, "vol-a", 1);
+    let archived = meta.record_copy(&first).unwrap();
+    assert_eq!(
+        archived,
+        Attr {
+            data_state: DataState::Archived,
+            ..f
+        }
+    );
+    assert_eq!(archived, attr(meta, f.ino), "the answer is what is stored");
+    assert_eq!(meta.live_copy(f.ino).unwrap(), Some(first.clone()));
+    assert_eq!(meta.superseded_count().unwrap(), 0);
+
+    // Rewritten and saved again: a new copy replaces the first.
+    let rewritten = set_data(meta, f.ino, DataState::Resident, 20, 2_000);
+    let second = copy_of(&rewritten, "vol-b", 7);
+    let before = now_ns();
+    meta.record_copy(&second).unwrap();
+    let after = now_ns();
+    assert_eq!(meta.live_copy(f.ino).unwrap(), Some(second));
+    assert_eq!(meta.superseded_count().unwrap(), 1);
+    let superseded = meta.superseded_copies(i64::MAX, 10).unwrap();
+    assert_eq!(superseded.len(), 1, "{superseded:?}");
+    let when = superseded[0].superseded_ns.expect("superseded");
+    assert!(
+        (before..=after).contains(&when),
+        "{before} <= {when} <= {after}"
+    );
+    assert_eq!(
+        superseded[0],
+        ArchiveCopy {
+            superseded_ns: Some(when),
+            ..first
+        }
+    );
+}
+
+fn record_copy_refuses_a_file_that_changed_with_eagain(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 10, 1_000);
+    let copy = copy_of(&f, "v", 1);
+    let other_size = ArchiveCopy {
+        size: 11,
+        ..copy.clone()
+    };
+    assert_eq!(errno(meta.record_copy(&other_size)), libc::EAGAIN, "size");
+    let other_mtime = ArchiveCopy {
+        mtime: 999,
+        ..copy.clone()
+    };
+    assert_eq!(errno(meta.record_copy(&other_mtime)), libc::EAGAIN, "mtime");
+    set_state(meta, f.ino, DataState::Dirty);
+    assert_eq!(errno(meta.record_copy(&copy)), libc::EAGAIN, "dirty");
+    let empty = file(meta, ROOT_INO, b"empty");
+    assert_eq!(
+        errno(meta.record_copy(&copy_of(&empty, "v", 2))),
+        libc::EAGAIN,
+        "empty"
+    );
+    let d = dir(meta, ROOT_INO, b"d");
+    set_state(meta, d.ino, DataState::Resident);
+    assert_eq!(
+        errno(meta.record_copy(&copy_of(&attr(meta, d.ino), "v", 3))),
+        libc::EAGAIN
+    );
+    let missing = ArchiveCopy {
+        ino: 999_999,
+        ..copy.clone()
+    };
+    assert_eq!(errno(meta.record_copy(&missing)), libc::ENOENT);
+    assert_eq!(attr(meta, f.ino).data_state, DataState::Dirty, "unchanged");
+    assert_eq!(meta.live_copy(f.ino).unwrap(), None, "nothing recorded");
+
+    // Already archived: no second copy of the same data.
+    set_state(meta, f.ino, DataState::Resident);
+    archive(meta, &f, "v", 1);
+    assert_eq!(
+        errno(meta.record_copy(&copy_of(&f, "v", 4))),
+        libc::EAGAIN,
+        "archived"
+    );
+    assert_eq!(meta.live_copy(f.ino).unwrap().map(|c| c.seq), Some(1));
+
+    // A copy number the volume has used: refused, nothing changes.
+    let g = resident(meta, ROOT_INO, b"g", 5, 500);
+    assert_eq!(errno(meta.record_copy(&copy_of(&g, "v", 1))), libc::EEXIST);
+    assert_eq!(attr(meta, g.ino), g);
+    assert_eq!(meta.live_copy(f.ino).unwrap().map(|c| c.ino), Some(f.ino));
+    let long = "x".repeat(VOLUME_MAX + 1);
+    assert_eq!(
+        errno(meta.record_copy(&copy_of(&g, &long, 1))),
+        libc::ENAMETOOLONG
+    );
+    archive(meta, &g, &"x".repeat(VOLUME_MAX), 1);
+    assert_eq!(meta.superseded_count().unwrap(), 0);
+}
+
+fn release_needs_archived_the_same_mtime_and_a_live_copy(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 10, 1_000);
+    assert_eq!(
+        errno(meta.release(f.ino, f.mtime)),
+        libc::EAGAIN,
+        "resident"
+    );
+    archive(meta, &f, "v", 1);
+    assert_eq!(
+        errno(meta.release(f.ino, 999)),
+        libc::EAGAIN,
+        "modified since"
+    );
+    assert_eq!(attr(meta, f.ino).data_state, DataState::Archived);
+    let released = meta.release(f.ino, f.mtime).unwrap();
+    assert_eq!(
+        released,
+        Attr {
+            data_state: DataState::Released,
+            ..f
+        }
+    );
+    assert_eq!(released, attr(meta, f.ino));
+    assert_eq!(
+        errno(meta.release(f.ino, f.mtime)),
+        libc::EAGAIN,
+        "released"
+    );
+
+    let no_copy = resident(meta, ROOT_INO, b"no-copy", 5, 500);
+    set_state(meta, no_copy.ino, DataState::Archived);
+    assert_eq!(
+        errno(meta.release(no_copy.ino, 500)),
+        libc::EAGAIN,
+        "no live copy"
+    );
+    assert_eq!(attr(meta, no_copy.ino).data_state, DataState::Archived);
+    assert_eq!(errno(meta.release(999_999, 0)), libc::ENOENT);
+}
+
+fn recall_and_damage_move_between_released_damaged_and_archived(meta: &dyn MetaEngine) {
+    let (f, _) = released(meta, b"f", "v", 1);
+    let recalled = meta.recalled(f.ino).unwrap();
+    assert_eq!(
+        recalled,
+        Attr {
+            data_state: DataState::Archived,
+            ..f
+        }
+    );
+    assert_eq!(recalled, attr(meta, f.ino));
+    assert_eq!(errno(meta.recalled(f.ino)), libc::EAGAIN, "archived");
+    assert_eq!(errno(meta.mark_damaged(f.ino)), libc::EAGAIN, "archived");
+    meta.release(f.ino, f.mtime).unwrap();
+    let damaged = meta.mark_damaged(f.ino).unwrap();
+    assert_eq!(
+        damaged,
+        Attr {
+            data_state: DataState::Damaged,
+            ..f
+        }
+    );
+    assert_eq!(damaged, attr(meta, f.ino));
+    assert_eq!(errno(meta.mark_damaged(f.ino)), libc::EAGAIN, "damaged");
+    assert_eq!(errno(meta.release(f.ino, f.mtime)), libc::EAGAIN, "damaged");
+    assert_eq!(
+        meta.recalled(f.ino).unwrap().data_state,
+        DataState::Archived
+    );
+
+    let r = resident(meta, ROOT_INO, b"r", 1, 1);
+    assert_eq!(errno(meta.recalled(r.ino)), libc::EAGAIN, "resident");
+    assert_eq!(errno(meta.mark_damaged(r.ino)), libc::EAGAIN, "resident");
+    let d = dir(meta, ROOT_INO, b"d");
+    set_state(meta, d.ino, DataState::Released);
+    assert_eq!(errno(meta.recalled(d.ino)), libc::EAGAIN, "a directory");
+    assert_eq!(errno(meta.mark_damaged(d.ino)), libc::EAGAIN, "a directory");
+    assert_eq!(errno(meta.recalled(999_999)), libc::ENOENT);
+    assert_eq!(errno(meta.mark_damaged(999_999)), libc::ENOENT);
+    assert_eq!(attr(meta, r.ino).data_state, DataState::Resident);
+}
+
+fn released_after_lists_live_copies_of_released_files_on_one_volume(meta: &dyn MetaEngine) {
+    let (_, b) = released(meta, b"b", "v1", 3);
+    let (_, a) = released(meta, b"a", "v1", 5);
+    let only_archived = resident(meta, ROOT_INO, b"archived", 1, 1);
+    archive(meta, &only_archived, "v1", 8);
+    released(meta, b"other-volume", "v2", 4);
+    released(meta, b"longer-label", "v1x", 1);
+    released(meta, b"earlier-label", "v0", 9);
+    // A file whose old copy on v1 was superseded by a newer one on v1.
+    let f = resident(meta, ROOT_INO, b"f", 7, 70);
+    archive(meta, &f, "v1", 2);
+    let f = set_data(meta, f.ino, DataState::Resident, 8, 80);
+    let newer = archive(meta, &f, "v1", 10);
+    meta.release(f.ino, f.mtime).unwrap();
+
+    let all = meta.released_after("v1", 0, 100).unwrap();
+    assert_eq!(all, [b.clone(), a.clone(), newer.clone()]);
+    let v1 = |after, limit| seqs(&meta.released_after("v1", after, limit).unwrap());
+    let on_v1 =
+        |seq: &[u64]| -> Vec<(String, u64)> { seq.iter().map(|&s| ("v1".to_owned(), s)).collect() };
+    assert_eq!(v1(3, 100), on_v1(&[5, 10]), "strictly after");
+    assert_eq!(v1(0, 1), on_v1(&[3]));
+    assert!(v1(10, 100).is_empty());
+    assert_eq!(
+        seqs(&meta.released_after("v2", 0, 100).unwrap()),
+        [("v2".to_owned(), 4)]
+    );
+    assert!(meta.released_after("none", 0, 100).unwrap().is_empty());
+    assert!(meta.released_after("v1", 0, 0).unwrap().is_empty());
+}
+
+fn superseded_copies_are_listed_oldest_first_before_a_time(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 1, 1);
+    let c1 = archive(meta, &f, "v", 1);
+    let f = set_data(meta, f.ino, DataState::Resident, 2, 2);
+    let c2 = archive(meta, &f, "v", 2);
+    let t1 = meta.superseded_copies(i64::MAX, 10).unwrap()[0]
+        .superseded_ns
+        .unwrap();
+    later(t1);
+    let f = set_data(meta, f.ino, DataState::Resident, 3, 3);
+    archive(meta, &f, "a", 9);
+    let g = resident(meta, ROOT_INO, b"g", 4, 4);
+    let cg = archive(meta, &g, "a", 1);
+    later(now_ns());
+    meta.unlink(ROOT_INO, b"g").unwrap();
+    meta.purge(g.ino).unwrap();
+
+    let all = meta.superseded_copies(i64::MAX, 100).unwrap();
+    assert_eq!(
+        seqs(&all),
+        seqs(&[c1.clone(), c2.clone(), cg]),
+        "oldest first: {all:?}"
+    );
+    let times: Vec<i64> = all.iter().map(|c| c.superseded_ns.unwrap()).collect();
+    assert!(times[0] < times[1] && times[1] <= times[2], "{times:?}");
+    assert_eq!(meta.superseded_count().unwrap(), 3);
+    assert_eq!(
+        seqs(&meta.superseded_copies(times[1], 100).unwrap()),
+        seqs(std::slice::from_ref(&c1)),
+        "strictly before"
+    );
+    assert_eq!(
+        seqs(&meta.superseded_copies(i64::MAX, 2).unwrap()),
+        seqs(&[c1, c2])
+    );
+    assert!(meta.superseded_copies(times[0], 100).unwrap().is_empty());
+}
+
+fn forget_copy_deletes_only_superseded_copies(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 1, 1);
+    let old = archive(meta, &f, "v", 1);
+    let f = set_data(meta, f.ino, DataState::Resident, 2, 2);
+    let live = archive(meta, &f, "v", 2);
+    assert_eq!(errno(meta.forget_copy("v", live.seq)), libc::EBUSY);
+    assert_eq!(meta.live_copy(f.ino).unwrap(), Some(live));
+    meta.forget_copy("v", old.seq).unwrap();
+    assert_eq!(meta.superseded_count().unwrap(), 0);
+    assert!(meta.superseded_copies(i64::MAX, 10).unwrap().is_empty());
+    meta.forget_copy("v", old.seq).unwrap();
+    meta.forget_copy("nowhere", 99).unwrap();
+}
+
+fn purging_an_inode_supersedes_its_live_copy(meta: &dyn MetaEngine) {
+    let f = resident(meta, ROOT_INO, b"f", 1, 1);
+    let copy = archive(meta, &f, "v", 1);
+    meta.unlink(ROOT_INO, b"f").unwrap();
+    assert_eq!(
+        meta.live_copy(f.ino).unwrap(),
+        Some(copy.clone()),
+        "open-unlinked"
+    );
+    assert_eq!(meta.superseded_count().unwrap(), 0);
+    meta.purge(f.ino).unwrap();
+    assert_eq!(meta.live_copy(f.ino).unwrap(), None);
+    let superseded = meta.superseded_copies(i64::MAX, 10).unwrap();
+    assert_eq!(seqs(&superseded), seqs(&[copy]), "{superseded:?}");
+    assert_eq!(superseded[0].ino, f.ino);
+}
+
+fn path_of_names_nested_files_by_their_oldest_link(meta: &dyn MetaEngine) {
+    let d = dir(meta, ROOT_INO, b"d");
+    let e = dir(meta, d.ino, b"e");
+    let g = file(meta, e.ino, b"g");
+    assert_eq!(meta.path_of(ROOT_INO).unwrap(), b"/");
+    assert_eq!(meta.path_of(d.ino).unwrap(), b"/d");
+    assert_eq!(meta.path_of(g.ino).unwrap(), b"/d/e/g");
+    // Newer links, one of them in a directory with a lower inode number.
+    meta.link(g.ino, ROOT_INO, b"root-link").unwrap();
+    meta.link(g.ino, d.ino, b"d-link").unwrap();
+    assert_eq!(meta.path_of(g.ino).unwrap(), b"/d/e/g", "the oldest link");
+    meta.unlink(e.ino, b"g").unwrap();
+    assert_eq!(meta.path_of(g.ino).unwrap(), b"/root-link");
+    meta.unlink(ROOT_INO, b"root-link").unwrap();
+    assert_eq!(meta.path_of(g.ino).unwrap(), b"/d/d-link");
+    meta.unlink(d.ino, b"d-link").unwrap();
+    assert_eq!(errno(meta.path_of(g.ino)), libc::ENOENT, "unlinked");
+    assert_eq!(errno(meta.path_of(999_999)), libc::ENOENT);
+}
+
+fn state_totals_count_regular_files_and_bytes_per_state(meta: &dyn MetaEngine) {
+    file(meta, ROOT_INO, b"empty1");
+    file(meta, ROOT_INO, b"empty2");
+    resident(meta, ROOT_INO, b"r1", 10, 1);
+    resident(meta, ROOT_INO, b"r2", 5, 1);
+    let a = resident(meta, ROOT_INO, b"a", 7, 1);
+    archive(meta, &a, "v", 1);
+    released(meta, b"rel", "v", 90);
+    let (dmg, _) = released(meta, b"dmg", "v", 2);
+    meta.mark_damaged(dmg.ino).unwrap();
+    let d = dir(meta, ROOT_INO, b"d");
+    set_state(meta, d.ino, DataState::Resident);
+    symlink(meta, ROOT_INO, b"s", b"target");
+
+    let totals: Vec<(DataState, u64, u64)> = meta
+        .state_totals()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.state, t.files, t.bytes))
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            (DataState::Empty, 2, 0),
+            (DataState::Resident, 2, 15),
+            (DataState::Archived, 1, 7),
+            (DataState::Released, 1, 100),
+            (DataState::Damaged, 1, 12),
+        ],
+        "directories and symlinks do not count"
     );
 }

@@ -17,7 +17,7 @@ use super::mysql::SCHEMA_VERSION;
 use super::{
     check_name, check_xattr_name, now_ns, ArchiveCopy, Attr, AttrChange, CatalogLocation, Changed,
     DataState, DirEntry, Kind, MetaEngine, MetaError, NewNode, RenameMode, StateTotal, XattrMode,
-    ROOT_INO,
+    ROOT_INO, VOLUME_MAX,
 };
 
 /// A catalog held in memory; lost when dropped. Cheap to create: one per test.
@@ -559,13 +559,16 @@ impl MetaEngine for MemoryMeta {
                 if parts.len() > MAX_DEPTH {
                     return Err(MetaError::Internal(format!("inode {ino}: path too deep")));
                 }
-                let parent = s.parent_of(at).ok_or(MetaError::Errno(libc::ENOENT))?;
-                let dir = &s.dirs[&parent];
-                let (name, _) = dir
-                    .by_name
+                // Of the entries naming `at`, in any directory, the one made first.
+                let (parent, name) = s
+                    .dirs
                     .iter()
-                    .filter(|(_, e)| e.child == at)
-                    .min_by_key(|(_, e)| e.cookie)
+                    .flat_map(|(&parent, dir)| {
+                        dir.by_name.iter().map(move |(name, e)| (parent, name, e))
+                    })
+                    .filter(|(_, _, e)| e.child == at)
+                    .min_by_key(|(_, _, e)| e.cookie)
+                    .map(|(parent, name, _)| (parent, name))
                     .ok_or(MetaError::Errno(libc::ENOENT))?;
                 parts.push(name.clone());
                 at = parent;
@@ -621,10 +624,16 @@ impl MetaEngine for MemoryMeta {
     }
 
     fn record_copy(&self, copy: &ArchiveCopy) -> Result<Attr, MetaError> {
+        if copy.volume.len() > VOLUME_MAX {
+            return Err(MetaError::Errno(libc::ENAMETOOLONG));
+        }
         self.with(|s| {
             let attr = *s.file_in_state(copy.ino, &[DataState::Resident])?;
             if attr.size != copy.size || attr.mtime != copy.mtime {
                 return Err(MetaError::Errno(libc::EAGAIN));
+            }
+            if s.copies.contains_key(&(copy.volume.clone(), copy.seq)) {
+                return Err(MetaError::Errno(libc::EEXIST));
             }
             s.supersede_copies(copy.ino, now_ns());
             let mut recorded = copy.clone();

@@ -156,8 +156,9 @@ pub trait MetaEngine: Send + Sync {
 
     // ---- The archive tier (module `crate::tier`) ----
 
-    /// One path naming `ino` (of its names, the one reached first), as bytes without the
-    /// mount point, starting with `/`. `ENOENT` when no entry names it.
+    /// One path naming `ino`, as bytes without the mount point, starting with `/`: at each
+    /// level the entry made first (the lowest cookie) of those naming the inode, so a file
+    /// with hard links is named by its oldest link. `ENOENT` when no entry names it.
     fn path_of(&self, ino: u64) -> Result<Vec<u8>, MetaError>;
 
     /// Regular files whose data is `Resident` (saved, not archived) and that have a name,
@@ -179,7 +180,8 @@ pub trait MetaEngine: Send + Sync {
     /// one transaction, only if the inode is still `Resident` with the copy's size and
     /// modification time (the data copied is the data the catalog has); otherwise `EAGAIN`
     /// and nothing changes. Earlier live copies of the inode become superseded. Returns the
-    /// inode's new attributes.
+    /// inode's new attributes. `EEXIST` (nothing changes) when the volume already has a copy
+    /// numbered `copy.seq`; `ENAMETOOLONG` for a volume label over [`VOLUME_MAX`] bytes.
     fn record_copy(&self, copy: &ArchiveCopy) -> Result<Attr, MetaError>;
 
     /// Makes `ino` `Released` (its local data may then be dropped) only if it is still

@@ -14,6 +14,8 @@ pub const NAME_MAX: usize = 255;
 pub const SYMLINK_MAX: usize = 4095;
 /// Largest extended attribute value, in bytes (Linux XATTR_SIZE_MAX).
 pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest archive volume label a copy may be recorded on, in bytes (`vs_copies.volume`).
+pub const VOLUME_MAX: usize = 64;
 
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

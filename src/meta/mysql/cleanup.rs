@@ -4,9 +4,10 @@
 use mysql::prelude::Queryable;
 use mysql::Transaction;
 
+use super::archive::supersede_copies;
 use super::attributes::{kind_from, lock_inode, placeholders};
 use super::MysqlMeta;
-use crate::meta::{Kind, MetaError};
+use crate::meta::{now_ns, Kind, MetaError};
 
 /// Inodes no directory entry names any more (left by a crash or by open-unlinked files).
 pub(super) fn orphans(meta: &MysqlMeta) -> Result<Vec<u64>, MetaError> {
@@ -73,7 +74,8 @@ pub(super) fn files_with_data(meta: &MysqlMeta, limit: u64) -> Result<u64, MetaE
     })
 }
 
-/// Deletes an inode with no links left, with its symlink target and attributes.
+/// Deletes an inode with no links left, with its symlink target and attributes (its live
+/// archive copies become superseded).
 pub(super) fn purge(meta: &MysqlMeta, ino: u64) -> Result<(), MetaError> {
     meta.write(|tx| {
         let attr = lock_inode(tx, ino)?;
@@ -84,8 +86,10 @@ pub(super) fn purge(meta: &MysqlMeta, ino: u64) -> Result<(), MetaError> {
     })
 }
 
-/// Deletes the rows of `ino`: its attributes, symlink target and inode (no entry names it).
+/// Deletes the rows of `ino`: its attributes, symlink target and inode (no entry names it);
+/// its live archive copies become superseded (clean-up may delete them).
 pub(super) fn purge_rows(tx: &mut Transaction<'_>, ino: u64) -> Result<(), MetaError> {
+    supersede_copies(tx, ino, now_ns())?;
     tx.exec_drop("DELETE FROM vs_xattrs WHERE ino = ?", (ino,))?;
     tx.exec_drop("DELETE FROM vs_symlinks WHERE ino = ?", (ino,))?;
     tx.exec_drop("DELETE FROM vs_inodes WHERE ino = ?", (ino,))?;

@@ -4,12 +4,14 @@
 //! ([`Changed`]), so the file system can keep what it serves in step with the catalog.
 //!
 //! By concern: `namespace` (names, links, renames, listings), `attributes` (attributes,
-//! symlink targets, rows to [`Attr`]), `xattrs`, `cleanup` (orphans, inventory, identity),
+//! symlink targets, rows to [`Attr`]), `xattrs`, `archive` (the archive tier: copies,
+//! candidates, archive/release/recall states), `cleanup` (orphans, inventory, identity),
 //! `transaction` (how statements run, the time bound, and the [`RetryPolicy`] for
 //! conflicts), `schema` (tables, the stored procedure, migrations) and [`privileges`]. This
 //! file holds the engine, its dispatch to those, and the conversion of database errors into
 //! [`MetaError`].
 
+mod archive;
 mod attributes;
 mod cleanup;
 mod lease;
@@ -23,6 +25,9 @@ mod xattrs;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use archive::{
+    EVICTION_CANDIDATES_AFTER_QUERY, EVICTION_CANDIDATES_QUERY, MIGRATION_CANDIDATES_QUERY,
+};
 pub use operations::{OPERATION_DONE, OPERATION_RETENTION, TRIM_BATCH, TRIM_EVERY};
 pub use schema::{errno_signal, migrate, ERRNO_BASE, PROCEDURE_ERRNOS, SCHEMA_VERSION};
 pub use transaction::RetryPolicy;
@@ -209,57 +214,70 @@ impl MetaEngine for MysqlMeta {
     fn purge(&self, ino: u64) -> Result<(), MetaError> {
         cleanup::purge(self, ino)
     }
-    fn path_of(&self, _ino: u64) -> Result<Vec<u8>, MetaError> {
-        Err(tier_pending())
+
+    fn path_of(&self, ino: u64) -> Result<Vec<u8>, MetaError> {
+        archive::path_of(self, ino)
     }
-    fn migration_candidates(&self, _after: u64, _limit: usize) -> Result<Vec<Attr>, MetaError> {
-        Err(tier_pending())
+
+    fn migration_candidates(&self, after: u64, limit: usize) -> Result<Vec<Attr>, MetaError> {
+        archive::migration_candidates(self, after, limit)
     }
+
     fn eviction_candidates(
         &self,
-        _after: Option<(i64, u64)>,
-        _limit: usize,
+        after: Option<(i64, u64)>,
+        limit: usize,
     ) -> Result<Vec<Attr>, MetaError> {
-        Err(tier_pending())
+        archive::eviction_candidates(self, after, limit)
     }
-    fn record_copy(&self, _copy: &ArchiveCopy) -> Result<Attr, MetaError> {
-        Err(tier_pending())
+
+    fn record_copy(&self, copy: &ArchiveCopy) -> Result<Attr, MetaError> {
+        archive::record_copy(self, copy)
     }
-    fn release(&self, _ino: u64, _mtime: i64) -> Result<Attr, MetaError> {
-        Err(tier_pending())
+
+    fn release(&self, ino: u64, mtime: i64) -> Result<Attr, MetaError> {
+        archive::release(self, ino, mtime)
     }
-    fn recalled(&self, _ino: u64) -> Result<Attr, MetaError> {
-        Err(tier_pending())
+
+    fn recalled(&self, ino: u64) -> Result<Attr, MetaError> {
+        archive::recalled(self, ino)
     }
-    fn mark_damaged(&self, _ino: u64) -> Result<Attr, MetaError> {
-        Err(tier_pending())
+
+    fn mark_damaged(&self, ino: u64) -> Result<Attr, MetaError> {
+        archive::mark_damaged(self, ino)
     }
-    fn live_copy(&self, _ino: u64) -> Result<Option<ArchiveCopy>, MetaError> {
-        Err(tier_pending())
+
+    fn live_copy(&self, ino: u64) -> Result<Option<ArchiveCopy>, MetaError> {
+        archive::live_copy(self, ino)
     }
+
     fn released_after(
         &self,
-        _volume: &str,
-        _after: u64,
-        _limit: usize,
+        volume: &str,
+        after: u64,
+        limit: usize,
     ) -> Result<Vec<ArchiveCopy>, MetaError> {
-        Err(tier_pending())
+        archive::released_after(self, volume, after, limit)
     }
+
     fn superseded_copies(
         &self,
-        _before_ns: i64,
-        _limit: usize,
+        before_ns: i64,
+        limit: usize,
     ) -> Result<Vec<ArchiveCopy>, MetaError> {
-        Err(tier_pending())
+        archive::superseded_copies(self, before_ns, limit)
     }
+
     fn superseded_count(&self) -> Result<u64, MetaError> {
-        Err(tier_pending())
+        archive::superseded_count(self)
     }
-    fn forget_copy(&self, _volume: &str, _seq: u64) -> Result<(), MetaError> {
-        Err(tier_pending())
+
+    fn forget_copy(&self, volume: &str, seq: u64) -> Result<(), MetaError> {
+        archive::forget_copy(self, volume, seq)
     }
+
     fn state_totals(&self) -> Result<Vec<StateTotal>, MetaError> {
-        Err(tier_pending())
+        archive::state_totals(self)
     }
 }
 
@@ -443,9 +461,4 @@ mod tests {
         let too_large = PoolError::ResultTooLarge { limit: 1 };
         assert!(matches!(MetaError::from(too_large), MetaError::Internal(_)));
     }
-}
-
-/// The archive tier's catalog operations are not in this engine yet (schema v7 brings them).
-fn tier_pending() -> MetaError {
-    MetaError::Internal("the archive tier's catalog tables are not in this version".into())
 }

@@ -9,7 +9,7 @@ use crate::meta::{now_ns, Kind, MetaError, ROOT_INO};
 use crate::pool::PooledConn;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Errors a procedure raises for POSIX outcomes carry `ERRNO_BASE + errno` as error number.
 pub const ERRNO_BASE: u16 = 30000;
@@ -226,6 +226,31 @@ fn v6() -> [String; 4] {
     ]
 }
 
+/// Version 7: the archive tier. `vs_copies` holds every copy of a file's data on an archive
+/// volume: live (`superseded_ns` NULL) until a newer copy of its inode is recorded or the
+/// inode is purged; `by_ino_live` finds an inode's live copy, `by_superseded` what clean-up
+/// may delete. On `vs_inodes`, `by_state_ino` serves the migration candidates (a data state,
+/// in inode order) and `by_state_atime` the eviction candidates (a data state, by access
+/// time then inode), so that neither scans all inodes.
+const V7: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS vs_copies (
+        volume VARBINARY(64) NOT NULL,
+        seq BIGINT UNSIGNED NOT NULL,
+        ino BIGINT UNSIGNED NOT NULL,
+        size BIGINT UNSIGNED NOT NULL,
+        mtime_ns BIGINT NOT NULL,
+        md5 BINARY(16) NULL,
+        sha1 BINARY(20) NULL,
+        archived_ns BIGINT NOT NULL,
+        superseded_ns BIGINT NULL,
+        PRIMARY KEY (volume, seq),
+        KEY by_ino_live (ino, superseded_ns),
+        KEY by_superseded (superseded_ns)
+    ) ENGINE=InnoDB",
+    "ALTER TABLE vs_inodes ADD INDEX IF NOT EXISTS by_state_ino (data_state, ino)",
+    "ALTER TABLE vs_inodes ADD INDEX IF NOT EXISTS by_state_atime (data_state, atime_ns, ino)",
+];
+
 /// Creates or upgrades the schema and the root directory; safe to run on every start.
 pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u32, MetaError> {
     conn.query_drop(
@@ -302,6 +327,12 @@ pub fn migrate(conn: &mut PooledConn, root_uid: u32, root_gid: u32) -> Result<u3
     }
     if current < 6 {
         for statement in v6() {
+            conn.query_drop(statement)?;
+        }
+        conn.exec_drop("UPDATE vs_schema_version SET version = 6 WHERE id = 1", ())?;
+    }
+    if current < 7 {
+        for statement in V7 {
             conn.query_drop(statement)?;
         }
         conn.exec_drop(
