@@ -137,33 +137,35 @@ fn file_shows_each_state_with_copy_and_digests() {
     let archived = write_file(&bed, "archived", &content(300_000, 1));
     let released = write_file(&bed, "released", &content(200_000, 2));
     let damaged = write_file(&bed, "damaged", &content(100_000, 3));
-    let mut dirty = File::create(bed.path("dirty")).unwrap();
-    dirty.write_all(b"being written").unwrap();
-    let dirty_ino = bed.ino("dirty");
-
-    for name in ["archived", "released", "damaged"] {
+    let dirty_ino = write_file(&bed, "dirty", b"first version");
+    for name in ["archived", "released", "damaged", "dirty"] {
         assert_exit(&vsadmin(&bed, &["archive", &path_arg(&bed, name)]), 0);
     }
-    for ino in [archived, released, damaged] {
+    for ino in [archived, released, damaged, dirty_ino] {
         bed.await_state(ino, ARCHIVED);
     }
+    // Written again and held open: its archived copy is out of date.
+    let mut dirty = std::fs::OpenOptions::new()
+        .write(true)
+        .open(bed.path("dirty"))
+        .unwrap();
+    dirty.write_all(b"second").unwrap();
     for name in ["released", "damaged"] {
         assert_exit(&vsadmin(&bed, &["release", &path_arg(&bed, name)]), 0);
     }
     bed.await_state(released, RELEASED);
-    // A copy that no longer matches its digests: the read fails and the file is damaged.
+    // Its copy is gone from the volume: the read fails and the file is damaged.
     let (volume, seq, _) = bed.live_copy(damaged).unwrap();
-    let copy = bed
-        .volume(&volume)
-        .join(valuestor::archive::copy::copy_name(seq));
-    let mut bytes = fs::read(&copy).unwrap();
-    bytes[5] ^= 0xff;
-    fs::write(&copy, bytes).unwrap();
-    let read = fs::read(bed.path("damaged")).unwrap_err();
+    fs::remove_file(
+        bed.volume(&volume)
+            .join(valuestor::archive::copy::copy_name(seq)),
+    )
+    .unwrap();
+    let read = fs::read(bed.path("damaged")).expect_err("no copy: no data");
     assert_eq!(read.raw_os_error(), Some(libc::EIO), "{read}");
     bed.await_state(damaged, DAMAGED);
     assert_eq!(bed.state(resident), RESIDENT);
-    assert_eq!(bed.state(dirty_ino), DIRTY);
+    bed.await_state(dirty_ino, DIRTY);
     let _ = empty;
 
     for (name, state) in [
