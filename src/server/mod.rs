@@ -40,8 +40,8 @@ use crate::tier::{Tier, TierOptions};
 pub mod admin;
 mod fusectl;
 pub mod lease;
-mod rebuild;
 mod mountpoint;
+mod rebuild;
 
 use fusectl::abort_connection;
 use lease::{Keeper, Took};
