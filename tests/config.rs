@@ -96,7 +96,7 @@ fn every_known_key_is_understood() {
     for key in known_keys() {
         let value = match *key {
             "DatabaseHost" | "DatabaseUser" | "DatabaseName" => "x",
-            "DatabaseSocket" | "MountPoint" | "ArchiveFolder" => "/var/run/x",
+            "DatabaseSocket" | "MountPoint" | "ArchiveFolder" | "AdminSocket" => "/var/run/x",
             "CacheFolder" => "/var/cache/x",
             "DatabasePasswordFile" => "",
             "DigestMD5Enable" | "DigestSHA1Enable" | "MountAllowSuidDev" => "true",
