@@ -369,6 +369,11 @@ mod tests {
         config.cache.purge_wait_time = Duration::from_secs(3600);
         config.cache.file_size_block = 4096;
         config.cache.file_size_read = 0;
+        // No eviction by the watermarks, whatever the free space of the test's disk.
+        config.cache.free_min_size = 0;
+        config.cache.free_max_size = 0;
+        config.cache.free_min_percent = 0;
+        config.cache.free_max_percent = 0;
         std::fs::create_dir_all(dir.join(cache)).unwrap();
         let cache = Cache::open(&dir.join(cache)).unwrap();
         let tier = Tier::new(
