@@ -31,6 +31,9 @@ use xml::Entry;
 /// Default location of the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vs/vs_conf.xml";
 
+/// Default path of the admin socket (AdminSocket).
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/vs/vsadmin.sock";
+
 /// A loaded, validated `vs_conf.xml`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -457,7 +460,7 @@ impl Default for Config {
             mount_point: PathBuf::from("/opt/VS/vsMounts"),
             cache_folder: PathBuf::from("/opt/VS/vsCache"),
             archive_folder: None,
-            admin_socket: PathBuf::from(crate::server::admin::DEFAULT_ADMIN_SOCKET),
+            admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             mount_allow_suid_dev: false,
             owner_lease_timeout: Duration::from_secs(15),
             cache: CacheConfig::default(),

@@ -30,8 +30,7 @@ use crate::tier::admin::{
 };
 use crate::tier::{Tier, TierError};
 
-/// Default path of the admin socket (AdminSocket).
-pub const DEFAULT_ADMIN_SOCKET: &str = "/run/vs/vsadmin.sock";
+pub use crate::config::DEFAULT_ADMIN_SOCKET;
 /// Clients answered at once.
 pub const WORKERS: usize = 4;
 /// Longest wait for one request line (and for the client to take an answer).
