@@ -59,9 +59,20 @@ impl VsFs {
         store: Arc<dyn DataStore>,
         options: FsOptions,
     ) -> Result<VsFs, StartError> {
+        let vfs = Vfs::start(catalog, store, options)?;
+        let notifier: Arc<OnceLock<fuser::Notifier>> = Arc::default();
+        if let Some(tier) = vfs.core().tier() {
+            // Released data leaves the kernel's page cache too: reads then recall.
+            let notifier = Arc::clone(&notifier);
+            tier.on_release(Box::new(move |ino| {
+                if let Some(notifier) = notifier.get() {
+                    let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
+                }
+            }));
+        }
         Ok(VsFs {
-            vfs: Vfs::start(catalog, store, options)?,
-            notifier: Arc::default(),
+            vfs,
+            notifier,
             closing: Arc::default(),
         })
     }

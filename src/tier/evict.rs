@@ -122,6 +122,9 @@ pub fn evict(shared: &Shared, attr: &Attr) -> Result<(), NotEvicted> {
                 // Released in the catalog: the stale file is overwritten by the next recall.
                 log::warn!("eviction of inode {ino}: its data file was not removed: {err}");
             }
+            if let Some(hook) = shared.released.get() {
+                hook(ino);
+            }
             Counters::add(&shared.counters.evicted_files, 1);
             Counters::add(&shared.counters.evicted_bytes, attr.size);
             Ok(())

@@ -52,6 +52,9 @@ impl Migrator {
     /// deletes superseded copies when enough are due.
     pub fn round(&mut self, shared: &Shared) {
         let asked = std::mem::take(&mut *shared.archive_asked.lock());
+        // Each volume found full is tried again only in the next round, so a round never
+        // goes round between full volumes.
+        shared.clear_full_marks();
         let ready = self.scan(shared, &asked);
         let bytes: u64 = ready.iter().map(|r| r.attr.size).sum();
         let oldest = self.first_ready.values().min().map(Instant::elapsed);
@@ -296,7 +299,6 @@ impl Migrator {
                     }
                 }
             }
-            shared.clear_full_marks();
             let full = self.writer.is_none();
             if full && !self.archive_full {
                 shared.errors.error(

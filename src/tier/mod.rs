@@ -100,6 +100,9 @@ pub struct Shared {
     pass_done: Condvar,
     stop: Mutex<Stop>,
     wake: Condvar,
+    /// Called with each inode whose local data was dropped (the kernel's cached pages of it
+    /// go too, so reads come to the file system and recall).
+    released: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -134,8 +137,44 @@ impl Shared {
         self.full_marks.lock().contains(label)
     }
 
+    /// Forgets the volumes found full (a new migration round looks at all again).
     fn clear_full_marks(&self) {
         self.full_marks.lock().clear();
+    }
+
+    /// Asks for room on the cache file system (a write found it short): runs eviction
+    /// passes, and while none frees anything but files wait to be migrated (they become
+    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
+    /// space was freed; `false` at once when nothing is evictable or becoming so.
+    fn make_room(&self, wait: Duration) -> bool {
+        let shared = self;
+        let deadline = std::time::Instant::now() + wait;
+        let freed_before = shared.counters.values().evicted_files;
+        loop {
+            let before = *shared.passes.lock();
+            shared.kick(|s| &mut s.evict);
+            let mut passes = shared.passes.lock();
+            // Two passes: the one running may have started before the space ran short.
+            while *passes < before + 2 && !shared.stopping() {
+                if shared
+                    .pass_done
+                    .wait_until(&mut passes, deadline)
+                    .timed_out()
+                {
+                    return false;
+                }
+            }
+            drop(passes);
+            if shared.counters.values().evicted_files > freed_before {
+                return true;
+            }
+            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
+                || shared.copying.load(Ordering::Relaxed);
+            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            shared.kick(|s| &mut s.migrate);
+        }
     }
 
     /// Whether the cache is above its upper watermark (room for pre-reads).
@@ -229,6 +268,7 @@ impl Tier {
                 pass_done: Condvar::new(),
                 stop: Mutex::new(Stop::default()),
                 wake: Condvar::new(),
+                released: OnceLock::new(),
             }),
             threads: Mutex::new(Vec::new()),
         }
@@ -277,6 +317,11 @@ impl Tier {
             })?);
         }
         Ok(())
+    }
+
+    /// Sets what is called with each inode whose local data was dropped (once).
+    pub fn on_release(&self, hook: Box<dyn Fn(u64) + Send + Sync>) {
+        let _ = self.shared.released.set(hook);
     }
 
     /// Stops the threads: waiting recalls fail (`EIO`), copies running are aborted at
@@ -385,39 +430,10 @@ impl Tier {
         })
     }
 
-    /// Asks for room on the cache file system (a write found it short): runs eviction
-    /// passes, and while none frees anything but files wait to be migrated (they become
-    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
-    /// space was freed; `false` at once when nothing is evictable or becoming so.
+    /// Asks for room on the cache file system (a write found it short): see
+    /// [`Shared::make_room`].
     pub fn make_room(&self, wait: Duration) -> bool {
-        let shared = &self.shared;
-        let deadline = std::time::Instant::now() + wait;
-        let freed_before = shared.counters.values().evicted_files;
-        loop {
-            let before = *shared.passes.lock();
-            shared.kick(|s| &mut s.evict);
-            let mut passes = shared.passes.lock();
-            // Two passes: the one running may have started before the space ran short.
-            while *passes < before + 2 && !shared.stopping() {
-                if shared
-                    .pass_done
-                    .wait_until(&mut passes, deadline)
-                    .timed_out()
-                {
-                    return false;
-                }
-            }
-            drop(passes);
-            if shared.counters.values().evicted_files > freed_before {
-                return true;
-            }
-            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
-                || shared.copying.load(Ordering::Relaxed);
-            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
-                return false;
-            }
-            shared.kick(|s| &mut s.migrate);
-        }
+        self.shared.make_room(wait)
     }
 
     /// Wakes the eviction thread for a pass (free space may be short).

@@ -189,6 +189,16 @@ impl TierBed {
         }
     }
 
+    /// Regular files per data state, with their bytes (for failure messages).
+    pub fn states(&self) -> Vec<(u8, u64, u64)> {
+        let mut conn = self.db.connect();
+        conn.query(
+            "SELECT data_state, COUNT(*), CAST(SUM(size) AS UNSIGNED) FROM vs_inodes \
+             WHERE kind = 1 GROUP BY data_state",
+        )
+        .unwrap()
+    }
+
     /// The live copy of `ino`: (volume, seq, size).
     pub fn live_copy(&self, ino: u64) -> Option<(String, u64, u64)> {
         let mut conn = self.db.connect();
