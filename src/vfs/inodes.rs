@@ -383,7 +383,7 @@ impl Inodes {
         if let Some(node) = nodes.get_mut(&ino) {
             let due = relatime_due(&node.attr, now)
                 || now.saturating_sub(node.attr.atime) >= OPEN_ATIME_GRANULARITY_NS;
-            if due && !(crowded && !node.dirty) {
+            if due && (node.dirty || !crowded) {
                 node.attr.atime = now;
                 node.dirty = true;
             }
