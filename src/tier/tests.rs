@@ -32,6 +32,11 @@ fn options(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TierOption
     config.archive.write_wait_file = Duration::ZERO;
     config.archive.write_wait_size = 0;
     config.cache.purge_wait_time = Duration::from_secs(3600);
+    // No eviction but asked for (the watermarks would depend on the disk's free space).
+    (config.cache.free_min_size, config.cache.free_min_percent) = (0, 0);
+    (config.cache.free_max_size, config.cache.free_max_percent) = (0, 0);
+    config.cache.write_free_size = 0;
+    config.cache.free_least_size = 0;
     config.cache.file_size_block = 4096;
     config.cache.file_size_read = 0;
     config.digest.md5 = true;
