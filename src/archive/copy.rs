@@ -12,11 +12,11 @@
 //! reading, hashing (MD5 and SHA1 each on its own thread) and writing; the blocks in flight
 //! are a fixed set of buffers (one more than the stages), so memory stays bounded.
 //!
-//! With a digest the write stage also computes a CRC-32 per [`SUM_BLOCK`] bytes; they are
-//! written to the sidecar `<seq>.sums` (see [`super::sums`]) as `<seq>.sums.partial`,
-//! fsynced and renamed before the copy's own rename, so the directory fsync that follows
-//! covers both. A crash leaves at worst a `.sums.partial` file or a `.sums` file without its
-//! copy, both removed by the next sweep.
+//! Whenever the pipeline carries the data (always with a digest), the write stage also
+//! computes a CRC-32 per [`SUM_BLOCK`] bytes; they are written to the sidecar `<seq>.sums`
+//! (see [`super::sums`]) as `<seq>.sums.partial`, fsynced and renamed before the copy's own
+//! rename, so the directory fsync that follows covers both. A crash leaves at worst a
+//! `.sums.partial` file or a `.sums` file without its copy, both removed by the next sweep.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -176,9 +176,11 @@ impl VolumeWriter {
     /// `cancel` is checked between blocks: once set, the copy stops, its partial file is
     /// removed and [`ArchiveError::Cancelled`] is returned. A volume with no more than its
     /// reserve free refuses the copy ([`ArchiveError::BelowReserve`]); one that fills up
-    /// during it gives [`ArchiveError::VolumeFull`]. On every error the partial file is
-    /// removed and the manifest is unchanged. `source` must be a file whose reads end
-    /// (a regular file, or a pipe whose writer closes it).
+    /// during it gives [`ArchiveError::VolumeFull`]. On every error the partial file and the
+    /// block-sums sidecar are removed and the manifest is unchanged. `source` must be a file
+    /// whose reads end (a regular file, or a pipe whose writer closes it). The sidecar
+    /// (`<seq>.sums`, see [`CopyReader::block_sums`]) is written whenever the data went
+    /// through user space, which is always the case with a digest.
     pub fn copy(
         &mut self,
         source: &File,

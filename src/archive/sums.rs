@@ -3,8 +3,9 @@
 //! reader sees it instead of learning at the end, from the whole-file digests, that it handed
 //! out bytes that are not the file's.
 //!
-//! The sidecar is computed in the same pass as the copy (only when the copy's data goes
-//! through user space, i.e. with a digest) and written before the copy is renamed into place.
+//! The sidecar is computed in the same pass as the copy whenever the copy's data goes through
+//! user space (always with a digest; without one only where the kernel cannot copy) and is
+//! written before the copy is renamed into place.
 //! Its format, all integers little-endian:
 //!
 //! ```text
