@@ -386,7 +386,8 @@ fn take_back(shared: &Shared, writer: &mut VolumeWriter, copy: &ArchiveCopy) {
     }
 }
 
-/// Marks `copy` superseded in its volume's manifest, then removes its file.
+/// Marks `copy` superseded in its volume's manifest, then removes its file (with its block
+/// sums).
 fn delete_copy(
     shared: &Shared,
     writer: &mut VolumeWriter,
@@ -399,12 +400,7 @@ fn delete_copy(
         .folder
         .volume_path(&copy.volume)
         .map_err(|e| e.to_string())?;
-    let path = dir.join(crate::archive::copy::copy_name(copy.seq));
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    }
+    crate::archive::copy::remove_copy_files(&dir, copy.seq).map_err(|e| e.to_string())?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| format!("{}: {e}", dir.display()))
