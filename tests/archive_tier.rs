@@ -623,3 +623,38 @@ fn server_state_is_not_a_user_extended_attribute() {
         &names[..len.max(0) as usize]
     );
 }
+
+#[test]
+fn copies_wait_for_a_batch_of_write_to_tape_wait_size() {
+    let keys = FAST
+        .replace(
+            "<WriteToTapeWaitSize>0</WriteToTapeWaitSize>",
+            "<WriteToTapeWaitSize>10M</WriteToTapeWaitSize>",
+        )
+        .replace(
+            "<WriteToTapeWaitTime>0</WriteToTapeWaitTime>",
+            "<WriteToTapeWaitTime>3600</WriteToTapeWaitTime>",
+        );
+    let bed = TierBed::start(&Layout {
+        cache: 128 * MIB,
+        volumes: &[("V1", 128 * MIB)],
+        keys: &format!("{keys}{KEEP_ALL}"),
+    });
+    let inos: Vec<u64> = (0..4u64)
+        .map(|i| write_file(&bed, &format!("b{i}"), &content(2 * MIB, i)))
+        .collect();
+    support::await_condition(PATIENCE, "the four files seen waiting", || {
+        bed.waiting_bytes() == 8 * MIB
+    });
+    for ino in &inos {
+        assert_eq!(
+            bed.state(*ino),
+            RESIDENT,
+            "8 MiB wait: below the 10 MiB batch"
+        );
+    }
+    let last = write_file(&bed, "b4", &content(2 * MIB, 4));
+    for ino in inos.iter().chain([&last]) {
+        bed.await_state(*ino, ARCHIVED);
+    }
+}

@@ -454,6 +454,23 @@ impl Tier {
         Duration::from_micros((20_000.0 * short) as u64)
     }
 
+    /// One line for the statistics log: the counters, what waits, whether the archive is
+    /// full.
+    pub fn summary(&self) -> String {
+        let shared = &self.shared;
+        let (waiting, running) = shared.recalls.counts();
+        format!(
+            "{}; {} bytes waiting to migrate; {waiting} recalls queued, {running} running{}",
+            shared.counters.values(),
+            shared.waiting.load(Ordering::Relaxed),
+            if shared.archive_full.load(Ordering::Relaxed) {
+                "; ARCHIVE FULL (no volume above TapeReservedMinFreeSize)"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// The counters since start.
     pub fn counters(&self) -> CounterValues {
         self.shared.counters.values()

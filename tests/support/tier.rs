@@ -266,6 +266,19 @@ impl TierBed {
         }
     }
 
+    /// Bytes the tier saw waiting to migrate at its last scan (from the statistics).
+    pub fn waiting_bytes(&self) -> u64 {
+        self.counters();
+        let output = self.server().output();
+        let line = output
+            .lines()
+            .rev()
+            .find(|l| l.contains("bytes waiting to migrate"))
+            .expect("a statistics line");
+        let before = line.split(" bytes waiting to migrate").next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
     /// The last lines of the server's output (for failure messages).
     pub fn output_tail(&self) -> String {
         let output = self.server.as_ref().map(Server::output).unwrap_or_default();
