@@ -302,8 +302,7 @@ impl Tier {
         })?);
         let shared = Arc::clone(&self.shared);
         threads.push(spawn("vs-tier-evict", move || loop {
-            let force = std::mem::take(&mut shared.stop.lock().evict);
-            evict::pass(&shared, force);
+            evict::pass(&shared);
             *shared.passes.lock() += 1;
             shared.pass_done.notify_all();
             if !shared.sleep(evict::pause(&shared), |s| &mut s.evict) {
