@@ -1395,18 +1395,23 @@ fn record_copy_refuses_a_file_that_changed_with_eagain(meta: &dyn MetaEngine) {
     );
     assert_eq!(meta.live_copy(f.ino).unwrap().map(|c| c.seq), Some(1));
 
-    // A copy number the volume has used: refused, nothing changes.
+    // A copy number the volume has used: refused, nothing changes (the rewritten file's
+    // earlier copy stays live).
     let g = resident(meta, ROOT_INO, b"g", 5, 500);
+    let earlier = archive(meta, &g, "w", 1);
+    let g = set_data(meta, g.ino, DataState::Resident, 6, 600);
     assert_eq!(errno(meta.record_copy(&copy_of(&g, "v", 1))), libc::EEXIST);
     assert_eq!(attr(meta, g.ino), g);
+    assert_eq!(meta.live_copy(g.ino).unwrap(), Some(earlier));
     assert_eq!(meta.live_copy(f.ino).unwrap().map(|c| c.ino), Some(f.ino));
+    assert_eq!(meta.superseded_count().unwrap(), 0);
     let long = "x".repeat(VOLUME_MAX + 1);
     assert_eq!(
         errno(meta.record_copy(&copy_of(&g, &long, 1))),
         libc::ENAMETOOLONG
     );
     archive(meta, &g, &"x".repeat(VOLUME_MAX), 1);
-    assert_eq!(meta.superseded_count().unwrap(), 0);
+    assert_eq!(meta.superseded_count().unwrap(), 1, "the earlier copy");
 }
 
 fn release_needs_archived_the_same_mtime_and_a_live_copy(meta: &dyn MetaEngine) {

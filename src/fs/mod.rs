@@ -59,9 +59,20 @@ impl VsFs {
         store: Arc<dyn DataStore>,
         options: FsOptions,
     ) -> Result<VsFs, StartError> {
+        let vfs = Vfs::start(catalog, store, options)?;
+        let notifier: Arc<OnceLock<fuser::Notifier>> = Arc::default();
+        if let Some(tier) = vfs.core().tier() {
+            // Released data leaves the kernel's page cache too: reads then recall.
+            let notifier = Arc::clone(&notifier);
+            tier.on_release(Box::new(move |ino| {
+                if let Some(notifier) = notifier.get() {
+                    let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
+                }
+            }));
+        }
         Ok(VsFs {
-            vfs: Vfs::start(catalog, store, options)?,
-            notifier: Arc::default(),
+            vfs,
+            notifier,
             closing: Arc::default(),
         })
     }
@@ -167,9 +178,9 @@ impl FsStatsHandle {
             .wait(deadline, || self.core.open_handles_and_dirs() == 0)
     }
 
-    /// The archive tier's counters, if there is a tier.
-    pub fn tier_counters(&self) -> Option<crate::tier::CounterValues> {
-        self.core.tier().map(|tier| tier.counters())
+    /// The archive tier's statistics line, if there is a tier.
+    pub fn tier_summary(&self) -> Option<String> {
+        self.core.tier().map(|tier| tier.summary())
     }
 
     /// The archive tier, if there is one (for the admin socket).

@@ -102,6 +102,9 @@ pub struct Shared {
     pass_done: Condvar,
     stop: Mutex<Stop>,
     wake: Condvar,
+    /// Called with each inode whose local data was dropped (the kernel's cached pages of it
+    /// go too, so reads come to the file system and recall).
+    released: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -136,8 +139,44 @@ impl Shared {
         self.full_marks.lock().contains(label)
     }
 
+    /// Forgets the volumes found full (a new migration round looks at all again).
     fn clear_full_marks(&self) {
         self.full_marks.lock().clear();
+    }
+
+    /// Asks for room on the cache file system (a write found it short): runs eviction
+    /// passes, and while none frees anything but files wait to be migrated (they become
+    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
+    /// space was freed; `false` at once when nothing is evictable or becoming so.
+    fn make_room(&self, wait: Duration) -> bool {
+        let shared = self;
+        let deadline = std::time::Instant::now() + wait;
+        let freed_before = shared.counters.values().evicted_files;
+        loop {
+            let before = *shared.passes.lock();
+            shared.kick(|s| &mut s.evict);
+            let mut passes = shared.passes.lock();
+            // Two passes: the one running may have started before the space ran short.
+            while *passes < before + 2 && !shared.stopping() {
+                if shared
+                    .pass_done
+                    .wait_until(&mut passes, deadline)
+                    .timed_out()
+                {
+                    return false;
+                }
+            }
+            drop(passes);
+            if shared.counters.values().evicted_files > freed_before {
+                return true;
+            }
+            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
+                || shared.copying.load(Ordering::Relaxed);
+            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            shared.kick(|s| &mut s.migrate);
+        }
     }
 
     /// Whether the cache is above its upper watermark (room for pre-reads).
@@ -231,6 +270,7 @@ impl Tier {
                 pass_done: Condvar::new(),
                 stop: Mutex::new(Stop::default()),
                 wake: Condvar::new(),
+                released: OnceLock::new(),
             }),
             threads: Mutex::new(Vec::new()),
         }
@@ -264,8 +304,7 @@ impl Tier {
         })?);
         let shared = Arc::clone(&self.shared);
         threads.push(spawn("vs-tier-evict", move || loop {
-            let force = std::mem::take(&mut shared.stop.lock().evict);
-            evict::pass(&shared, force);
+            evict::pass(&shared);
             *shared.passes.lock() += 1;
             shared.pass_done.notify_all();
             if !shared.sleep(evict::pause(&shared), |s| &mut s.evict) {
@@ -279,6 +318,11 @@ impl Tier {
             })?);
         }
         Ok(())
+    }
+
+    /// Sets what is called with each inode whose local data was dropped (once).
+    pub fn on_release(&self, hook: Box<dyn Fn(u64) + Send + Sync>) {
+        let _ = self.shared.released.set(hook);
     }
 
     /// Stops the threads: waiting recalls fail (`EIO`), copies running are aborted at
@@ -387,39 +431,10 @@ impl Tier {
         })
     }
 
-    /// Asks for room on the cache file system (a write found it short): runs eviction
-    /// passes, and while none frees anything but files wait to be migrated (they become
-    /// evictable once archived), waits for those, at most `wait` in all. Returns whether
-    /// space was freed; `false` at once when nothing is evictable or becoming so.
+    /// Asks for room on the cache file system (a write found it short): see
+    /// [`Shared::make_room`].
     pub fn make_room(&self, wait: Duration) -> bool {
-        let shared = &self.shared;
-        let deadline = std::time::Instant::now() + wait;
-        let freed_before = shared.counters.values().evicted_files;
-        loop {
-            let before = *shared.passes.lock();
-            shared.kick(|s| &mut s.evict);
-            let mut passes = shared.passes.lock();
-            // Two passes: the one running may have started before the space ran short.
-            while *passes < before + 2 && !shared.stopping() {
-                if shared
-                    .pass_done
-                    .wait_until(&mut passes, deadline)
-                    .timed_out()
-                {
-                    return false;
-                }
-            }
-            drop(passes);
-            if shared.counters.values().evicted_files > freed_before {
-                return true;
-            }
-            let migrating = shared.waiting.load(Ordering::Relaxed) > 0
-                || shared.copying.load(Ordering::Relaxed);
-            if !migrating || shared.stopping() || std::time::Instant::now() >= deadline {
-                return false;
-            }
-            shared.kick(|s| &mut s.migrate);
-        }
+        self.shared.make_room(wait)
     }
 
     /// Wakes the eviction thread for a pass (free space may be short).
@@ -438,6 +453,23 @@ impl Tier {
         // Up to 20 ms, growing as free space shrinks towards nothing.
         let short = (limit - free) as f64 / limit as f64;
         Duration::from_micros((20_000.0 * short) as u64)
+    }
+
+    /// One line for the statistics log: the counters, what waits, whether the archive is
+    /// full.
+    pub fn summary(&self) -> String {
+        let shared = &self.shared;
+        let (waiting, running) = shared.recalls.counts();
+        format!(
+            "{}; {} bytes waiting to migrate; {waiting} recalls queued, {running} running{}",
+            shared.counters.values(),
+            shared.waiting.load(Ordering::Relaxed),
+            if shared.archive_full.load(Ordering::Relaxed) {
+                "; ARCHIVE FULL (no volume above TapeReservedMinFreeSize)"
+            } else {
+                ""
+            }
+        )
     }
 
     /// The counters since start.

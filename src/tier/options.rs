@@ -44,6 +44,9 @@ pub struct TierOptions {
     pub purge_wait_time: Duration,
     /// Writes slow down below this much free cache space (WriteCacheFreeSize). Default 15G.
     pub write_free_size: u64,
+    /// Space on the cache file system nothing takes (CacheFreeLeastSize): a recall starts
+    /// only when the file fits above it. Default 2G.
+    pub free_least_size: u64,
     /// A recall reads and publishes this many bytes at a time (CacheFileSizeBlock).
     /// Default 128M.
     pub recall_block: u64,
@@ -87,6 +90,7 @@ impl TierOptions {
             free_max_percent: cache.free_max_percent,
             purge_wait_time: cache.purge_wait_time,
             write_free_size: cache.write_free_size,
+            free_least_size: cache.free_least_size,
             recall_block: cache
                 .file_size_block
                 .max(crate::archive::copy::MIN_BLOCK_SIZE as u64),

@@ -339,10 +339,27 @@ impl RecallQueue {
 pub fn drive_loop(shared: &Shared) {
     let mut at = Position::default();
     while shared.recalls.await_work() {
-        let Some(_drive) = shared.drives.for_recall() else {
+        let Some(mut drive) = shared.drives.for_recall() else {
             return;
         };
         while let Some(recall) = shared.recalls.next_for(&mut at) {
+            if !has_room(shared, recall.copy.size) {
+                // Waiting for room may need migration (files become evictable once
+                // archived), which needs a drive: this one is given back meanwhile.
+                drop(drive);
+                let room = room_for(shared, recall.copy.size);
+                let Some(again) = shared.drives.for_recall() else {
+                    recall.finish(false);
+                    shared.recalls.done(&recall, &at);
+                    return;
+                };
+                drive = again;
+                if let Err(cause) = room {
+                    fail(shared, &recall, &Failure::Cache(cause));
+                    shared.recalls.done(&recall, &at);
+                    continue;
+                }
+            }
             if at.volume.as_deref() != Some(recall.copy.volume.as_str()) {
                 Counters::add(&shared.counters.volume_switches, 1);
                 at.volume = Some(recall.copy.volume.clone());
@@ -356,6 +373,7 @@ pub fn drive_loop(shared: &Shared) {
                 pre_read_after(shared, &recall.copy);
             }
         }
+        drop(drive);
         if let Some(volume) = &at.volume {
             shared.recalls.queue.lock().busy.remove(volume);
         }
@@ -378,9 +396,8 @@ fn serve(shared: &Shared, recall: &Recall) {
             return recall.finish(false);
         }
     }
-    match copy_back(shared, recall) {
-        Ok(()) => {}
-        Err(cause) => return fail(shared, recall, &cause),
+    if let Err(failure) = copy_back(shared, recall) {
+        return fail(shared, recall, &failure);
     }
     match shared.catalog.recalled(ino) {
         Ok(attr) => {
@@ -405,89 +422,183 @@ fn serve(shared: &Shared, recall: &Recall) {
     }
 }
 
-/// Copies the data back into the cache block by block, verifying recorded digests;
-/// returns the cause of a failure.
-fn copy_back(shared: &Shared, recall: &Recall) -> Result<(), String> {
+/// Why a recall failed.
+enum Failure {
+    /// The archive's side: the volume or copy is missing, unreadable, or not what was
+    /// recorded. The file is damaged.
+    Archive(String),
+    /// The cache's side (full, or failing): the copy may be fine; the file stays released
+    /// and the next read tries again.
+    Cache(String),
+}
+
+/// Longest a recall waits for eviction to make room for its file.
+const ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether the cache has room for `bytes` above CacheFreeLeastSize now.
+fn has_room(shared: &Shared, bytes: u64) -> bool {
+    super::evict::cache_space(shared)
+        .is_some_and(|(free, _)| free >= bytes.saturating_add(shared.options.free_least_size))
+}
+
+/// Waits until the cache has room for `bytes` above CacheFreeLeastSize, asking eviction
+/// for it; the cause when it cannot.
+fn room_for(shared: &Shared, bytes: u64) -> Result<(), String> {
+    let need = bytes.saturating_add(shared.options.free_least_size);
+    loop {
+        let Some((free, total)) = super::evict::cache_space(shared) else {
+            return Err("the cache's free space cannot be measured".into());
+        };
+        if free >= need {
+            return Ok(());
+        }
+        if need > total || !shared.make_room(ROOM_WAIT) {
+            return Err(format!(
+                "no room in the cache: {free} bytes free, the file needs {bytes} above \
+                 CacheFreeLeastSize ({}) and nothing more can be evicted",
+                shared.options.free_least_size
+            ));
+        }
+    }
+}
+
+/// Copies the data back into the cache block by block, verifying recorded digests.
+fn copy_back(shared: &Shared, recall: &Recall) -> Result<(), Failure> {
+    let cache =
+        |what: &str, e: std::io::Error| Failure::Cache(format!("cache data file {what}: {e}"));
+    let archive = Failure::Archive;
     let copy = &recall.copy;
     let reader = shared
         .folder
         .open_copy(&copy.volume, copy.seq)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| archive(e.to_string()))?;
     if reader.size() != copy.size {
-        return Err(format!(
+        return Err(archive(format!(
             "the copy has {} bytes, the catalog recorded {}",
             reader.size(),
             copy.size
-        ));
+        )));
     }
     let (data, created) = shared
         .cache
         .open_data(recall.ino)
-        .map_err(|e| format!("cache data file: {e}"))?;
-    data.set_len(0)
-        .map_err(|e| format!("cache data file: {e}"))?;
-    let block = shared.options.recall_block.max(1);
+        .map_err(|e| cache("open", e))?;
+    data.set_len(0).map_err(|e| cache("truncate", e))?;
+    let sums = reader.block_sums().map_err(describe)?;
+    if let Some(sums) = &sums {
+        if sums.size != copy.size {
+            return Err(archive(format!(
+                "the copy's block sums describe {} bytes, the catalog recorded {}",
+                sums.size, copy.size
+            )));
+        }
+    }
     let mut verifier = Verifier::for_copy(copy);
+    // A block reaches readers only once checked: against its CRC when the copy has block
+    // sums; a copy with whole-file digests but no block sums (written before them) is
+    // published only when complete and verified; a copy with neither has nothing to check.
+    let publish_early = sums.is_some() || verifier.is_none();
+    let chunk = sums
+        .as_ref()
+        .map_or(VERIFY_CHUNK as u64, |s| s.block_size.max(1));
+    let mut block = shared.options.recall_block.max(1);
+    if sums.is_some() {
+        block = block.div_ceil(chunk) * chunk;
+    }
     let mut buf = Vec::new();
     let mut pos = 0;
     while pos < copy.size {
         let end = pos.saturating_add(block).min(copy.size);
-        match verifier.as_mut() {
-            None => {
-                let n = reader
-                    .copy_range_to(pos, end - pos, &data)
-                    .map_err(describe)?;
-                if n != end - pos {
-                    return Err(format!("the copy ended at byte {}", pos + n));
-                }
+        if verifier.is_none() && sums.is_none() {
+            let n = reader
+                .copy_range_to(pos, end - pos, &data)
+                .map_err(describe)?;
+            if n != end - pos {
+                return Err(archive(format!("the copy ended at byte {}", pos + n)));
             }
-            Some(verifier) => {
-                copy_verified(&reader, &data, pos, end, verifier, &mut buf)?;
-            }
+        } else {
+            let checks = Checks {
+                chunk,
+                sums: sums.as_ref(),
+                verifier: verifier.as_mut(),
+            };
+            copy_checked(&reader, &data, pos, end, checks, &mut buf)?;
         }
         pos = end;
-        recall.advance(pos);
+        if publish_early {
+            recall.advance(pos);
+        }
     }
-    data.sync_all()
-        .map_err(|e| format!("cache data file fsync: {e}"))?;
+    data.sync_all().map_err(|e| cache("fsync", e))?;
     if created {
         shared
             .cache
             .sync_entry(recall.ino)
-            .map_err(|e| format!("cache data file entry: {e}"))?;
+            .map_err(|e| cache("entry fsync", e))?;
     }
     if let Some(verifier) = verifier {
-        verifier.check(copy)?;
+        verifier.check(copy).map_err(archive)?;
     }
     Ok(())
 }
 
-fn copy_verified(
+/// What a buffered copy checks: each chunk of `chunk` bytes against its block sum (when
+/// the copy has them) and everything through the whole-file digests (when recorded).
+struct Checks<'a> {
+    chunk: u64,
+    sums: Option<&'a crate::archive::BlockSums>,
+    verifier: Option<&'a mut Verifier>,
+}
+
+/// Copies bytes `start..end` of the copy to `data` through `buf`, checking each chunk
+/// before it is written.
+fn copy_checked(
     reader: &crate::archive::CopyReader,
     data: &File,
     start: u64,
     end: u64,
-    verifier: &mut Verifier,
+    mut checks: Checks<'_>,
     buf: &mut Vec<u8>,
-) -> Result<(), String> {
-    buf.resize(VERIFY_CHUNK, 0);
+) -> Result<(), Failure> {
+    buf.resize(checks.chunk as usize, 0);
     let mut pos = start;
     while pos < end {
-        let want = (end - pos).min(VERIFY_CHUNK as u64) as usize;
+        let want = (end - pos).min(checks.chunk) as usize;
         let n = reader.read_at(pos, &mut buf[..want]).map_err(describe)?;
-        if n == 0 {
-            return Err(format!("the copy ended at byte {pos}"));
+        if n < want {
+            return Err(Failure::Archive(format!(
+                "the copy ended at byte {}",
+                pos + n as u64
+            )));
         }
-        verifier.update(&buf[..n]);
-        data.write_all_at(&buf[..n], pos)
-            .map_err(|e| format!("cache data file write: {e}"))?;
+        let bytes = &buf[..n];
+        if let Some(sums) = checks.sums {
+            let index = (pos / checks.chunk) as usize;
+            if !sums.check(index, bytes) {
+                return Err(Failure::Archive(format!(
+                    "block {index} (bytes {pos}..{}) does not match its recorded CRC",
+                    pos + n as u64
+                )));
+            }
+        }
+        if let Some(verifier) = checks.verifier.as_deref_mut() {
+            verifier.update(bytes);
+        }
+        data.write_all_at(bytes, pos)
+            .map_err(|e| Failure::Cache(format!("cache data file write: {e}")))?;
         pos += n as u64;
     }
     Ok(())
 }
 
-fn describe(err: ArchiveError) -> String {
-    err.to_string()
+/// A failure of a copy between volume and cache, by the side that failed.
+fn describe(err: ArchiveError) -> Failure {
+    match err {
+        ArchiveError::Target { source, .. } => {
+            Failure::Cache(format!("cache data file write: {source}"))
+        }
+        err => Failure::Archive(err.to_string()),
+    }
 }
 
 /// The digests a copy recorded, computed again over what is read back.
@@ -538,26 +649,35 @@ impl Verifier {
     }
 }
 
-/// A failed recall: logged with file, volume and cause; the file marked damaged; the
-/// partial data removed; readers answered `EIO`.
-fn fail(shared: &Shared, recall: &Recall, cause: &str) {
+/// A failed recall: logged with file, volume and cause; on the archive's side the file is
+/// marked damaged; the partial data removed; readers answered `EIO`.
+fn fail(shared: &Shared, recall: &Recall, failure: &Failure) {
     let ino = recall.ino;
     let path = shared
         .catalog
         .path_of(ino)
         .map(|p| String::from_utf8_lossy(&p).into_owned())
         .unwrap_or_else(|_| "(no name)".into());
-    let marked = match shared.catalog.mark_damaged(ino) {
-        Ok(attr) => {
-            shared.host_state(ino, attr.data_state);
-            "marked damaged".to_owned()
+    let (cause, outcome) = match failure {
+        Failure::Archive(cause) => {
+            let marked = match shared.catalog.mark_damaged(ino) {
+                Ok(attr) => {
+                    shared.host_state(ino, attr.data_state);
+                    "marked damaged".to_owned()
+                }
+                Err(MetaError::Errno(libc::EAGAIN)) => "already marked".to_owned(),
+                Err(err) => format!("could not be marked damaged ({err})"),
+            };
+            (cause, format!("the file is {marked}, reads fail with EIO"))
         }
-        Err(MetaError::Errno(libc::EAGAIN)) => "already marked".to_owned(),
-        Err(err) => format!("could not be marked damaged ({err})"),
+        Failure::Cache(cause) => (
+            cause,
+            "the file stays released; these reads fail with EIO, the next ones try again"
+                .to_owned(),
+        ),
     };
     shared.errors.error(format!(
-        "recall of {path} (inode {ino}) from volume {} copy {} failed: {cause}; the file is \
-         {marked}, reads fail with EIO",
+        "recall of {path} (inode {ino}) from volume {} copy {} failed: {cause}; {outcome}",
         recall.copy.volume, recall.copy.seq
     ));
     if let Err(err) = shared.cache.remove(ino) {

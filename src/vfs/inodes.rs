@@ -371,6 +371,25 @@ impl Inodes {
         true
     }
 
+    /// `ino` was opened at `now` on a file system with an archive tier, whose eviction
+    /// takes the least recently used files first: its access time moves when a read would
+    /// move it ([`relatime_due`]: not accessed since its last change) or when it is at
+    /// least [`OPEN_ATIME_GRANULARITY_NS`] old (reads served from the kernel's page cache
+    /// never reach the file system, opens do), saved with the next save (at the latest
+    /// when the file is closed). Best effort, as [`Inodes::accessed`].
+    pub fn opened_at(&self, ino: u64, now: i64) {
+        let mut nodes = self.nodes.lock();
+        let crowded = nodes.len() >= ATIME_TRACKED_MAX;
+        if let Some(node) = nodes.get_mut(&ino) {
+            let due = relatime_due(&node.attr, now)
+                || now.saturating_sub(node.attr.atime) >= OPEN_ATIME_GRANULARITY_NS;
+            if due && (node.dirty || !crowded) {
+                node.attr.atime = now;
+                node.dirty = true;
+            }
+        }
+    }
+
     /// Space was allocated to the data file of `ino` without a change of contents or size
     /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): its blocks are measured again, and saved
     /// with its size and times; its data becomes `Dirty`.
@@ -398,12 +417,19 @@ impl Inodes {
         }
         node.dirty = false;
         node.saving = true;
+        // The write-back owns Empty, Dirty and Resident; Archived, Released and Damaged are
+        // the archive tier's, which records them itself: a save carrying one read before
+        // the tier's change would undo it.
+        let data_state = match node.attr.data_state {
+            state @ (DataState::Empty | DataState::Dirty | DataState::Resident) => Some(state),
+            DataState::Archived | DataState::Released | DataState::Damaged => None,
+        };
         Some(AttrChange {
             size: Some(node.attr.size),
             mtime: Some(node.attr.mtime),
             ctime: Some(node.attr.ctime),
             atime: Some(node.attr.atime),
-            data_state: Some(node.attr.data_state),
+            data_state,
             ..AttrChange::default()
         })
     }
@@ -462,6 +488,10 @@ pub const ATIME_TRACKED_MAX: usize = 65536;
 /// How old an access time may get before a read moves it even when it is after the last
 /// change (Linux `relatime`: one day).
 const RELATIME_MAX_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// How far an open moves a file's access time at least (one second), so a file opened
+/// often costs at most one save a second.
+pub const OPEN_ATIME_GRANULARITY_NS: i64 = 1_000_000_000;
 
 /// Whether a read at `now` moves the access time of `attr` under `relatime` rules: the
 /// access time is not after the last modification or status change, or is a day old.

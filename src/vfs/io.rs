@@ -83,7 +83,11 @@ impl Core {
             _ => return Err(VfsError::ENXIO),
         }
         if Residency::of(attr.data_state) != Residency::Away {
-            return Ok((self.open_handle(attr, write, false)?.0, None));
+            let fh = self.open_handle(attr, write, false)?.0;
+            if self.tier.is_some() {
+                self.inodes.opened_at(ino, now_ns());
+            }
+            return Ok((fh, None));
         }
         let Some(tier) = &self.tier else {
             return Err(self.released(ino));

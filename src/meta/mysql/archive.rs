@@ -20,19 +20,24 @@ use crate::meta::{
 /// Longest walk up the tree before it counts as corrupt (as in `MemoryMeta`).
 const MAX_DEPTH: usize = 100_000;
 
+/// The server's error number for a duplicate key (ER_DUP_ENTRY).
+const DUPLICATE_KEY: u16 = 1062;
+
 /// The migration candidates' query, as the engine runs it (parameters: data state, after,
 /// kind, limit): a range of `by_state_ino` read in index order. The index is forced: by
 /// cost alone the optimizer may prefer the primary key's range `ino > after`, which reads
 /// every inode after the position, whatever its state.
 pub const MIGRATION_CANDIDATES_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, nlink, \
      rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     FORCE INDEX (by_state_ino) WHERE data_state = ? AND ino > ? AND kind = ? AND nlink > 0 ORDER BY ino LIMIT ?";
+     FORCE INDEX (by_state_ino) \
+     WHERE data_state = ? AND ino > ? AND kind = ? AND nlink > 0 ORDER BY ino LIMIT ?";
 
 /// The first eviction candidates' query, as the engine runs it (parameters: data state,
 /// kind, limit): `by_state_atime` read in index order (forced, as for migration).
 pub const EVICTION_CANDIDATES_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, nlink, \
      rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     FORCE INDEX (by_state_atime) WHERE data_state = ? AND kind = ? ORDER BY atime_ns, ino LIMIT ?";
+     FORCE INDEX (by_state_atime) \
+     WHERE data_state = ? AND kind = ? ORDER BY atime_ns, ino LIMIT ?";
 
 /// The eviction candidates' query after a position, as the engine runs it (parameters:
 /// data state, atime, atime, ino, kind, limit). The position is two ranges of
@@ -40,7 +45,8 @@ pub const EVICTION_CANDIDATES_QUERY: &str = "SELECT ino, kind, perm, uid, gid, s
 /// range).
 pub const EVICTION_CANDIDATES_AFTER_QUERY: &str = "SELECT ino, kind, perm, uid, gid, size, \
      nlink, rdev, atime_ns, mtime_ns, ctime_ns, crtime_ns, blocks, data_state FROM vs_inodes \
-     FORCE INDEX (by_state_atime) WHERE data_state = ? AND (atime_ns > ? OR (atime_ns = ? AND ino > ?)) AND kind = ? \
+     FORCE INDEX (by_state_atime) \
+     WHERE data_state = ? AND (atime_ns > ? OR (atime_ns = ? AND ino > ?)) AND kind = ? \
      ORDER BY atime_ns, ino LIMIT ?";
 
 /// The `vs_copies` columns an [`ArchiveCopy`] is read from, in [`CopyRow`]'s order.
@@ -138,15 +144,11 @@ pub(super) fn record_copy(meta: &MysqlMeta, copy: &ArchiveCopy) -> Result<Attr, 
         if attr.size != copy.size || attr.mtime != copy.mtime {
             return Err(MetaError::Errno(libc::EAGAIN));
         }
-        let taken: Option<u64> = tx.exec_first(
-            "SELECT ino FROM vs_copies WHERE volume = ? AND seq = ? FOR UPDATE",
-            (copy.volume.as_bytes(), copy.seq),
-        )?;
-        if taken.is_some() {
-            return Err(MetaError::Errno(libc::EEXIST));
-        }
         supersede_copies(tx, copy.ino, now)?;
-        tx.exec_drop(
+        // A taken number shows as a duplicate key (the errno rolls the superseding back):
+        // asking first would take a gap lock, on which concurrent copies to the end of
+        // the same volume would deadlock.
+        let inserted = tx.exec_drop(
             "INSERT INTO vs_copies
                 (volume, seq, ino, size, mtime_ns, md5, sha1, archived_ns, superseded_ns)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -160,7 +162,13 @@ pub(super) fn record_copy(meta: &MysqlMeta, copy: &ArchiveCopy) -> Result<Attr, 
                 copy.sha1.map(|d| d.to_vec()),
                 copy.archived_ns,
             ),
-        )?;
+        );
+        match inserted {
+            Err(mysql::Error::MySqlError(e)) if e.code == DUPLICATE_KEY => {
+                return Err(MetaError::Errno(libc::EEXIST))
+            }
+            other => other?,
+        }
         set_state(tx, attr, DataState::Archived)
     })
 }
