@@ -602,6 +602,35 @@ fn rebuild_returns_the_latest_live_copy_of_each_inode() {
 }
 
 #[test]
+fn a_mark_retires_its_copy_even_when_a_rebuilt_catalog_renumbered_the_inode() {
+    let a = Archive::new(&["A"]);
+    let folder = a.folder(0);
+    let src = a.source("f", b"v1");
+    let mut w = folder.writer("A").unwrap();
+    let copy = |w: &mut valuestor::archive::VolumeWriter, ino, ctime| {
+        w.copy(
+            &File::open(&src).unwrap(),
+            &meta(ino, "/file", ctime),
+            &CopyOptions::default(),
+            &no_cancel(),
+        )
+        .unwrap()
+    };
+    // Copied as inode 7 before the catalog was lost; the rebuilt catalog calls the file 42,
+    // copies it again and cleans up the old copy under its new number.
+    let old = copy(&mut w, 7, 10);
+    let new = copy(&mut w, 42, 20);
+    w.mark(MarkKind::Superseded, old.seq, 42).unwrap();
+    let rebuilt = rebuild(&folder).unwrap();
+    let got: Vec<(u64, u64)> = rebuilt
+        .live
+        .iter()
+        .map(|c| (c.record.meta.ino, c.record.seq))
+        .collect();
+    assert_eq!(got, [(42, new.seq)], "the retired copy does not come back");
+}
+
+#[test]
 fn corrupt_middle_line_is_an_error_naming_the_line() {
     let a = Archive::new(&["VOL001"]);
     let folder = a.folder(0);

@@ -55,18 +55,19 @@ pub fn rebuild(folder: &ArchiveFolder) -> Result<Rebuild, ArchiveError> {
                 }
                 Record::Mark(m) => {
                     out.marks += 1;
-                    match live.get(&m.seq) {
-                        Some(c) if c.meta.ino == m.ino => {
-                            live.remove(&m.seq);
-                        }
-                        Some(c) => log::warn!(
+                    // A copy number is never reused on a volume, so the mark retires that copy
+                    // whatever inode it names: a catalog rebuilt from the manifests numbers
+                    // its files anew, and its clean-up marks copies with the new numbers.
+                    match live.remove(&m.seq) {
+                        Some(c) if c.meta.ino != m.ino => log::info!(
                             "archive manifest {path:?}: a {:?} mark names copy {} as inode {}, \
-                             but that copy is of inode {}: mark ignored",
+                             recorded for inode {} (renumbered by a rebuild): copy retired",
                             m.kind,
                             m.seq,
                             m.ino,
                             c.meta.ino
                         ),
+                        Some(_) => {}
                         None => log::warn!(
                             "archive manifest {path:?}: a {:?} mark names copy {} (inode {}), \
                              which is not a live copy on this volume: mark ignored",

@@ -50,6 +50,9 @@ pub trait Host: Send + Sync {
     /// The catalog changed the data state of `ino` to `state` (tracked attributes follow,
     /// unless a write made the file dirty meanwhile).
     fn data_state_changed(&self, ino: u64, state: DataState);
+    /// The data state of `ino` as the file system has it in memory (an open file being
+    /// written is dirty before the catalog hears of it); `None` when it is not tracked.
+    fn current_state(&self, ino: u64) -> Option<DataState>;
 }
 
 /// Why the tier refused a request.
@@ -422,9 +425,14 @@ impl Tier {
     /// What the tier knows of `ino`.
     pub fn file_status(&self, ino: u64) -> Result<FileStatus, TierError> {
         let attr = self.shared.catalog.get_attr(ino)?;
+        let state = self
+            .shared
+            .host()
+            .and_then(|host| host.current_state(ino))
+            .unwrap_or(attr.data_state);
         Ok(FileStatus {
             ino,
-            state: attr.data_state,
+            state,
             size: attr.size,
             recalling: self.shared.recalls.active(ino).map(|r| r.local_bytes()),
             copy: self.shared.catalog.live_copy(ino)?,

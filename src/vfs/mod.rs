@@ -417,4 +417,8 @@ impl Host for Core {
     fn data_state_changed(&self, ino: u64, state: crate::meta::DataState) {
         self.inodes.set_data_state(ino, state);
     }
+
+    fn current_state(&self, ino: u64) -> Option<crate::meta::DataState> {
+        self.inodes.get(ino).map(|attr| attr.data_state)
+    }
 }
