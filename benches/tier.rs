@@ -195,6 +195,9 @@ fn migration(setup: &Setup) {
         "tier, MD5+SHA1 (from first copy)",
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    // CPU seconds per GB: cp + sync (child processes), the server without and with digests.
+    let mut cpu: [Vec<f64>; 3] = Default::default();
+    let gb = total / 1e9;
     for round in 0..setup.rounds {
         eprintln!("migration round {} of {}", round + 1, setup.rounds);
         let label = format!("V{round:02}");
@@ -215,15 +218,18 @@ fn migration(setup: &Setup) {
                     let sources: Vec<PathBuf> =
                         written[0].iter().map(|&i| beds[0].cache_file(i)).collect();
                     drop_caches(setup.can_drop);
-                    let started = Instant::now();
+                    let (started, cpu_before) = (Instant::now(), children_cpu());
                     cp_and_sync(&sources, &cp_dir);
                     rates[0].push(total / started.elapsed().as_secs_f64() / 1e6);
+                    cpu[0].push((children_cpu() - cpu_before) / gb);
                     fs::remove_dir_all(&cp_dir).unwrap();
                 }
                 which => {
                     let b = &beds[which - 1];
                     drop_caches(setup.can_drop);
+                    let cpu_before = b.server().cpu_time();
                     let (whole, copying) = time_migration(b, &label, &written[which - 1]);
+                    cpu[which].push((b.server().cpu_time() - cpu_before).as_secs_f64() / gb);
                     let row = 1 + 2 * (which - 1);
                     rates[row].push(total / whole.as_secs_f64() / 1e6);
                     rates[row + 1].push(total / copying.as_secs_f64() / 1e6);
@@ -248,6 +254,14 @@ fn migration(setup: &Setup) {
         .collect();
     print_table(&rows, 0, "ratio to cp");
     println!("   targets: no digests >= 0.90x cp, MD5+SHA1 >= 0.70x cp");
+    println!(
+        "   CPU seconds per GB copied, median: cp + sync {:.2} (the cp and sync processes), \
+         tier without digests {:.2}, with MD5+SHA1 {:.2} (the vfsserver process, all its \
+         threads, during the measurement)",
+        spread(&cpu[0]).1,
+        spread(&cpu[1]).1,
+        spread(&cpu[2]).1
+    );
     let (md5, sha1) = digest_rates();
     println!(
         "   digests in memory on one core of this process, measured now (the ceiling of a \
@@ -289,6 +303,18 @@ fn time_migration(b: &TierBed, label: &str, inos: &[u64]) -> (Duration, Duration
             POLL
         });
     }
+}
+
+/// User plus system CPU seconds of the waited-for child processes so far.
+fn children_cpu() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the struct it is given; RUSAGE_CHILDREN is a valid `who`.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// MB/s of MD5 and of SHA1 over 256 MiB in memory, each on one thread.
