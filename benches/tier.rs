@@ -307,10 +307,20 @@ fn time_migration(b: &TierBed, label: &str, inos: &[u64]) -> (Duration, Duration
 
 /// User plus system CPU seconds of the waited-for child processes so far.
 fn children_cpu() -> f64 {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// User plus system CPU seconds of this process so far (all its threads).
+fn own_cpu() -> f64 {
+    rusage(libc::RUSAGE_SELF)
+}
+
+fn rusage(who: libc::c_int) -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes the struct it is given; RUSAGE_CHILDREN is a valid `who`.
+    // SAFETY: getrusage fills the struct it is given (zeroed already, so it is initialised
+    // whatever it returns); `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
     let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        libc::getrusage(who, usage.as_mut_ptr());
         usage.assume_init()
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -377,6 +387,9 @@ fn recall(setup: &Setup) {
     let cp_dir = setup.scratch.join("cp-cache");
     let total = (files as u64 * mb * MIB) as f64;
     let mut rates = vec![Vec::new(), Vec::new()];
+    // CPU seconds per GB: cp + sync; the server; the reading threads (this process).
+    let mut cpu: [Vec<f64>; 3] = Default::default();
+    let gb = total / 1e9;
     let mut recalled = 0;
     for round in 0..setup.rounds {
         eprintln!("recall round {} of {}", round + 1, setup.rounds);
@@ -384,13 +397,15 @@ fn recall(setup: &Setup) {
             if (round + step) % 2 == 0 {
                 fs::create_dir_all(&cp_dir).unwrap();
                 drop_caches(setup.can_drop);
-                let started = Instant::now();
+                let (started, cpu_before) = (Instant::now(), children_cpu());
                 cp_and_sync(&copies, &cp_dir);
                 rates[0].push(total / started.elapsed().as_secs_f64() / 1e6);
+                cpu[0].push((children_cpu() - cpu_before) / gb);
                 fs::remove_dir_all(&cp_dir).unwrap();
             } else {
                 await_released(&b, &mut conn, &inos, recalled);
                 drop_caches(setup.can_drop);
+                let (server_before, self_before) = (b.server().cpu_time(), own_cpu());
                 let started = Instant::now();
                 let readers: Vec<_> = (0..files)
                     .map(|i| {
@@ -402,6 +417,8 @@ fn recall(setup: &Setup) {
                     assert_eq!(reader.join().unwrap(), mb * MIB, "bytes read back");
                 }
                 rates[1].push(total / started.elapsed().as_secs_f64() / 1e6);
+                cpu[1].push((b.server().cpu_time() - server_before).as_secs_f64() / gb);
+                cpu[2].push((own_cpu() - self_before) / gb);
                 recalled += files as u64;
             }
         }
@@ -416,6 +433,14 @@ fn recall(setup: &Setup) {
     ];
     print_table(&rows, 0, "ratio to cp");
     println!("   target: recall >= 0.90x cp");
+    println!(
+        "   CPU seconds per GB, median: cp + sync {:.2}; recall: vfsserver {:.2} (copies back, \
+         answers the reads) + the reading threads {:.2} (their system calls, the kernel's FUSE \
+         side)",
+        spread(&cpu[0]).1,
+        spread(&cpu[1]).1,
+        spread(&cpu[2]).1
+    );
 }
 
 // ---------------------------------------------------------------------------------------
