@@ -105,6 +105,27 @@ pub const USED_KEYS: &[&str] = &[
     "CacheQuarantineDays",
     "CacheQuarantineMaxSize",
     "OwnerLeaseTimeout",
+    // The archive tier (crate::tier).
+    "ArchiveFolder",
+    "ArchiveDrives",
+    "TapeReservedMinFreeSize",
+    "DeleteTapeFileTriggerNum",
+    "DeleteTapeFileTimeDiff",
+    "WriteToTapeWaitSize",
+    "WriteToTapeWaitTime",
+    "WriteToTapeWaitFile",
+    "WriteToTapeFilePattern",
+    "WriteToTapeFolderPattern",
+    "DigestMD5Enable",
+    "DigestSHA1Enable",
+    "CacheFreeMinSize",
+    "CacheFreeMaxSize",
+    "CacheFreeMinPercent",
+    "CacheFreeMaxPercent",
+    "CacheFileSizeRead",
+    "CacheFileSizeBlock",
+    "CachePurgeWaitTime",
+    "WriteCacheFreeSize",
 ];
 
 /// Most volumes read or written at once (ArchiveDrives).

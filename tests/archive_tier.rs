@@ -115,6 +115,7 @@ fn writing_several_times_the_cache_reads_back_every_byte() {
     assert!(counters["migrated_files"] >= files, "{counters:?}");
     assert!(counters["evicted_files"] > 0, "{counters:?}");
     assert!(counters["recalled_files"] > 0, "{counters:?}");
+    bed.await_consistent();
 }
 
 #[test]
@@ -381,6 +382,7 @@ fn a_kill_during_a_copy_loses_nothing_and_the_file_is_archived_after_restart() {
         .count();
     assert_eq!(partials, 0, "the partial copy was swept");
     assert_content(&bed, "killed", &data);
+    bed.await_consistent();
 }
 
 #[test]
@@ -396,6 +398,263 @@ fn a_kill_during_a_recall_loses_nothing_and_the_next_read_gets_every_byte() {
     bed.kill();
     drop(file);
     assert_eq!(bed.state(ino), RELEASED, "a partial recall is not recorded");
+    bed.await_consistent();
     bed.start_server();
     assert_content(&bed, "recalling", &data);
+    bed.await_consistent();
+}
+
+#[test]
+fn a_kill_during_eviction_loses_nothing() {
+    // Sixty archived files kept; restarted with watermarks that release them all, killed
+    // while that is under way.
+    let mut bed = bed(256 * MIB, &[("V1", 256 * MIB)], KEEP_ALL);
+    let files = 60u64;
+    let inos: Vec<u64> = (0..files)
+        .map(|i| write_file(&bed, &format!("e{i:02}"), &content(MIB, i)))
+        .collect();
+    for ino in &inos {
+        bed.await_state(*ino, ARCHIVED);
+    }
+    bed.stop();
+    bed.edit_config(
+        "<CacheFreeMinSize>0</CacheFreeMinSize><CacheFreeMaxSize>0</CacheFreeMaxSize>",
+        "<CacheFreeMinSize>100G</CacheFreeMinSize><CacheFreeMaxSize>100G</CacheFreeMaxSize>",
+    );
+    bed.start_server();
+    support::await_condition(PATIENCE, "eviction under way", || {
+        inos.iter().any(|ino| bed.state(*ino) == RELEASED)
+    });
+    bed.kill();
+    bed.await_consistent();
+    bed.start_server();
+    for i in 0..files {
+        assert_content(&bed, &format!("e{i:02}"), &content(MIB, i));
+    }
+    bed.await_consistent();
+}
+
+#[test]
+fn after_a_recall_the_files_that_follow_on_the_volume_are_pre_read() {
+    let mut bed = bed(256 * MIB, &[("V1", 256 * MIB)], RELEASE_ALL);
+    let inos: Vec<u64> = (0..6u64)
+        .map(|i| write_file(&bed, &format!("p{i}"), &content(2 * MIB, i)))
+        .collect();
+    for ino in &inos {
+        bed.await_state(*ino, RELEASED);
+    }
+    // Restarted with room in the cache and 6 MiB of pre-read: p1-p3 follow p0.
+    bed.stop();
+    bed.edit_config(RELEASE_ALL, KEEP_ALL);
+    bed.edit_config(
+        "<CacheFileSizeRead>0</CacheFileSizeRead>",
+        "<CacheFileSizeRead>6M</CacheFileSizeRead>",
+    );
+    bed.start_server();
+    assert_content(&bed, "p0", &content(2 * MIB, 0));
+    for ino in &inos[1..4] {
+        bed.await_state(*ino, ARCHIVED);
+    }
+    assert_eq!(bed.state(inos[4]), RELEASED, "beyond CacheFileSizeRead");
+    assert_eq!(bed.state(inos[5]), RELEASED);
+    assert_eq!(bed.counters()["pre_read_files"], 3);
+    for i in 1..4u64 {
+        assert_content(&bed, &format!("p{i}"), &content(2 * MIB, i));
+    }
+    bed.await_consistent();
+}
+
+#[test]
+fn superseded_copies_are_deleted_from_the_volume_once_enough_are_due() {
+    let bed = bed(
+        128 * MIB,
+        &[("V1", 128 * MIB)],
+        &format!(
+            "{KEEP_ALL}<DeleteTapeFileTriggerNum>2</DeleteTapeFileTriggerNum>\
+             <DeleteTapeFileTimeDiff>0</DeleteTapeFileTimeDiff>"
+        ),
+    );
+    let ino = write_file(&bed, "rewritten", &content(MIB, 0));
+    bed.await_state(ino, ARCHIVED);
+    for version in 1..=3u64 {
+        let before = bed.live_copy(ino).unwrap().1;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(bed.path("rewritten"))
+            .unwrap();
+        file.write_all(&content(MIB, version)).unwrap();
+        drop(file);
+        support::await_condition(PATIENCE, "a new copy", || {
+            bed.live_copy(ino).is_some_and(|(_, seq, _)| seq != before)
+        });
+        bed.await_state(ino, ARCHIVED);
+    }
+    let (_, live, _) = bed.live_copy(ino).unwrap();
+    support::await_condition(PATIENCE, "superseded copies deleted", || {
+        bed.counters()["copies_deleted"] >= 2
+    });
+    let copies: Vec<u64> = fs::read_dir(bed.volume("V1"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+        .collect();
+    assert!(copies.contains(&live), "the live copy stays: {copies:?}");
+    assert!(
+        copies.len() <= 2,
+        "at most one superseded copy left: {copies:?}"
+    );
+    assert_content(&bed, "rewritten", &content(MIB, 3));
+    bed.await_consistent();
+}
+
+#[test]
+fn a_stuck_volume_does_not_stall_requests_for_resident_files() {
+    let bed = bed(
+        128 * MIB,
+        &[("V1", 64 * MIB)],
+        &format!("{RELEASE_ALL}<WriteToTapeFilePattern>/stuck</WriteToTapeFilePattern>"),
+    );
+    let ino = write_file(&bed, "stuck", &content(MIB, 1));
+    bed.await_state(ino, RELEASED);
+    // The copy becomes a FIFO: the drive blocks opening it, as on a hung tape.
+    let (volume, seq, _) = bed.live_copy(ino).unwrap();
+    let copy = bed.volume(&volume).join(format!("{seq:012}"));
+    fs::remove_file(&copy).unwrap();
+    let fifo = std::ffi::CString::new(copy.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let stuck_path = bed.path("stuck");
+    let stuck = std::thread::spawn(move || fs::read(stuck_path).map(|d| d.len()));
+    let pid = bed.server().pid();
+    support::await_condition(PATIENCE, "the drive stuck opening the copy", || {
+        drive_in_openat(pid)
+    });
+    // Everything else goes on: create, write, read, list, stat, remove.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let other = bed.path("other");
+    let mnt = bed.dir.mountpoint();
+    std::thread::spawn(move || {
+        fs::write(&other, b"resident").unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"resident");
+        assert!(fs::read_dir(&mnt).unwrap().count() >= 2);
+        fs::metadata(&other).unwrap();
+        fs::remove_file(&other).unwrap();
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(PATIENCE)
+        .expect("requests for resident files went on while the volume was stuck");
+    assert!(
+        !stuck.is_finished(),
+        "the read of the stuck file still waits"
+    );
+    // The volume comes back empty-handed: the copy is gone, the reader gets EIO.
+    let writer = OpenOptions::new().write(true).open(&copy).unwrap();
+    drop(writer);
+    let result = stuck.join().unwrap();
+    assert_eq!(
+        result.map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "a failed recall is EIO"
+    );
+    bed.await_state(ino, DAMAGED);
+}
+
+#[test]
+fn a_cache_full_of_files_that_cannot_be_evicted_is_enospc_and_keeps_what_was_written() {
+    // Nothing is archived (the pattern matches nothing), so nothing can be evicted.
+    let bed = bed(
+        32 * MIB,
+        &[("V1", 64 * MIB)],
+        "<WriteToTapeFilePattern>/none</WriteToTapeFilePattern>\
+         <CacheFreeMinSize>8M</CacheFreeMinSize><CacheFreeMaxSize>16M</CacheFreeMaxSize>\
+         <WriteCacheFreeSize>12M</WriteCacheFreeSize><CacheFreeLeastSize>4M</CacheFreeLeastSize>",
+    );
+    let first = content(8 * MIB, 1);
+    write_file(&bed, "first", &first);
+    let mut file = File::create(bed.path("second")).unwrap();
+    let chunk = content(MIB, 2);
+    let mut written = 0u64;
+    let err = loop {
+        match file.write_all(&chunk) {
+            Ok(()) => written += MIB,
+            Err(err) => break err,
+        }
+        assert!(written < 64 * MIB, "the cache never filled");
+    };
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(file);
+    assert_content(&bed, "first", &first);
+    let kept = fs::read(bed.path("second")).unwrap();
+    assert!(kept.len() as u64 >= written, "{} < {written}", kept.len());
+    for (i, piece) in kept.chunks(MIB as usize).enumerate() {
+        assert!(
+            piece == &chunk[..piece.len()],
+            "chunk {i} of what was written"
+        );
+    }
+}
+
+/// Whether the server's first drive thread is in `openat(2)` (blocked on the FIFO).
+fn drive_in_openat(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let comm = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let syscall = fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        comm.trim() == "vs-tier-drive0"
+            && syscall.split_whitespace().next() == Some(&libc::SYS_openat.to_string())
+    })
+}
+
+#[test]
+fn server_state_is_not_a_user_extended_attribute() {
+    let bed = bed(64 * MIB, &[("V1", 64 * MIB)], RELEASE_ALL);
+    let ino = write_file(&bed, "plain", b"data");
+    bed.await_state(ino, RELEASED);
+    let path = std::ffi::CString::new(bed.path("plain").to_str().unwrap()).unwrap();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: listxattr into a buffer of the given length.
+    let len = unsafe { libc::listxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert_eq!(
+        len,
+        0,
+        "no extended attributes: {:?}",
+        &names[..len.max(0) as usize]
+    );
+}
+
+#[test]
+fn copies_wait_for_a_batch_of_write_to_tape_wait_size() {
+    let keys = FAST
+        .replace(
+            "<WriteToTapeWaitSize>0</WriteToTapeWaitSize>",
+            "<WriteToTapeWaitSize>10M</WriteToTapeWaitSize>",
+        )
+        .replace(
+            "<WriteToTapeWaitTime>0</WriteToTapeWaitTime>",
+            "<WriteToTapeWaitTime>3600</WriteToTapeWaitTime>",
+        );
+    let bed = TierBed::start(&Layout {
+        cache: 128 * MIB,
+        volumes: &[("V1", 128 * MIB)],
+        keys: &format!("{keys}{KEEP_ALL}"),
+    });
+    let inos: Vec<u64> = (0..4u64)
+        .map(|i| write_file(&bed, &format!("b{i}"), &content(2 * MIB, i)))
+        .collect();
+    support::await_condition(PATIENCE, "the four files seen waiting", || {
+        bed.waiting_bytes() == 8 * MIB
+    });
+    for ino in &inos {
+        assert_eq!(
+            bed.state(*ino),
+            RESIDENT,
+            "8 MiB wait: below the 10 MiB batch"
+        );
+    }
+    let last = write_file(&bed, "b4", &content(2 * MIB, 4));
+    for ino in inos.iter().chain([&last]) {
+        bed.await_state(*ino, ARCHIVED);
+    }
 }

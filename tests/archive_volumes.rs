@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use valuestor::archive::manifest::{hex, MANIFEST_NAME};
 use valuestor::archive::{
-    rebuild, ArchiveError, ArchiveFolder, CopyOptions, CopyRecord, FileMeta, MarkKind,
+    rebuild, remove_copy_files, ArchiveError, ArchiveFolder, CopyOptions, CopyRecord, FileMeta,
+    MarkKind, SUM_BLOCK,
 };
 
 /// An archive folder in a temporary directory, with a source directory beside it.
@@ -144,6 +145,40 @@ fn copy_plain(folder: &ArchiveFolder, volume: &str, src: &Path, meta: &FileMeta)
 }
 
 const SMALL_BLOCK: usize = 64 << 10;
+
+/// Copies `src` to `volume` with both digests and copy blocks of `block_size`.
+fn copy_digested(
+    folder: &ArchiveFolder,
+    volume: &str,
+    src: &Path,
+    meta: &FileMeta,
+    block_size: usize,
+) -> CopyRecord {
+    let opts = CopyOptions {
+        block_size,
+        md5: true,
+        sha1: true,
+    };
+    folder
+        .writer(volume)
+        .unwrap()
+        .copy(&File::open(src).unwrap(), meta, &opts, &no_cancel())
+        .unwrap()
+}
+
+/// Bytes `range` of the copy `seq` of `volume`, read back through a reader.
+fn read_range(
+    folder: &ArchiveFolder,
+    volume: &str,
+    seq: u64,
+    range: &std::ops::Range<u64>,
+) -> Vec<u8> {
+    let reader = folder.open_copy(volume, seq).unwrap();
+    let mut buf = vec![0u8; (range.end - range.start) as usize];
+    let n = reader.read_at(range.start, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
 
 #[test]
 fn copies_read_back_byte_for_byte_with_the_tools_digests() {
@@ -731,4 +766,286 @@ fn copy_from_another_file_system_goes_through_buffers_and_is_exact() {
         fs::read(&copy).unwrap() == content,
         "copy {copy:?} differs from its source"
     );
+}
+
+#[test]
+fn block_sums_sidecar_is_written_with_digests_and_not_without() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let vol = a.volume("VOL001");
+    let src = a.source("f", &random_bytes(2 * SUM_BLOCK as usize + 100, 3));
+    let digested = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), SMALL_BLOCK);
+    let plain = copy_plain(&folder, "VOL001", &src, &meta(2, "/g", 1));
+    assert_eq!(
+        names(&vol),
+        [
+            ".lock".to_owned(),
+            format!("{:012}", digested.seq),
+            format!("{:012}.sums", digested.seq),
+            format!("{:012}", plain.seq),
+            MANIFEST_NAME.to_owned(),
+        ],
+        "files after a copy with digests (seq {}) and one without (seq {})",
+        digested.seq,
+        plain.seq
+    );
+    let without = folder.open_copy("VOL001", plain.seq).unwrap().block_sums();
+    assert!(
+        matches!(without, Ok(None)),
+        "block sums of a copy without digests: {without:?}"
+    );
+}
+
+#[test]
+fn block_sums_round_trip_and_every_block_of_the_copy_checks() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let sum = SUM_BLOCK as usize;
+    // Copy blocks smaller and larger than the sum block: the sums must not depend on them.
+    for (i, (size, block)) in [
+        (0, SMALL_BLOCK),
+        (1, SMALL_BLOCK),
+        (sum, SMALL_BLOCK),
+        (3 * sum + 17, SMALL_BLOCK),
+        (3 * sum + 17, 4 << 20),
+        (2 * sum - 1, 5000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let content = random_bytes(size, 20 + i as u64);
+        let src = a.source(&format!("f{i}"), &content);
+        let record = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), block);
+        let sums = folder
+            .open_copy("VOL001", record.seq)
+            .unwrap()
+            .block_sums()
+            .unwrap()
+            .unwrap_or_else(|| panic!("no block sums for f{i}"));
+        assert_eq!(sums.block_size, SUM_BLOCK, "f{i}");
+        assert_eq!(sums.size, size as u64, "f{i}");
+        assert_eq!(
+            sums.crcs.len(),
+            size.div_ceil(sum),
+            "CRCs for {size} bytes copied in blocks of {block}"
+        );
+        for (k, chunk) in content.chunks(sum).enumerate() {
+            let range = sums.range(k).unwrap();
+            assert_eq!(range.start, (k * sum) as u64, "f{i} block {k}");
+            let back = read_range(&folder, "VOL001", record.seq, &range);
+            assert!(back == chunk, "f{i} block {k} read back differs");
+            assert!(
+                sums.check(k, &back),
+                "f{i} ({size} bytes, copy blocks of {block}): block {k} fails its check"
+            );
+        }
+        assert!(sums.range(sums.crcs.len()).is_none(), "f{i}");
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_copy_fails_exactly_that_blocks_check() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let src = a.source("f", &random_bytes(3 * SUM_BLOCK as usize + 999, 4));
+    let record = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), SMALL_BLOCK);
+    let copy = a.volume("VOL001").join(format!("{:012}", record.seq));
+    let sums = folder
+        .open_copy("VOL001", record.seq)
+        .unwrap()
+        .block_sums()
+        .unwrap()
+        .unwrap();
+    for bad in 0..sums.crcs.len() {
+        // One bit of the middle byte of block `bad`, flipped on the volume, then back.
+        let range = sums.range(bad).unwrap();
+        let at = range.start + (range.end - range.start) / 2;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&copy)
+            .unwrap();
+        let mut byte = [0u8];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, at).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x10], at).unwrap();
+        let verdicts: Vec<bool> = (0..sums.crcs.len())
+            .map(|k| {
+                let range = sums.range(k).unwrap();
+                sums.check(k, &read_range(&folder, "VOL001", record.seq, &range))
+            })
+            .collect();
+        let want: Vec<bool> = (0..sums.crcs.len()).map(|k| k != bad).collect();
+        assert_eq!(
+            verdicts, want,
+            "checks with byte {at} (block {bad}) flipped"
+        );
+        std::os::unix::fs::FileExt::write_all_at(&file, &byte, at).unwrap();
+    }
+}
+
+#[test]
+fn a_corrupt_block_sums_sidecar_is_an_error_naming_the_copy() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let src = a.source("f", &random_bytes(2 * SUM_BLOCK as usize + 5, 6));
+    let record = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), SMALL_BLOCK);
+    let sidecar = a.volume("VOL001").join(format!("{:012}.sums", record.seq));
+    let good = fs::read(&sidecar).unwrap();
+    let edited = |at: usize, bytes: &[u8]| {
+        let mut v = good.clone();
+        v[at..at + bytes.len()].copy_from_slice(bytes);
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "shorter than"),
+        ("truncated", good[..good.len() - 1].to_vec(), "bytes long"),
+        ("a flipped CRC", edited(40, &[good[40] ^ 1]), "CRC mismatch"),
+        ("bad magic", edited(0, b"NOTSUMS\n"), "magic"),
+        ("version 9", edited(8, &9u32.to_le_bytes()), "version 9"),
+        // A count that would allocate 64 GiB: refused from the header alone.
+        (
+            "an absurd count",
+            edited(32, &(1u64 << 34).to_le_bytes()),
+            "block sums for",
+        ),
+        (
+            "another copy's size",
+            edited(24, &(1u64 << 40).to_le_bytes()),
+            "but the copy has",
+        ),
+        (
+            "block size 0",
+            edited(16, &0u64.to_le_bytes()),
+            "block size 0",
+        ),
+        (
+            "trailing bytes",
+            [good.as_slice(), b"x"].concat(),
+            "bytes long",
+        ),
+    ];
+    for (what, bytes, reason_part) in cases {
+        fs::write(&sidecar, &bytes).unwrap();
+        let got = folder.open_copy("VOL001", record.seq).unwrap().block_sums();
+        match &got {
+            Err(ArchiveError::SumsCorrupt {
+                volume,
+                seq,
+                path,
+                reason,
+            }) => {
+                assert_eq!(
+                    (volume.as_str(), *seq, path),
+                    ("VOL001", record.seq, &sidecar),
+                    "sidecar with {what}"
+                );
+                assert!(
+                    reason.contains(reason_part),
+                    "sidecar with {what}: {reason_part:?} not in {reason:?}"
+                );
+                let text = got.as_ref().unwrap_err().to_string();
+                assert!(
+                    text.contains("VOL001") && text.contains(&format!("{:012}.sums", record.seq)),
+                    "message for {what}: {text}"
+                );
+            }
+            other => panic!("sidecar with {what} gave {other:?}"),
+        }
+    }
+    fs::write(&sidecar, &good).unwrap();
+    let reader = folder.open_copy("VOL001", record.seq).unwrap();
+    assert!(reader.block_sums().unwrap().is_some(), "restored sidecar");
+}
+
+#[test]
+fn sweep_removes_interrupted_and_orphaned_sidecars_and_keeps_live_ones() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let vol = a.volume("VOL001");
+    let src = a.source("f", b"content");
+    let kept = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), SMALL_BLOCK);
+    assert_eq!(kept.seq, 1);
+    let kept_sums = fs::read(vol.join("000000000001.sums")).unwrap();
+    // A crash while writing a sidecar; after renaming it but before renaming its copy; and
+    // a sidecar whose copy was removed without it.
+    fs::write(vol.join("000000000002.sums.partial"), b"half").unwrap();
+    fs::write(vol.join("000000000003.partial"), b"half a copy").unwrap();
+    fs::write(vol.join("000000000003.sums"), b"sums").unwrap();
+    fs::write(vol.join("000000000004.sums"), b"sums").unwrap();
+
+    let report = folder.sweep().unwrap();
+    let mut removed = report.sums_removed.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            vol.join("000000000002.sums.partial"),
+            vol.join("000000000003.sums"),
+            vol.join("000000000004.sums"),
+        ],
+        "sidecars removed by the sweep"
+    );
+    assert_eq!(report.partials_removed, [vol.join("000000000003.partial")]);
+    assert_eq!(
+        names(&vol),
+        [".lock", "000000000001", "000000000001.sums", MANIFEST_NAME]
+    );
+    assert!(
+        fs::read(vol.join("000000000001.sums")).unwrap() == kept_sums,
+        "the live copy's sidecar changed"
+    );
+}
+
+#[test]
+fn a_sidecar_that_does_not_fit_leaves_neither_copy_nor_sidecar() {
+    // 1 MiB of tmpfs is 256 pages; the manifest's header takes one. A copy of exactly the
+    // other 255 fits, then its sidecar does not.
+    let a = Archive::new(&["TAPE01"]);
+    let _tmpfs = Tmpfs::mount(&a.volume("TAPE01"), "1m");
+    let folder = a.folder(0);
+    let mut writer = folder.writer("TAPE01").unwrap();
+    let used = fs::read_dir(a.volume("TAPE01"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len().div_ceil(4096))
+        .sum::<u64>();
+    let fits = (256 - used) as usize * 4096;
+    let src = a.source("f", &random_bytes(fits, 8));
+    let opts = CopyOptions {
+        block_size: SMALL_BLOCK,
+        md5: true,
+        sha1: true,
+    };
+    let err = writer
+        .copy(
+            &File::open(&src).unwrap(),
+            &meta(1, "/f", 1),
+            &opts,
+            &no_cancel(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ArchiveError::VolumeFull { volume, seq: 1, .. } if volume == "TAPE01"),
+        "copy of {fits} bytes whose sidecar does not fit: {err}"
+    );
+    assert_eq!(
+        names(&a.volume("TAPE01")),
+        [".lock", MANIFEST_NAME],
+        "files left after the sidecar did not fit"
+    );
+    assert_eq!(rebuild(&folder).unwrap().copies, 0);
+}
+
+#[test]
+fn remove_copy_files_takes_the_sidecar_with_the_copy() {
+    let a = Archive::new(&["VOL001"]);
+    let folder = a.folder(0);
+    let vol = a.volume("VOL001");
+    let src = a.source("f", b"content");
+    let digested = copy_digested(&folder, "VOL001", &src, &meta(1, "/f", 1), SMALL_BLOCK);
+    let plain = copy_plain(&folder, "VOL001", &src, &meta(2, "/g", 1));
+    remove_copy_files(&vol, digested.seq).unwrap();
+    // A copy without a sidecar, and one already gone: both fine.
+    remove_copy_files(&vol, plain.seq).unwrap();
+    remove_copy_files(&vol, digested.seq).unwrap();
+    assert_eq!(names(&vol), [".lock", MANIFEST_NAME], "files left");
 }

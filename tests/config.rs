@@ -576,11 +576,11 @@ fn every_known_key_set_is_either_used_or_reported_as_unused() {
     for key in USED_KEYS {
         assert!(known_keys().contains(key), "USED_KEYS lists unknown {key}");
     }
-    let config = parse("<WriteToTapeWaitTime>100</WriteToTapeWaitTime>\n<FileMaxSize>1G</FileMaxSize>\n<WriteToTapeWaitTime>90</WriteToTapeWaitTime>\n<Colour>blue</Colour>").unwrap();
-    assert_eq!(config.unused_keys, vec!["WriteToTapeWaitTime (line 2)"]);
+    let config = parse("<TapeIdleTime>100</TapeIdleTime>\n<FileMaxSize>1G</FileMaxSize>\n<TapeIdleTime>90</TapeIdleTime>\n<Colour>blue</Colour>").unwrap();
+    assert_eq!(config.unused_keys, vec!["TapeIdleTime (line 2)"]);
     assert_eq!(
         config.unused_report().as_deref(),
-        Some("recognised but not used yet (no effect): WriteToTapeWaitTime (line 2)")
+        Some("recognised but not used yet (no effect): TapeIdleTime (line 2)")
     );
     let config =
         parse("<FileMaxSize>1G</FileMaxSize><CacheFreeLeastSize>1G</CacheFreeLeastSize>").unwrap();

@@ -18,8 +18,8 @@ fn check_reports_keys_that_are_recognised_but_not_used() {
     let db = MariaDb::start();
     let dir = ServerDir::new(
         &db,
-        "\n<WriteToTapeWaitTime>100</WriteToTapeWaitTime>\n<FileMaxSize>1G</FileMaxSize>\
-         \n<DigestMD5Enable>true</DigestMD5Enable>",
+        "\n<TapeIdleTime>100</TapeIdleTime>\n<FileMaxSize>1G</FileMaxSize>\
+         \n<ThrottleValve>1M</ThrottleValve>",
     );
     let (status, output) = Server::start(&dir, &[], &["--check"]).wait(EXIT_LIMIT);
     assert!(status.success(), "{output}");
@@ -28,7 +28,7 @@ fn check_reports_keys_that_are_recognised_but_not_used() {
         .find(|line| line.contains(UNUSED))
         .unwrap_or_else(|| panic!("no {UNUSED:?} line in:\n{output}"));
     assert!(
-        report.contains("WriteToTapeWaitTime (line ") && report.contains("DigestMD5Enable (line "),
+        report.contains("TapeIdleTime (line ") && report.contains("ThrottleValve (line "),
         "{report}"
     );
     assert!(
@@ -102,7 +102,7 @@ fn the_server_reports_unused_keys_at_start_and_applies_file_max_size() {
     let db = MariaDb::start();
     let dir = ServerDir::new(
         &db,
-        "<FileMaxSize>4K</FileMaxSize><WriteToTapeWaitTime>100</WriteToTapeWaitTime>",
+        "<FileMaxSize>4K</FileMaxSize><TapeIdleTime>100</TapeIdleTime>",
     );
     let mut server = Server::start(&dir, &[], &[]);
     assert!(
@@ -116,7 +116,7 @@ fn the_server_reports_unused_keys_at_start_and_applies_file_max_size() {
         .await_output(UNUSED, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no {UNUSED:?} line in:\n{}", server.output()));
     assert!(
-        report.contains("WARN") && report.contains("WriteToTapeWaitTime (line "),
+        report.contains("WARN") && report.contains("TapeIdleTime (line "),
         "{report}"
     );
     assert!(!report.contains("FileMaxSize"), "{report}");

@@ -11,6 +11,12 @@
 //! both file systems allow it. Otherwise, or with digests, a pipeline of threads overlaps
 //! reading, hashing (MD5 and SHA1 each on its own thread) and writing; the blocks in flight
 //! are a fixed set of buffers (one more than the stages), so memory stays bounded.
+//!
+//! Whenever the pipeline carries the data (always with a digest), the write stage also
+//! computes a CRC-32 per [`SUM_BLOCK`] bytes; they are written to the sidecar `<seq>.sums`
+//! (see [`super::sums`]) as `<seq>.sums.partial`, fsynced and renamed before the copy's own
+//! rename, so the directory fsync that follows covers both. A crash leaves at worst a
+//! `.sums.partial` file or a `.sums` file without its copy, both removed by the next sweep.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -30,6 +36,7 @@ use super::error::{is_full, is_missing, ArchiveError};
 use super::manifest::{
     CopyRecord, FileMeta, ManifestWriter, Mark, MarkKind, Record, MANIFEST_NAME,
 };
+use super::sums::{self, BlockSums, Summer, SUMS_PARTIAL_SUFFIX, SUMS_SUFFIX, SUM_BLOCK};
 use super::volume::{
     copy_seq_of_name, list_names, lock_volume, sweep_locked, sync_dir, volume_space, ArchiveFolder,
     SweepReport, PARTIAL_SUFFIX,
@@ -169,9 +176,11 @@ impl VolumeWriter {
     /// `cancel` is checked between blocks: once set, the copy stops, its partial file is
     /// removed and [`ArchiveError::Cancelled`] is returned. A volume with no more than its
     /// reserve free refuses the copy ([`ArchiveError::BelowReserve`]); one that fills up
-    /// during it gives [`ArchiveError::VolumeFull`]. On every error the partial file is
-    /// removed and the manifest is unchanged. `source` must be a file whose reads end
-    /// (a regular file, or a pipe whose writer closes it).
+    /// during it gives [`ArchiveError::VolumeFull`]. On every error the partial file and the
+    /// block-sums sidecar are removed and the manifest is unchanged. `source` must be a file
+    /// whose reads end (a regular file, or a pipe whose writer closes it). The sidecar
+    /// (`<seq>.sums`, see [`CopyReader::block_sums`]) is written whenever the data went
+    /// through user space, which is always the case with a digest.
     pub fn copy(
         &mut self,
         source: &File,
@@ -201,16 +210,31 @@ impl VolumeWriter {
         let partial = self.dir.join(format!("{name}{PARTIAL_SUFFIX}"));
         let target = self.dir.join(&name);
 
-        let written = self.write_partial(seq, source, &partial, opts, cancel);
+        let sums_partial = self.dir.join(format!("{name}{SUMS_PARTIAL_SUFFIX}"));
+        let sums_target = self.dir.join(format!("{name}{SUMS_SUFFIX}"));
+
+        let written = self
+            .write_partial(seq, source, &partial, opts, cancel)
+            .and_then(|(size, md5, sha1, block_sums)| {
+                // The sidecar is complete and in place before the copy is: a copy under its
+                // final name never has a half-written sidecar.
+                if let Some(block_sums) = block_sums {
+                    self.write_sums(seq, &block_sums, &sums_partial, &sums_target)?;
+                }
+                Ok((size, md5, sha1))
+            });
         let (size, md5, sha1) = match written {
             Ok(v) => v,
             Err(e) => {
                 remove_quietly(&partial);
+                remove_quietly(&sums_partial);
+                remove_quietly(&sums_target);
                 return Err(e);
             }
         };
         if let Err(e) = fs::rename(&partial, &target) {
             remove_quietly(&partial);
+            remove_quietly(&sums_target);
             return Err(ArchiveError::volume(&self.label, "rename copy", target, e));
         }
         let record = CopyRecord {
@@ -228,6 +252,7 @@ impl VolumeWriter {
         if let Err(e) = recorded {
             // Unrecorded, the copy is unknown to any catalog: take it back.
             remove_quietly(&target);
+            remove_quietly(&sums_target);
             let _ = sync_dir(&self.label, &self.dir);
             return Err(match e {
                 // No room for the record is the volume being full, as for the data.
@@ -260,7 +285,7 @@ impl VolumeWriter {
         self.manifest.append(&self.label, &Record::Mark(mark))
     }
 
-    /// Writes, syncs and closes the partial file; returns (size, md5, sha1).
+    /// Writes, syncs and closes the partial file; returns (size, md5, sha1, block sums).
     fn write_partial(
         &mut self,
         seq: u64,
@@ -301,6 +326,29 @@ impl VolumeWriter {
         Ok(out)
     }
 
+    /// Writes `block_sums` as `partial`, fsyncs it and renames it to `target`.
+    fn write_sums(
+        &self,
+        seq: u64,
+        block_sums: &BlockSums,
+        partial: &Path,
+        target: &Path,
+    ) -> Result<(), ArchiveError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(partial)
+            .map_err(|e| self.dest_error(seq, "create block sums", partial, e))?;
+        file.write_all(&block_sums.encode())
+            .map_err(|e| self.dest_error(seq, "write block sums", partial, e))?;
+        file.sync_all()
+            .map_err(|e| self.dest_error(seq, "fsync block sums", partial, e))?;
+        drop(file);
+        fs::rename(partial, target)
+            .map_err(|e| ArchiveError::volume(&self.label, "rename block sums", target.into(), e))
+    }
+
     fn dest_error(&self, seq: u64, op: &'static str, path: &Path, e: io::Error) -> ArchiveError {
         if is_full(&e) {
             ArchiveError::VolumeFull {
@@ -324,6 +372,47 @@ impl CopyReader {
     /// The copy's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The copy's per-block CRCs from its sidecar `<seq>.sums`, validated against the copy:
+    /// `None` when it has none (copied without digests, or before sidecars existed). A
+    /// sidecar that exists but is corrupt or describes another size is
+    /// [`ArchiveError::SumsCorrupt`]; nothing is allocated for a header that does not fit
+    /// the copy.
+    pub fn block_sums(&self) -> Result<Option<BlockSums>, ArchiveError> {
+        let mut path = self.path.clone().into_os_string();
+        path.push(SUMS_SUFFIX);
+        let path = PathBuf::from(path);
+        let io_err = |op, e| ArchiveError::volume(&self.label, op, path.clone(), e);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(io_err("open block sums", e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| io_err("stat block sums", e))?
+            .len();
+        let corrupt = |reason: String| ArchiveError::SumsCorrupt {
+            volume: self.label.clone(),
+            seq: self.seq,
+            path: path.clone(),
+            reason,
+        };
+        let mut head = vec![0u8; sums::header_len()];
+        let got = read_full(&mut file, &mut head).map_err(|e| io_err("read block sums", e))?;
+        head.truncate(got);
+        let header = sums::parse_header(&head, self.size, len).map_err(corrupt)?;
+        // Bounded: parse_header checked the length against the copy's size.
+        let mut bytes = Vec::with_capacity(header.file_len as usize);
+        bytes.extend_from_slice(&head);
+        (&mut file)
+            .take(header.file_len - head.len() as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_err("read block sums", e))?;
+        sums::decode(&bytes, &header, self.size)
+            .map(Some)
+            .map_err(corrupt)
     }
 
     /// Reads from `offset` into `buf` until `buf` is full or the copy ends; returns the bytes
@@ -414,6 +503,20 @@ pub fn copy_name(seq: u64) -> String {
     format!("{seq:012}")
 }
 
+/// Removes copy `seq` and its sidecar (`<seq>.sums`) from the volume directory `dir`, the
+/// copy first (a crash in between leaves an orphan sidecar, which the sweep removes, rather
+/// than an unverifiable copy). Either missing is fine. The caller fsyncs `dir` afterwards.
+pub fn remove_copy_files(dir: &Path, seq: u64) -> io::Result<()> {
+    for path in [dir.join(copy_name(seq)), dir.join(sums::sums_name(seq))] {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        }
+    }
+    Ok(())
+}
+
 /// Why a transfer stopped early.
 enum Failure {
     Cancelled,
@@ -421,8 +524,8 @@ enum Failure {
     Dest(&'static str, io::Error),
 }
 
-/// What a finished transfer gives: bytes copied, MD5, SHA1.
-type Copied = (u64, Option<[u8; 16]>, Option<[u8; 20]>);
+/// What a finished transfer gives: bytes copied, MD5, SHA1, per-block CRCs.
+type Copied = (u64, Option<[u8; 16]>, Option<[u8; 20]>, Option<BlockSums>);
 
 type Transfer = Result<Copied, Failure>;
 
@@ -466,7 +569,7 @@ fn kernel_copy(
             }
         }
         if n == 0 {
-            return Ok(Some(Ok((pos as u64, None, None))));
+            return Ok(Some(Ok((pos as u64, None, None, None))));
         }
         start_writeback(dest, pos as u64, n as usize);
         pos += n as i64;
@@ -480,7 +583,8 @@ enum Msg {
     Failed(io::Error),
 }
 
-/// Copies through threads: a reader, a hasher per digest, and this thread writing.
+/// Copies through threads: a reader, a hasher per digest, and this thread writing (and
+/// computing the block CRCs: far cheaper than MD5, so it does not slow the slowest stage).
 fn pipeline(
     source: &File,
     dest: &File,
@@ -512,7 +616,7 @@ fn pipeline(
             let input = std::mem::replace(&mut rx, next);
             s.spawn(move || hash_stage(Sha1::new(), input, tx))
         });
-        let written = write_stage(dest, rx, &free_tx, cancel);
+        let written = write_stage(dest, rx, &free_tx, Summer::new(SUM_BLOCK), cancel);
         // The stages see the closed channels and end; their digests are complete only when
         // every block went through them, i.e. when the write stage saw End.
         let md5 = md5.map(|h| h.join().ok().flatten());
@@ -521,7 +625,7 @@ fn pipeline(
         if let Ok(free) = reader.join() {
             pool.extend(free.try_iter());
         }
-        written.map(|n| {
+        written.map(|(n, block_sums)| {
             let md5 = md5.flatten().map(|d| {
                 let mut a = [0u8; 16];
                 a.copy_from_slice(&d);
@@ -532,7 +636,7 @@ fn pipeline(
                 a.copy_from_slice(&d);
                 a
             });
-            (n, md5, sha1)
+            (n, md5, sha1, Some(block_sums))
         })
     });
     Ok(result)
@@ -624,8 +728,9 @@ fn write_stage(
     mut dest: &File,
     input: Receiver<Msg>,
     free: &SyncSender<Vec<u8>>,
+    mut summer: Summer,
     cancel: &AtomicBool,
-) -> Result<u64, Failure> {
+) -> Result<(u64, BlockSums), Failure> {
     let mut total = 0u64;
     loop {
         match input.recv() {
@@ -636,11 +741,12 @@ fn write_stage(
                 dest.write_all(&buf[..n])
                     .map_err(|e| Failure::Dest("write copy", e))?;
                 start_writeback(dest, total, n);
+                summer.update(&buf[..n]);
                 total += n as u64;
                 // Cannot block: at most nbuf buffers exist and the channel holds nbuf.
                 let _ = free.try_send(buf);
             }
-            Ok(Msg::End) => return Ok(total),
+            Ok(Msg::End) => return Ok((total, summer.finish())),
             Ok(Msg::Failed(e)) => return Err(Failure::Source(e)),
             Err(_) => {
                 return Err(if cancel.load(Ordering::Relaxed) {
@@ -666,6 +772,20 @@ pub fn start_writeback(file: &File, offset: u64, len: usize) {
     let _ = unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
     };
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn remove_quietly(path: &Path) {

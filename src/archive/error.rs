@@ -114,6 +114,20 @@ pub enum ArchiveError {
         /// The system's error.
         source: io::Error,
     },
+    /// A copy's block-sums sidecar exists but cannot be used: bad magic or version, a
+    /// header that does not describe the copy (size, block count, length), or a CRC of the
+    /// sidecar itself that does not match.
+    #[error("volume {volume}: block sums of copy {seq} ({path:?}) are corrupt: {reason}")]
+    SumsCorrupt {
+        /// The volume's label.
+        volume: String,
+        /// The copy's sequence number.
+        seq: u64,
+        /// The sidecar file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A manifest line that is not a valid record and is not the torn last one.
     #[error("manifest {path:?} line {line}: {reason}")]
     ManifestCorrupt {

@@ -1,11 +1,13 @@
 //! The archive folder and its volumes: one directory per volume (a tape's barcode, an LTFS
 //! mount in production), listed with their free space and whether they take new copies.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::ArchiveError;
 use super::manifest::{ManifestWriter, MANIFEST_NAME};
+use super::sums::sidecar_of_name;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
@@ -41,6 +43,9 @@ pub struct SweepReport {
     pub partials_removed: Vec<PathBuf>,
     /// Manifests whose torn last line was cut off.
     pub torn_manifests: Vec<PathBuf>,
+    /// Block-sums sidecars removed: `.sums.partial` files (interrupted before the copy was
+    /// complete) and `.sums` files whose copy does not exist.
+    pub sums_removed: Vec<PathBuf>,
 }
 
 impl ArchiveFolder {
@@ -101,13 +106,15 @@ impl ArchiveFolder {
             let one = self.sweep_volume(&label)?;
             report.partials_removed.extend(one.partials_removed);
             report.torn_manifests.extend(one.torn_manifests);
+            report.sums_removed.extend(one.sums_removed);
         }
         Ok(report)
     }
 
     /// Sweeps one volume after a crash: removes every `<seq>.partial` file (a copy that was
-    /// never completed, hence never recorded) and cuts off a torn last manifest line. Copies
-    /// and complete records are never touched. Fails with [`ArchiveError::VolumeBusy`] while
+    /// never completed, hence never recorded), every `<seq>.sums.partial` file and every
+    /// `<seq>.sums` file without its copy `<seq>`, and cuts off a torn last manifest line.
+    /// Copies, their sidecars and complete records are never touched. Fails with [`ArchiveError::VolumeBusy`] while
     /// a writer holds the volume (its `.partial` file is a copy in progress).
     pub fn sweep_volume(&self, label: &str) -> Result<SweepReport, ArchiveError> {
         let path = self.volume_path(label)?;
@@ -176,16 +183,35 @@ pub(crate) fn lock_volume(label: &str, path: &Path) -> Result<Flock<fs::File>, A
 /// [`ArchiveFolder::sweep_volume`] for a caller that holds the volume's lock.
 pub(crate) fn sweep_locked(label: &str, path: &Path) -> Result<SweepReport, ArchiveError> {
     let mut report = SweepReport::default();
-    for name in list_names(label, path)? {
-        if is_partial_name(&name) {
-            let file = path.join(&name);
+    let names = list_names(label, path)?;
+    for name in &names {
+        if is_partial_name(name) {
+            let file = path.join(name);
             fs::remove_file(&file)
                 .map_err(|e| ArchiveError::volume(label, "remove partial copy", file.clone(), e))?;
             log::warn!("archive volume {label}: removed the interrupted copy {file:?}");
             report.partials_removed.push(file);
         }
     }
-    if !report.partials_removed.is_empty() {
+    let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+    for name in &names {
+        let Some((copy, partial)) = sidecar_of_name(name) else {
+            continue;
+        };
+        // A copy still named `.partial` was just removed, so its sidecar is an orphan too.
+        if !partial && present.contains(copy) {
+            continue;
+        }
+        let file = path.join(name);
+        fs::remove_file(&file)
+            .map_err(|e| ArchiveError::volume(label, "remove block sums", file.clone(), e))?;
+        log::warn!(
+            "archive volume {label}: removed {} block sums {file:?}",
+            if partial { "interrupted" } else { "orphaned" }
+        );
+        report.sums_removed.push(file);
+    }
+    if !report.partials_removed.is_empty() || !report.sums_removed.is_empty() {
         sync_dir(label, path)?;
     }
     let manifest = path.join(MANIFEST_NAME);

@@ -178,9 +178,9 @@ impl FsStatsHandle {
             .wait(deadline, || self.core.open_handles_and_dirs() == 0)
     }
 
-    /// The archive tier's counters, if there is a tier.
-    pub fn tier_counters(&self) -> Option<crate::tier::CounterValues> {
-        self.core.tier().map(|tier| tier.counters())
+    /// The archive tier's statistics line, if there is a tier.
+    pub fn tier_summary(&self) -> Option<String> {
+        self.core.tier().map(|tier| tier.summary())
     }
 
     /// The archive tier, if there is one (for the admin socket).

@@ -588,8 +588,8 @@ impl Server {
         let fs = self.stats.snapshot();
         let tier = self
             .stats
-            .tier_counters()
-            .map_or_else(|| "none".to_owned(), |c| c.to_string());
+            .tier_summary()
+            .unwrap_or_else(|| "none".to_owned());
         log::info!(
             "statistics: serving {}: {} open files, {} inodes with unsaved sizes or times; pool: {}; \
              owner lease: {}; archive tier: {tier}",

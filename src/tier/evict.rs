@@ -43,9 +43,9 @@ pub fn cache_space(shared: &Shared) -> Option<(u64, u64)> {
     ))
 }
 
-/// One pass: nothing when free space is at or above the lower watermark (unless `force`),
-/// else evicts until it is above the upper one or no candidate is left.
-pub fn pass(shared: &Shared, force: bool) -> Pass {
+/// One pass: nothing when free space is at or above the lower watermark, else evicts until
+/// it is above the upper one or no candidate is left.
+pub fn pass(shared: &Shared) -> Pass {
     let Some((mut free, total)) = cache_space(shared) else {
         return Pass::default();
     };
@@ -54,7 +54,7 @@ pub fn pass(shared: &Shared, force: bool) -> Pass {
         free,
         ..Pass::default()
     };
-    if free >= low && !force {
+    if free >= low {
         return done;
     }
     let mut after = None;

@@ -26,6 +26,9 @@ const PAGE: usize = 256;
 const MAX_SCAN: usize = 100_000;
 /// Most files remembered as not matching the patterns (each is looked at again after).
 const MAX_EXCLUDED: usize = 100_000;
+/// How long a file found not matching the patterns is not looked at again (unless it
+/// changes): a folder renamed above it changes its path without changing it.
+const RECHECK: Duration = Duration::from_secs(60);
 /// Superseded copies deleted per clean-up round.
 const CLEANUP_BATCH: usize = 256;
 
@@ -39,10 +42,13 @@ struct Ready {
 #[derive(Default)]
 pub struct Migrator {
     writer: Option<VolumeWriter>,
-    /// Files whose path matches no pattern, with the modification time seen.
-    excluded: HashMap<u64, i64>,
-    /// When each waiting file was first seen ready.
-    first_ready: HashMap<u64, Instant>,
+    /// Files whose path matches no pattern: the status change time seen (a rename changes
+    /// it) and when they were looked at (a renamed parent folder does not change it, so
+    /// they are looked at again after [`RECHECK`]).
+    excluded: HashMap<u64, (i64, Instant)>,
+    /// Files seen ready: when first, at which status change time, and their path then (so
+    /// a file waiting for its batch costs no path lookup per round).
+    first_ready: HashMap<u64, (Instant, i64, Vec<u8>)>,
     /// The archive had no volume above its reserve at the last copy.
     archive_full: bool,
 }
@@ -57,7 +63,12 @@ impl Migrator {
         shared.clear_full_marks();
         let ready = self.scan(shared, &asked);
         let bytes: u64 = ready.iter().map(|r| r.attr.size).sum();
-        let oldest = self.first_ready.values().min().map(Instant::elapsed);
+        let oldest = self
+            .first_ready
+            .values()
+            .map(|(since, _, _)| since)
+            .min()
+            .map(Instant::elapsed);
         shared.waiting.store(bytes, Ordering::Relaxed);
         let due = bytes >= shared.options.batch_size
             || oldest.is_some_and(|age| age >= shared.options.batch_time)
@@ -103,21 +114,41 @@ impl Migrator {
                 if attr.size == 0 || (!asked_for && now.saturating_sub(attr.mtime) < wait) {
                     continue;
                 }
-                if !asked_for && self.excluded.get(&attr.ino) == Some(&attr.mtime) {
+                let excluded = self.excluded.get(&attr.ino);
+                if !asked_for
+                    && excluded
+                        .is_some_and(|(ctime, at)| *ctime == attr.ctime && at.elapsed() < RECHECK)
+                {
                     continue;
                 }
-                let Ok(path) = shared.catalog.path_of(attr.ino) else {
-                    continue;
+                let known = match self.first_ready.get(&attr.ino) {
+                    Some((since, ctime, path))
+                        if *ctime == attr.ctime && since.elapsed() < RECHECK =>
+                    {
+                        Some(path.clone())
+                    }
+                    _ => None,
+                };
+                let path = match known {
+                    Some(path) => path,
+                    None => match shared.catalog.path_of(attr.ino) {
+                        Ok(path) => path,
+                        Err(_) => continue,
+                    },
                 };
                 if !asked_for && !shared.options.archives(&path) {
                     if self.excluded.len() < MAX_EXCLUDED {
-                        self.excluded.insert(attr.ino, attr.mtime);
+                        self.excluded.insert(attr.ino, (attr.ctime, Instant::now()));
                     }
                     continue;
                 }
-                self.first_ready
+                let entry = self
+                    .first_ready
                     .entry(attr.ino)
-                    .or_insert_with(Instant::now);
+                    .or_insert_with(|| (Instant::now(), attr.ctime, path.clone()));
+                if entry.1 != attr.ctime || entry.2 != path {
+                    *entry = (entry.0, attr.ctime, path.clone());
+                }
                 ready.push(Ready { attr, path });
             }
         }
@@ -386,7 +417,8 @@ fn take_back(shared: &Shared, writer: &mut VolumeWriter, copy: &ArchiveCopy) {
     }
 }
 
-/// Marks `copy` superseded in its volume's manifest, then removes its file.
+/// Marks `copy` superseded in its volume's manifest, then removes its file (with its block
+/// sums).
 fn delete_copy(
     shared: &Shared,
     writer: &mut VolumeWriter,
@@ -399,12 +431,7 @@ fn delete_copy(
         .folder
         .volume_path(&copy.volume)
         .map_err(|e| e.to_string())?;
-    let path = dir.join(crate::archive::copy::copy_name(copy.seq));
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    }
+    crate::archive::copy::remove_copy_files(&dir, copy.seq).map_err(|e| e.to_string())?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| format!("{}: {e}", dir.display()))

@@ -302,8 +302,7 @@ impl Tier {
         })?);
         let shared = Arc::clone(&self.shared);
         threads.push(spawn("vs-tier-evict", move || loop {
-            let force = std::mem::take(&mut shared.stop.lock().evict);
-            evict::pass(&shared, force);
+            evict::pass(&shared);
             *shared.passes.lock() += 1;
             shared.pass_done.notify_all();
             if !shared.sleep(evict::pause(&shared), |s| &mut s.evict) {
@@ -452,6 +451,23 @@ impl Tier {
         // Up to 20 ms, growing as free space shrinks towards nothing.
         let short = (limit - free) as f64 / limit as f64;
         Duration::from_micros((20_000.0 * short) as u64)
+    }
+
+    /// One line for the statistics log: the counters, what waits, whether the archive is
+    /// full.
+    pub fn summary(&self) -> String {
+        let shared = &self.shared;
+        let (waiting, running) = shared.recalls.counts();
+        format!(
+            "{}; {} bytes waiting to migrate; {waiting} recalls queued, {running} running{}",
+            shared.counters.values(),
+            shared.waiting.load(Ordering::Relaxed),
+            if shared.archive_full.load(Ordering::Relaxed) {
+                "; ARCHIVE FULL (no volume above TapeReservedMinFreeSize)"
+            } else {
+                ""
+            }
+        )
     }
 
     /// The counters since start.

@@ -490,27 +490,50 @@ fn copy_back(shared: &Shared, recall: &Recall) -> Result<(), Failure> {
         .open_data(recall.ino)
         .map_err(|e| cache("open", e))?;
     data.set_len(0).map_err(|e| cache("truncate", e))?;
-    let block = shared.options.recall_block.max(1);
+    let sums = reader.block_sums().map_err(describe)?;
+    if let Some(sums) = &sums {
+        if sums.size != copy.size {
+            return Err(archive(format!(
+                "the copy's block sums describe {} bytes, the catalog recorded {}",
+                sums.size, copy.size
+            )));
+        }
+    }
     let mut verifier = Verifier::for_copy(copy);
+    // A block reaches readers only once checked: against its CRC when the copy has block
+    // sums; a copy with whole-file digests but no block sums (written before them) is
+    // published only when complete and verified; a copy with neither has nothing to check.
+    let publish_early = sums.is_some() || verifier.is_none();
+    let chunk = sums
+        .as_ref()
+        .map_or(VERIFY_CHUNK as u64, |s| s.block_size.max(1));
+    let mut block = shared.options.recall_block.max(1);
+    if sums.is_some() {
+        block = block.div_ceil(chunk) * chunk;
+    }
     let mut buf = Vec::new();
     let mut pos = 0;
     while pos < copy.size {
         let end = pos.saturating_add(block).min(copy.size);
-        match verifier.as_mut() {
-            None => {
-                let n = reader
-                    .copy_range_to(pos, end - pos, &data)
-                    .map_err(describe)?;
-                if n != end - pos {
-                    return Err(archive(format!("the copy ended at byte {}", pos + n)));
-                }
+        if verifier.is_none() && sums.is_none() {
+            let n = reader
+                .copy_range_to(pos, end - pos, &data)
+                .map_err(describe)?;
+            if n != end - pos {
+                return Err(archive(format!("the copy ended at byte {}", pos + n)));
             }
-            Some(verifier) => {
-                copy_verified(&reader, &data, pos, end, verifier, &mut buf)?;
-            }
+        } else {
+            let checks = Checks {
+                chunk,
+                sums: sums.as_ref(),
+                verifier: verifier.as_mut(),
+            };
+            copy_checked(&reader, &data, pos, end, checks, &mut buf)?;
         }
         pos = end;
-        recall.advance(pos);
+        if publish_early {
+            recall.advance(pos);
+        }
     }
     data.sync_all().map_err(|e| cache("fsync", e))?;
     if created {
@@ -525,24 +548,49 @@ fn copy_back(shared: &Shared, recall: &Recall) -> Result<(), Failure> {
     Ok(())
 }
 
-fn copy_verified(
+/// What a buffered copy checks: each chunk of `chunk` bytes against its block sum (when
+/// the copy has them) and everything through the whole-file digests (when recorded).
+struct Checks<'a> {
+    chunk: u64,
+    sums: Option<&'a crate::archive::BlockSums>,
+    verifier: Option<&'a mut Verifier>,
+}
+
+/// Copies bytes `start..end` of the copy to `data` through `buf`, checking each chunk
+/// before it is written.
+fn copy_checked(
     reader: &crate::archive::CopyReader,
     data: &File,
     start: u64,
     end: u64,
-    verifier: &mut Verifier,
+    mut checks: Checks<'_>,
     buf: &mut Vec<u8>,
 ) -> Result<(), Failure> {
-    buf.resize(VERIFY_CHUNK, 0);
+    buf.resize(checks.chunk as usize, 0);
     let mut pos = start;
     while pos < end {
-        let want = (end - pos).min(VERIFY_CHUNK as u64) as usize;
+        let want = (end - pos).min(checks.chunk) as usize;
         let n = reader.read_at(pos, &mut buf[..want]).map_err(describe)?;
-        if n == 0 {
-            return Err(Failure::Archive(format!("the copy ended at byte {pos}")));
+        if n < want {
+            return Err(Failure::Archive(format!(
+                "the copy ended at byte {}",
+                pos + n as u64
+            )));
         }
-        verifier.update(&buf[..n]);
-        data.write_all_at(&buf[..n], pos)
+        let bytes = &buf[..n];
+        if let Some(sums) = checks.sums {
+            let index = (pos / checks.chunk) as usize;
+            if !sums.check(index, bytes) {
+                return Err(Failure::Archive(format!(
+                    "block {index} (bytes {pos}..{}) does not match its recorded CRC",
+                    pos + n as u64
+                )));
+            }
+        }
+        if let Some(verifier) = checks.verifier.as_deref_mut() {
+            verifier.update(bytes);
+        }
+        data.write_all_at(bytes, pos)
             .map_err(|e| Failure::Cache(format!("cache data file write: {e}")))?;
         pos += n as u64;
     }

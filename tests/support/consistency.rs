@@ -31,6 +31,13 @@ pub fn problems(conn: &mut mysql::Conn, cache: Option<&Path>) -> Vec<String> {
         .expect("read inodes")
         .into_iter()
         .collect();
+    // Released and damaged files keep their data only in the archive (a partial or stale
+    // data file of theirs may be left by a crash; the next recall rewrites it).
+    let away: HashSet<u64> = conn
+        .query::<u64, _>("SELECT ino FROM vs_inodes WHERE data_state IN (4, 5)")
+        .expect("read data states")
+        .into_iter()
+        .collect();
     let entries: Vec<(u64, Vec<u8>, u64)> = conn
         .query("SELECT parent, name, child FROM vs_dentries")
         .expect("read entries");
@@ -99,17 +106,98 @@ pub fn problems(conn: &mut mysql::Conn, cache: Option<&Path>) -> Vec<String> {
         let files = data_files(cache);
         let with_data: std::collections::HashSet<u64> = files.iter().map(|(ino, _)| *ino).collect();
         for (ino, (kind, _, size)) in &inodes {
-            if *kind == FILE && *size > 0 && !with_data.contains(ino) {
+            if *kind == FILE && *size > 0 && !with_data.contains(ino) && !away.contains(ino) {
                 problems.push(format!("inode {ino} has size {size} but no data file"));
             }
         }
         for (ino, len) in files {
             match inodes.get(&ino) {
                 None => problems.push(format!("data file of missing inode {ino}")),
+                Some((_, _, size)) if away.contains(&ino) && len <= *size => {}
                 Some((kind, _, size)) if *kind != FILE || *size != len => problems.push(format!(
                     "data file of inode {ino} (kind {kind}, size {size}) has {len} bytes"
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Everything wrong between the catalog behind `conn`, the cache folder `cache` and the
+/// archive's volumes under `archive` (the archive tier), one line each; empty when they
+/// agree (check [`problems`] too):
+///
+/// - an archived file has a live copy and its data file; a released or damaged file has a
+///   live copy (a damaged one's copy may be what is missing);
+/// - an inode has at most one live copy, and a live copy's inode exists;
+/// - every copy the catalog records (live or superseded) that is live is on its volume
+///   with its recorded size; no partial copy is left on a volume.
+pub fn tier_problems(conn: &mut mysql::Conn, cache: &Path, archive: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let states: HashMap<u64, (u8, u64)> = conn
+        .query_map(
+            "SELECT ino, data_state, size FROM vs_inodes WHERE kind = 1",
+            |(ino, state, size)| (ino, (state, size)),
+        )
+        .expect("read states")
+        .into_iter()
+        .collect();
+    let copies: Vec<(u64, String, u64, u64, Option<i64>)> = conn
+        .query("SELECT ino, CAST(volume AS CHAR), seq, size, superseded_ns FROM vs_copies")
+        .expect("read copies");
+    let mut live = HashMap::<u64, u32>::new();
+    for (ino, volume, seq, size, superseded) in &copies {
+        if superseded.is_some() {
+            continue;
+        }
+        *live.entry(*ino).or_default() += 1;
+        if !states.contains_key(ino) {
+            problems.push(format!("live copy {volume}/{seq} of missing inode {ino}"));
+        }
+        let damaged = states.get(ino).is_some_and(|(state, _)| *state == 5);
+        let path = archive.join(volume).join(format!("{seq:012}"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == *size => {}
+            Ok(meta) => problems.push(format!(
+                "copy {volume}/{seq} of inode {ino} has {} bytes, the catalog says {size}",
+                meta.len()
+            )),
+            Err(_) if damaged => {}
+            Err(err) => problems.push(format!(
+                "copy {volume}/{seq} of inode {ino} is missing: {err}"
+            )),
+        }
+    }
+    let data: HashMap<u64, u64> = data_files(cache).into_iter().collect();
+    for (ino, (state, size)) in &states {
+        let copies = live.get(ino).copied().unwrap_or(0);
+        if copies > 1 {
+            problems.push(format!("inode {ino} has {copies} live copies"));
+        }
+        match state {
+            3 if copies == 0 => problems.push(format!("archived inode {ino} has no live copy")),
+            3 if data.get(ino) != Some(size) => problems.push(format!(
+                "archived inode {ino} (size {size}) has data file {:?}",
+                data.get(ino)
+            )),
+            4 | 5 if copies == 0 => problems.push(format!(
+                "released inode {ino} (state {state}) has no live copy"
+            )),
+            _ => {}
+        }
+    }
+    if let Ok(volumes) = std::fs::read_dir(archive) {
+        for volume in volumes.flatten() {
+            for entry in std::fs::read_dir(volume.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".partial") {
+                    problems.push(format!("partial copy left: {}", entry.path().display()));
+                }
             }
         }
     }

@@ -194,6 +194,40 @@ impl TierBed {
         }
     }
 
+    /// Waits until the catalog, the cache and the volumes agree
+    /// ([`super::consistency::problems`] and [`super::consistency::tier_problems`]): closes
+    /// reach the server after `close` returns. Panics with the problems otherwise.
+    pub fn await_consistent(&self) {
+        let mut conn = self.db.connect();
+        let archive = self.dir.root.path().join("archive");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut problems = super::consistency::problems(&mut conn, Some(&self.cache()));
+            problems.extend(super::consistency::tier_problems(
+                &mut conn,
+                &self.cache(),
+                &archive,
+            ));
+            if problems.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "catalog, cache and volumes disagree:\n{}",
+                problems.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Rewrites the server's configuration: `from` becomes `to` (for a restart with other
+    /// keys).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let config = std::fs::read_to_string(self.dir.config()).unwrap();
+        assert!(config.contains(from), "{from} not in the configuration");
+        std::fs::write(self.dir.config(), config.replace(from, to)).unwrap();
+    }
+
     /// Regular files per data state, with their bytes (for failure messages).
     pub fn states(&self) -> Vec<(u8, u64, u64)> {
         let mut conn = self.db.connect();
@@ -235,6 +269,19 @@ impl TierBed {
             assert!(Instant::now() < deadline, "no statistics:\n{output}");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Bytes the tier saw waiting to migrate at its last scan (from the statistics).
+    pub fn waiting_bytes(&self) -> u64 {
+        self.counters();
+        let output = self.server().output();
+        let line = output
+            .lines()
+            .rev()
+            .find(|l| l.contains("bytes waiting to migrate"))
+            .expect("a statistics line");
+        let before = line.split(" bytes waiting to migrate").next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
     /// The last lines of the server's output (for failure messages).
