@@ -174,6 +174,9 @@ struct Queue {
 struct Position {
     volume: Option<String>,
     seq: u64,
+    /// The volume this drive keeps marked busy, from its pick until its next pick (so no
+    /// other drive takes that volume's next copy between two of this drive's recalls).
+    held: Option<String>,
 }
 
 impl Queue {
@@ -314,22 +317,27 @@ impl RecallQueue {
         if queue.stopped {
             return None;
         }
-        if let Some(volume) = at.volume.take() {
+        if let Some(volume) = at.held.take() {
             queue.busy.remove(&volume);
-            at.volume = Some(volume);
         }
         let recall = queue.next_for(at)?;
         queue.busy.insert(recall.copy.volume.clone());
+        at.held = Some(recall.copy.volume.clone());
         Some(recall)
     }
 
-    fn done(&self, recall: &Recall, at: &Position) {
-        let mut queue = self.queue.lock();
-        queue.active.remove(&recall.ino);
-        if let Some(volume) = &at.volume {
-            queue.busy.remove(volume);
+    /// `recall` ended; its volume stays marked busy until the drive's next pick (or until it
+    /// gives its drive back, [`RecallQueue::release`]).
+    fn done(&self, recall: &Recall) {
+        self.queue.lock().active.remove(&recall.ino);
+        self.work.notify_all();
+    }
+
+    /// The drive at `at` stops serving: its volume is free for the other drives.
+    fn release(&self, at: &mut Position) {
+        if let Some(volume) = at.held.take() {
+            self.queue.lock().busy.remove(&volume);
         }
-        drop(queue);
         self.work.notify_all();
     }
 }
@@ -350,13 +358,13 @@ pub fn drive_loop(shared: &Shared) {
                 let room = room_for(shared, recall.copy.size);
                 let Some(again) = shared.drives.for_recall() else {
                     recall.finish(false);
-                    shared.recalls.done(&recall, &at);
+                    shared.recalls.done(&recall);
                     return;
                 };
                 drive = again;
                 if let Err(cause) = room {
                     fail(shared, &recall, &Failure::Cache(cause));
-                    shared.recalls.done(&recall, &at);
+                    shared.recalls.done(&recall);
                     continue;
                 }
             }
@@ -366,7 +374,7 @@ pub fn drive_loop(shared: &Shared) {
             }
             at.seq = recall.copy.seq;
             serve(shared, &recall);
-            shared.recalls.done(&recall, &at);
+            shared.recalls.done(&recall);
             if !recall.pre_read.load(Ordering::Relaxed)
                 && recall.local_up_to(u64::MAX) == Some(true)
             {
@@ -374,9 +382,7 @@ pub fn drive_loop(shared: &Shared) {
             }
         }
         drop(drive);
-        if let Some(volume) = &at.volume {
-            shared.recalls.queue.lock().busy.remove(volume);
-        }
+        shared.recalls.release(&mut at);
     }
 }
 
@@ -707,5 +713,72 @@ fn pre_read_after(shared: &Shared, copy: &ArchiveCopy) {
         }
         taken += candidate.size;
         shared.recalls.request(candidate.ino, candidate, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(ino: u64, volume: &str, seq: u64) -> ArchiveCopy {
+        ArchiveCopy {
+            ino,
+            volume: volume.into(),
+            seq,
+            size: 1,
+            mtime: 0,
+            md5: None,
+            sha1: None,
+            archived_ns: 0,
+            superseded_ns: None,
+        }
+    }
+
+    /// What `drive_loop` does with a recall it took: moves the drive to its volume.
+    fn serve_at(queue: &RecallQueue, at: &mut Position, recall: &Recall) {
+        at.volume = Some(recall.copy.volume.clone());
+        at.seq = recall.copy.seq;
+        queue.done(recall);
+    }
+
+    #[test]
+    fn a_drive_keeps_its_volume_between_two_recalls() {
+        let queue = RecallQueue::default();
+        queue.request(1, copy(1, "V1", 1), false);
+        queue.request(2, copy(2, "V1", 2), false);
+        queue.request(3, copy(3, "V2", 1), false);
+        let (mut a, mut b) = (Position::default(), Position::default());
+        let first = queue.next_for(&mut a).expect("the oldest request");
+        assert_eq!((first.ino, first.copy.volume.as_str()), (1, "V1"));
+        serve_at(&queue, &mut a, &first);
+        // Drive b picks between drive a's recalls: V1's next copy is a's, not b's (else both
+        // drives would take turns on one volume, each turn counted as a switch).
+        let other = queue.next_for(&mut b).expect("a request on another volume");
+        assert_eq!(
+            (other.ino, other.copy.volume.as_str()),
+            (3, "V2"),
+            "drive b took inode {} on {}",
+            other.ino,
+            other.copy.volume
+        );
+        let next = queue.next_for(&mut a).expect("V1's next copy");
+        assert_eq!((next.ino, next.copy.volume.as_str()), (2, "V1"));
+    }
+
+    #[test]
+    fn a_drive_that_stops_serving_frees_its_volume() {
+        let queue = RecallQueue::default();
+        queue.request(1, copy(1, "V1", 1), false);
+        let (mut a, mut b) = (Position::default(), Position::default());
+        let first = queue.next_for(&mut a).unwrap();
+        serve_at(&queue, &mut a, &first);
+        queue.request(2, copy(2, "V1", 2), false);
+        assert!(
+            queue.next_for(&mut b).is_none(),
+            "V1 is drive a's while it serves"
+        );
+        queue.release(&mut a);
+        let next = queue.next_for(&mut b).expect("V1 free for drive b");
+        assert_eq!(next.ino, 2);
     }
 }

@@ -42,9 +42,10 @@ pub struct TierBed {
 
 /// How a test bed is laid out.
 pub struct Layout<'a> {
-    /// Size of the cache's tmpfs.
+    /// Size of the cache's tmpfs (0: a plain directory on the disk of the server's
+    /// directory, for benchmarks).
     pub cache: u64,
-    /// Volumes: label and tmpfs size.
+    /// Volumes: label and tmpfs size (0: a plain directory, as for the cache).
     pub volumes: &'a [(&'a str, u64)],
     /// More configuration keys (XML).
     pub keys: &'a str,
@@ -74,6 +75,7 @@ impl TierBed {
             dir,
             db,
         };
+        std::fs::create_dir_all(&archive).unwrap();
         bed.mount_tmpfs(&root.join("cache"), layout.cache);
         for (label, size) in layout.volumes {
             bed.mount_tmpfs(&root.join("archive").join(label), *size);
@@ -84,6 +86,9 @@ impl TierBed {
 
     fn mount_tmpfs(&mut self, at: &Path, bytes: u64) {
         std::fs::create_dir_all(at).unwrap();
+        if bytes == 0 {
+            return;
+        }
         let status = Command::new("mount")
             .args([
                 "-t",
