@@ -71,6 +71,18 @@ fn write_file(bed: &TierBed, name: &str, data: &[u8]) -> u64 {
     bed.ino(name)
 }
 
+/// Waits until a copy is being written to `volume` (its `.partial` file exists).
+fn await_partial_copy(volume: &std::path::Path) {
+    support::await_condition(PATIENCE, "a partial copy on the volume", || {
+        fs::read_dir(volume).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+    });
+}
+
 /// The error a read of all of `name` fails with (panics, naming the length, if it works).
 fn read_error(bed: &TierBed, name: &str) -> std::io::Error {
     match fs::read(bed.path(name)) {
@@ -248,6 +260,32 @@ fn a_write_during_a_copy_aborts_it_and_the_final_data_is_archived() {
     assert!(copy == want, "the archived copy is the final data");
     let counters = bed.counters();
     assert!(counters["copies_aborted"] >= 1, "{counters:?}");
+}
+
+#[test]
+fn a_delete_during_a_copy_aborts_it_and_leaves_no_live_copy() {
+    let bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
+    let ino = write_file(&bed, "doomed", &content(512 * MIB, 12));
+    let volume = bed.volume("V1");
+    await_partial_copy(&volume);
+    fs::remove_file(bed.path("doomed")).unwrap();
+    support::await_condition(PATIENCE, "the copy aborted", || {
+        bed.counters()["copies_aborted"] >= 1
+    });
+    assert_eq!(
+        bed.live_copy(ino),
+        None,
+        "nothing recorded for a deleted file"
+    );
+    let copies = fs::read_dir(&volume)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().chars().all(|c| c.is_ascii_digit())
+        })
+        .count();
+    assert_eq!(copies, 0, "the aborted copy left nothing on the volume");
+    bed.await_consistent();
 }
 
 #[test]
