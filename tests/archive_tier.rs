@@ -237,14 +237,7 @@ fn a_write_during_a_copy_aborts_it_and_the_final_data_is_archived() {
     let data = content(512 * MIB, 11);
     let ino = write_file(&bed, "moving", &data);
     let volume = bed.volume("V1");
-    support::await_condition(PATIENCE, "a partial copy on the volume", || {
-        fs::read_dir(&volume).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".partial")
-        })
-    });
+    await_partial_copy(&volume);
     let mut file = OpenOptions::new()
         .append(true)
         .open(bed.path("moving"))
@@ -392,14 +385,7 @@ fn a_kill_during_a_copy_loses_nothing_and_the_file_is_archived_after_restart() {
     let data = content(512 * MIB, 21);
     let ino = write_file(&bed, "killed", &data);
     let volume = bed.volume("V1");
-    support::await_condition(PATIENCE, "a partial copy on the volume", || {
-        fs::read_dir(&volume).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".partial")
-        })
-    });
+    await_partial_copy(&volume);
     bed.kill();
     assert_eq!(
         bed.state(ino),
