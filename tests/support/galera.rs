@@ -393,13 +393,19 @@ impl Galera {
     ///
     /// A joiner whose state transfer could not start (its rsync daemon's or its IST
     /// receiver's port was taken meanwhile by another test's server: ports are probed, then
-    /// bound by another process) starts again on new transfer ports, up to three times.
+    /// bound by another process) starts again on new transfer ports, up to three times; so
+    /// does a node whose group communication failed to start for a reason of its own
+    /// ([`gcomm_start_failed`]).
     fn spawn(&mut self, n: usize, bootstrap: bool) {
         for attempt in 0.. {
             self.start_process(n, bootstrap);
             match self.try_await_synced(n) {
                 Ok(()) => return,
-                Err(log) if attempt < 3 && !self.is_running(n) && transfer_failed(&log) => {
+                Err(log)
+                    if attempt < 3
+                        && !self.is_running(n)
+                        && (transfer_failed(&log) || gcomm_start_failed(&log)) =>
+                {
                     self.kill(n);
                     open_to_state_transfer(&self.nodes[n].dir.join("data"));
                     self.nodes[n].ist = free_port();
@@ -529,6 +535,15 @@ extern "C" fn kill_shared_at_exit() {
 }
 
 /// Whether a node's log shows that its state transfer could not be set up or failed.
+/// Whether a joiner's log shows Galera's group communication failing to start in a way
+/// that says nothing about the cluster: reading its own thread's scheduling parameters
+/// raced with the thread ("Failed to read thread schedparams: ... No such process"), seen
+/// once in CI under load. Starting the node again is what an operator would do.
+fn gcomm_start_failed(log: &str) -> bool {
+    log.contains("failed to open gcomm backend connection")
+        && log.contains("Failed to read thread schedparams")
+}
+
 fn transfer_failed(log: &str) -> bool {
     ["SST", "IST", "already in use", "state transfer"]
         .iter()
