@@ -79,6 +79,10 @@ pub enum TierError {
     Catalog(#[from] MetaError),
 }
 
+/// Longest an operator's release waits for the tier's own claim on a file (a migration
+/// recording its copy) to end.
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
+
 /// State shared by the tier's threads.
 pub struct Shared {
     options: TierOptions,
@@ -394,7 +398,21 @@ impl Tier {
                 })
             }
         }
-        match evict::evict(&self.shared, &attr) {
+        // A migration lets go of the file a moment after the catalog says archived; an
+        // open file stays busy.
+        let deadline = std::time::Instant::now() + CLAIM_WAIT;
+        let mut result = evict::evict(&self.shared, &attr);
+        while result == Err(evict::NotEvicted::InUse)
+            && std::time::Instant::now() < deadline
+            && self
+                .shared
+                .host()
+                .is_some_and(|host| !host.files().is_open(ino) && !host.needs_save(ino))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+            result = evict::evict(&self.shared, &attr);
+        }
+        match result {
             Ok(()) => Ok(()),
             Err(evict::NotEvicted::InUse) => Err(TierError::Busy(ino)),
             Err(evict::NotEvicted::NotArchived) => Err(TierError::WrongState {
