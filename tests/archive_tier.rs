@@ -291,8 +291,8 @@ fn recalls_spread_over_volumes_are_served_volume_by_volume() {
         ("V4", 12 * MIB),
     ];
     let bed = bed(256 * MIB, &volumes, RELEASE_ALL);
-    // The first file recalled is large: the one drive is busy with it while the other
-    // requests queue.
+    // The first file's recall holds the one drive (its copy becomes a FIFO, as a hung tape)
+    // until every other request has queued.
     let first = write_file(&bed, "first", &content(9 * MIB, 1000));
     bed.await_state(first, RELEASED);
     let mut names = Vec::new();
@@ -311,10 +311,20 @@ fn recalls_spread_over_volumes_are_served_volume_by_volume() {
         "files spread over {volumes_used:?}"
     );
     let before = bed.counters()["volume_switches"];
+    let (volume, seq, _) = bed.live_copy(first).unwrap();
+    let fifo = bed.volume(&volume).join(format!("{seq:012}"));
+    fs::remove_file(&fifo).unwrap();
+    let fifo_name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_name.as_ptr(), 0o600) }, 0);
+    let big = File::open(bed.path("first")).unwrap();
+    let pid = bed.server().pid();
+    support::await_condition(PATIENCE, "the drive held by the first recall", || {
+        drive_in_openat(pid)
+    });
     // Requests in an order that jumps between volumes (odd positions, then even ones).
     let mut order: Vec<&(String, u64)> = names.iter().step_by(2).collect();
     order.extend(names.iter().skip(1).step_by(2));
-    let big = File::open(bed.path("first")).unwrap();
     let opened: Vec<(File, u64)> = order
         .iter()
         .map(|(name, seed)| (File::open(bed.path(name)).unwrap(), *seed))
@@ -329,6 +339,9 @@ fn recalls_spread_over_volumes_are_served_volume_by_volume() {
             })
         })
         .collect();
+    // Every request has queued (each open queued its recall): the drive goes on. The first
+    // recall fails (its copy is gone), the others are served volume by volume.
+    drop(OpenOptions::new().write(true).open(&fifo).unwrap());
     for reader in readers {
         reader.join().unwrap();
     }
