@@ -14,26 +14,19 @@ use std::sync::OnceLock;
 
 use mysql::prelude::Queryable;
 use support::server::vfsserver_binary;
-use support::tier::{Layout, TierBed, ARCHIVED, DAMAGED, RELEASED, RESIDENT};
+use support::tier::{Layout, TierBed, ARCHIVED, DAMAGED, FAST, KEEP_ALL, RELEASED, RESIDENT};
 
 const MIB: u64 = 1 << 20;
 
 /// Copies only when asked (`vsadmin archive`) or after an hour; nothing is evicted by the
 /// watermarks; small recall blocks; digests on.
-const MANUAL: &str = "<WriteToTapeWaitFile>3600</WriteToTapeWaitFile>\
-    <WriteToTapeWaitSize>0</WriteToTapeWaitSize>\
-    <WriteToTapeWaitTime>0</WriteToTapeWaitTime>\
-    <TapeReservedMinFreeSize>1M</TapeReservedMinFreeSize>\
-    <CachePurgeWaitTime>1</CachePurgeWaitTime>\
-    <CacheFileSizeBlock>1M</CacheFileSizeBlock>\
-    <CacheFileSizeRead>0</CacheFileSizeRead>\
-    <CacheFreeMinPercent>0</CacheFreeMinPercent>\
-    <CacheFreeMaxPercent>0</CacheFreeMaxPercent>\
-    <CacheFreeMinSize>0</CacheFreeMinSize>\
-    <CacheFreeMaxSize>0</CacheFreeMaxSize>\
-    <WriteCacheFreeSize>0</WriteCacheFreeSize>\
-    <DigestMD5Enable>true</DigestMD5Enable>\
-    <DigestSHA1Enable>true</DigestSHA1Enable>";
+fn manual_keys() -> String {
+    let fast = FAST.replace(
+        "<WriteToTapeWaitFile>0</WriteToTapeWaitFile>",
+        "<WriteToTapeWaitFile>3600</WriteToTapeWaitFile>",
+    );
+    format!("{fast}{KEEP_ALL}")
+}
 
 /// The `vsadmin` example binary, built from the sources under test.
 fn vsadmin_binary() -> PathBuf {
@@ -51,7 +44,7 @@ fn bed() -> TierBed {
     TierBed::start(&Layout {
         cache: 64 * MIB,
         volumes: &[("V1", 64 * MIB)],
-        keys: MANUAL,
+        keys: &manual_keys(),
     })
 }
 

@@ -9,34 +9,12 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use support::tier::{Layout, TierBed, ARCHIVED, DAMAGED, DIRTY, PATIENCE, RELEASED, RESIDENT};
+use support::tier::{
+    Layout, TierBed, ARCHIVED, DAMAGED, DIRTY, FAST, KEEP_ALL, PATIENCE, RELEASED, RELEASE_ALL,
+    RESIDENT,
+};
 
 const MIB: u64 = 1 << 20;
-
-/// Keys every test starts from: copies as soon as a file is closed, no batching, small
-/// recall blocks, digests on, an eviction check every second, no pre-read.
-const FAST: &str = "<WriteToTapeWaitFile>0</WriteToTapeWaitFile>\
-    <WriteToTapeWaitSize>0</WriteToTapeWaitSize>\
-    <WriteToTapeWaitTime>0</WriteToTapeWaitTime>\
-    <TapeReservedMinFreeSize>1M</TapeReservedMinFreeSize>\
-    <CachePurgeWaitTime>1</CachePurgeWaitTime>\
-    <CacheFileSizeBlock>1M</CacheFileSizeBlock>\
-    <CacheFileSizeRead>0</CacheFileSizeRead>\
-    <CacheFreeMinPercent>0</CacheFreeMinPercent>\
-    <CacheFreeMaxPercent>0</CacheFreeMaxPercent>\
-    <DigestMD5Enable>true</DigestMD5Enable>\
-    <DigestSHA1Enable>true</DigestSHA1Enable>";
-
-/// Keys that release every archived, closed file at once (the lower watermark is above the
-/// whole cache), for tests of recall.
-const RELEASE_ALL: &str = "<CacheFreeMinSize>100G</CacheFreeMinSize>\
-    <CacheFreeMaxSize>100G</CacheFreeMaxSize>\
-    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
-
-/// Keys that never evict.
-const KEEP_ALL: &str = "<CacheFreeMinSize>0</CacheFreeMinSize>\
-    <CacheFreeMaxSize>0</CacheFreeMaxSize>\
-    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
 
 /// `len` bytes that differ per `seed` and position.
 fn content(len: u64, seed: u64) -> Vec<u8> {

@@ -25,6 +25,31 @@ pub const RELEASED: u8 = 4;
 /// Its copy could not be recalled.
 pub const DAMAGED: u8 = 5;
 
+/// Keys every test starts from: copies as soon as a file is closed, no batching, small
+/// recall blocks, digests on, an eviction check every second, no pre-read.
+pub const FAST: &str = "<WriteToTapeWaitFile>0</WriteToTapeWaitFile>\
+    <WriteToTapeWaitSize>0</WriteToTapeWaitSize>\
+    <WriteToTapeWaitTime>0</WriteToTapeWaitTime>\
+    <TapeReservedMinFreeSize>1M</TapeReservedMinFreeSize>\
+    <CachePurgeWaitTime>1</CachePurgeWaitTime>\
+    <CacheFileSizeBlock>1M</CacheFileSizeBlock>\
+    <CacheFileSizeRead>0</CacheFileSizeRead>\
+    <CacheFreeMinPercent>0</CacheFreeMinPercent>\
+    <CacheFreeMaxPercent>0</CacheFreeMaxPercent>\
+    <DigestMD5Enable>true</DigestMD5Enable>\
+    <DigestSHA1Enable>true</DigestSHA1Enable>";
+
+/// Keys that release every archived, closed file at once (the lower watermark is above the
+/// whole cache), for tests of recall.
+pub const RELEASE_ALL: &str = "<CacheFreeMinSize>100G</CacheFreeMinSize>\
+    <CacheFreeMaxSize>100G</CacheFreeMaxSize>\
+    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
+
+/// Keys that never evict.
+pub const KEEP_ALL: &str = "<CacheFreeMinSize>0</CacheFreeMinSize>\
+    <CacheFreeMaxSize>0</CacheFreeMaxSize>\
+    <WriteCacheFreeSize>0</WriteCacheFreeSize>";
+
 /// Longest a test waits for the tier's threads (migration rounds, eviction passes).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 /// Longest start-up.
