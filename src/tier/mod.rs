@@ -5,7 +5,8 @@
 //! - [`migrate`]: copies resident files to volumes and records them; cleans up superseded
 //!   copies.
 //! - [`evict`]: drops local data of archived, closed files, least recently used first.
-//! - [`recall`]: brings released files back, block by block, per-volume queues.
+//! - [`queue`]: the recalls waiting per volume, and the one [`Recall`] per inode readers share.
+//! - [`recall`]: brings released files back, block by block, checked before readers see it.
 //! - [`drives`]: at most `ArchiveDrives` volumes in use at once; recalls first.
 //! - [`stats`]: counters and recent errors.
 //!
@@ -19,6 +20,7 @@ pub mod drives;
 pub mod evict;
 pub mod migrate;
 pub mod options;
+pub mod queue;
 pub mod rebuild;
 pub mod recall;
 pub mod stats;
@@ -38,7 +40,7 @@ use crate::cache::Cache;
 use crate::meta::{ArchiveCopy, DataState, MetaEngine, MetaError, StateTotal};
 use crate::vfs::handles::OpenFiles;
 pub use options::TierOptions;
-pub use recall::Recall;
+pub use queue::Recall;
 pub use stats::CounterValues;
 
 /// What the tier needs from the file system core.
@@ -91,7 +93,7 @@ pub struct Shared {
     cache: Cache,
     host: OnceLock<Weak<dyn Host>>,
     drives: drives::Drives,
-    recalls: recall::RecallQueue,
+    recalls: queue::RecallQueue,
     counters: stats::Counters,
     errors: stats::RecentErrors,
     /// Files an operator asked to archive now.
@@ -265,7 +267,7 @@ impl Tier {
                 cache,
                 host: OnceLock::new(),
                 drives,
-                recalls: recall::RecallQueue::default(),
+                recalls: queue::RecallQueue::default(),
                 counters: stats::Counters::default(),
                 errors: stats::RecentErrors::default(),
                 archive_asked: Mutex::new(Vec::new()),
@@ -457,8 +459,9 @@ impl Tier {
         })
     }
 
-    /// Asks for room on the cache file system (a write found it short): see
-    /// [`Shared::make_room`].
+    /// Asks for room on the cache file system (a write found it short): runs eviction
+    /// passes (and waits for migrations in progress) at most `wait`; whether space was
+    /// freed.
     pub fn make_room(&self, wait: Duration) -> bool {
         self.shared.make_room(wait)
     }
