@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -90,17 +89,6 @@ fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", text(output));
 }
 
-fn write_file(bed: &TierBed, name: &str, data: &[u8]) -> u64 {
-    let path = bed.path(name);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).unwrap();
-    }
-    let mut file = File::create(&path).unwrap();
-    file.write_all(data).unwrap();
-    file.sync_all().unwrap();
-    bed.ino(name)
-}
-
 fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 9) as u8)
@@ -127,11 +115,11 @@ fn shown_state(bed: &TierBed, name: &str) -> String {
 #[test]
 fn file_shows_each_state_with_copy_and_digests() {
     let bed = bed();
-    let empty = write_file(&bed, "empty", b"");
-    let resident = write_file(&bed, "resident", b"only here");
-    let archived = write_file(&bed, "archived", &content(300_000, 1));
-    let released = write_file(&bed, "released", &content(200_000, 2));
-    let damaged = write_file(&bed, "damaged", &content(100_000, 3));
+    let empty = bed.write_file("empty", b"");
+    let resident = bed.write_file("resident", b"only here");
+    let archived = bed.write_file("archived", &content(300_000, 1));
+    let released = bed.write_file("released", &content(200_000, 2));
+    let damaged = bed.write_file("damaged", &content(100_000, 3));
     for name in ["archived", "released", "damaged"] {
         assert_exit(&vsadmin(&bed, &["archive", &path_arg(&bed, name)]), 0);
     }
@@ -189,7 +177,7 @@ fn file_shows_each_state_with_copy_and_digests() {
 #[test]
 fn status_shows_states_volumes_counters_and_recent_errors() {
     let bed = bed();
-    let ino = write_file(&bed, "a", &content(100_000, 4));
+    let ino = bed.write_file("a", &content(100_000, 4));
     assert_exit(&vsadmin(&bed, &["archive", &path_arg(&bed, "a")]), 0);
     bed.await_state(ino, ARCHIVED);
     assert_exit(&vsadmin(&bed, &["release", &path_arg(&bed, "a")]), 0);
@@ -233,7 +221,7 @@ fn status_shows_states_volumes_counters_and_recent_errors() {
 #[test]
 fn changes_are_for_root_only_and_reading_is_for_anyone() {
     let bed = bed();
-    let ino = write_file(&bed, "a", b"some data");
+    let ino = bed.write_file("a", b"some data");
     // Let an unprivileged user reach the socket and the mount below the test's directory.
     fs::set_permissions(bed.dir.root.path(), fs::Permissions::from_mode(0o711)).unwrap();
     let nobody = 65534;
@@ -269,9 +257,9 @@ fn a_tree_is_archived_released_and_recalled_with_r() {
     let inos: Vec<u64> = files
         .iter()
         .enumerate()
-        .map(|(i, name)| write_file(&bed, name, &content(150_000 + i * 1000, i as u8)))
+        .map(|(i, name)| bed.write_file(name, &content(150_000 + i * 1000, i as u8)))
         .collect();
-    let outside = write_file(&bed, "outside", b"not in the tree");
+    let outside = bed.write_file("outside", b"not in the tree");
     std::os::unix::fs::symlink(bed.path("outside"), bed.path("t/link")).unwrap();
     fs::create_dir(bed.path("t/emptydir")).unwrap();
 
@@ -317,7 +305,7 @@ fn a_tree_is_archived_released_and_recalled_with_r() {
 fn a_single_file_is_archived_released_and_recalled() {
     let bed = bed();
     let data = content(500_000, 9);
-    let ino = write_file(&bed, "one", &data);
+    let ino = bed.write_file("one", &data);
     let path = path_arg(&bed, "one");
     assert_exit(&vsadmin(&bed, &["archive", &path]), 0);
     bed.await_state(ino, ARCHIVED);
@@ -337,7 +325,7 @@ fn a_single_file_is_archived_released_and_recalled() {
         "bytes differ after recall"
     );
     // Releasing a file that is not archived says why.
-    let fresh = write_file(&bed, "fresh", b"x");
+    let fresh = bed.write_file("fresh", b"x");
     let output = vsadmin(&bed, &["release", &path_arg(&bed, "fresh")]);
     assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -354,7 +342,7 @@ fn a_single_file_is_archived_released_and_recalled() {
 fn bad_paths_and_non_regular_files_fail_by_name() {
     let bed = bed();
     fs::create_dir(bed.path("dir")).unwrap();
-    write_file(&bed, "good", b"fine");
+    bed.write_file("good", b"fine");
     let missing = path_arg(&bed, "missing");
     let dir = path_arg(&bed, "dir");
     let elsewhere = bed
@@ -434,7 +422,7 @@ fn a_catalog_rebuilt_from_the_volumes_matches_the_original_and_reads_back() {
         ("d3/c", 0o755, 0, 1000, content(1_200_000, 4)),
     ];
     for (name, mode, uid, gid, data) in &files {
-        write_file(&bed, name, data);
+        bed.write_file(name, data);
         let path = bed.path(name);
         fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).unwrap();
         std::os::unix::fs::chown(&path, Some(*uid), Some(*gid)).unwrap();

@@ -37,18 +37,6 @@ fn bed(cache: u64, volumes: &[(&str, u64)], keys: &str) -> TierBed {
     })
 }
 
-fn write_file(bed: &TierBed, name: &str, data: &[u8]) -> u64 {
-    let path = bed.path(name);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).unwrap();
-    }
-    let mut file = File::create(&path).unwrap();
-    file.write_all(data).unwrap();
-    file.sync_all().unwrap();
-    drop(file);
-    bed.ino(name)
-}
-
 /// Waits until a copy is being written to `volume` (its `.partial` file exists).
 fn await_partial_copy(volume: &std::path::Path) {
     support::await_condition(PATIENCE, "a partial copy on the volume", || {
@@ -96,7 +84,7 @@ fn writing_several_times_the_cache_reads_back_every_byte() {
     );
     let files = 40;
     for i in 0..files {
-        write_file(&bed, &format!("data/f{i:02}"), &content(4 * MIB, i));
+        bed.write_file(&format!("data/f{i:02}"), &content(4 * MIB, i));
     }
     for i in 0..files {
         assert_content(&bed, &format!("data/f{i:02}"), &content(4 * MIB, i));
@@ -123,7 +111,7 @@ fn eviction_takes_the_least_recently_used_and_never_a_dirty_or_open_file() {
     let names = ["a", "b", "c", "d", "e", "f"];
     let mut inos = std::collections::HashMap::new();
     for (i, name) in names.iter().enumerate() {
-        let ino = write_file(&bed, &format!("data/{name}"), &content(8 * MIB, i as u64));
+        let ino = bed.write_file(&format!("data/{name}"), &content(8 * MIB, i as u64));
         inos.insert(*name, ino);
     }
     for name in names {
@@ -145,7 +133,7 @@ fn eviction_takes_the_least_recently_used_and_never_a_dirty_or_open_file() {
     dirty.write_all(b"changed").unwrap();
     dirty.sync_data().unwrap();
     bed.await_state(inos["e"], DIRTY);
-    write_file(&bed, "filler", &content(8 * MIB, 99));
+    bed.write_file("filler", &content(8 * MIB, 99));
     for name in ["b", "f", "c"] {
         bed.await_state(inos[name], RELEASED);
     }
@@ -166,7 +154,7 @@ fn eviction_takes_the_least_recently_used_and_never_a_dirty_or_open_file() {
 fn a_released_file_is_recalled_for_partial_reads_and_shared_by_many_readers() {
     let bed = bed(256 * MIB, &[("V1", 256 * MIB)], RELEASE_ALL);
     let data = Arc::new(content(48 * MIB, 5));
-    let ino = write_file(&bed, "big", &data);
+    let ino = bed.write_file("big", &data);
     bed.await_state(ino, RELEASED);
     assert!(!bed.cache_file(ino).exists());
 
@@ -213,7 +201,7 @@ fn a_write_during_a_copy_aborts_it_and_the_final_data_is_archived() {
     // 512 MiB with both digests: the copy takes long enough to be caught in the act.
     let bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
     let data = content(512 * MIB, 11);
-    let ino = write_file(&bed, "moving", &data);
+    let ino = bed.write_file("moving", &data);
     let volume = bed.volume("V1");
     await_partial_copy(&volume);
     let mut file = OpenOptions::new()
@@ -236,7 +224,7 @@ fn a_write_during_a_copy_aborts_it_and_the_final_data_is_archived() {
 #[test]
 fn a_delete_during_a_copy_aborts_it_and_leaves_no_live_copy() {
     let bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
-    let ino = write_file(&bed, "doomed", &content(512 * MIB, 12));
+    let ino = bed.write_file("doomed", &content(512 * MIB, 12));
     let volume = bed.volume("V1");
     await_partial_copy(&volume);
     fs::remove_file(bed.path("doomed")).unwrap();
@@ -271,12 +259,12 @@ fn recalls_spread_over_volumes_are_served_volume_by_volume() {
     let bed = bed(256 * MIB, &volumes, RELEASE_ALL);
     // The first file's recall holds the one drive (its copy becomes a FIFO, as a hung tape)
     // until every other request has queued.
-    let first = write_file(&bed, "first", &content(9 * MIB, 1000));
+    let first = bed.write_file("first", &content(9 * MIB, 1000));
     bed.await_state(first, RELEASED);
     let mut names = Vec::new();
     for i in 0..16u64 {
         let name = format!("r{i:02}");
-        let ino = write_file(&bed, &name, &content(2 * MIB, i));
+        let ino = bed.write_file(&name, &content(2 * MIB, i));
         bed.await_state(ino, RELEASED);
         names.push((name, i));
     }
@@ -337,7 +325,7 @@ fn recalls_spread_over_volumes_are_served_volume_by_volume() {
 #[test]
 fn a_removed_volume_is_eio_with_a_log_line_and_the_file_is_damaged() {
     let bed = bed(128 * MIB, &[("V1", 64 * MIB)], RELEASE_ALL);
-    let ino = write_file(&bed, "gone", &content(3 * MIB, 3));
+    let ino = bed.write_file("gone", &content(3 * MIB, 3));
     bed.await_state(ino, RELEASED);
     // The volume's tmpfs stays mounted; its copies disappear (as an unmounted LTFS tape).
     for entry in fs::read_dir(bed.volume("V1")).unwrap() {
@@ -362,7 +350,7 @@ fn a_removed_volume_is_eio_with_a_log_line_and_the_file_is_damaged() {
 fn a_full_archive_leaves_files_resident_and_says_so() {
     // A 2 MiB volume with a 1 MiB reserve cannot take a 4 MiB file.
     let bed = bed(128 * MIB, &[("V1", 2 * MIB)], KEEP_ALL);
-    let ino = write_file(&bed, "waits", &content(4 * MIB, 4));
+    let ino = bed.write_file("waits", &content(4 * MIB, 4));
     bed.server()
         .await_output("the archive is full", PATIENCE)
         .expect("the log says the archive is full");
@@ -374,7 +362,7 @@ fn a_full_archive_leaves_files_resident_and_says_so() {
 fn a_kill_during_a_copy_loses_nothing_and_the_file_is_archived_after_restart() {
     let mut bed = bed(768 * MIB, &[("V1", 1536 * MIB)], KEEP_ALL);
     let data = content(512 * MIB, 21);
-    let ino = write_file(&bed, "killed", &data);
+    let ino = bed.write_file("killed", &data);
     let volume = bed.volume("V1");
     await_partial_copy(&volume);
     bed.kill();
@@ -404,7 +392,7 @@ fn a_kill_during_a_copy_loses_nothing_and_the_file_is_archived_after_restart() {
 fn a_kill_during_a_recall_loses_nothing_and_the_next_read_gets_every_byte() {
     let mut bed = bed(768 * MIB, &[("V1", 768 * MIB)], RELEASE_ALL);
     let data = content(512 * MIB, 31);
-    let ino = write_file(&bed, "recalling", &data);
+    let ino = bed.write_file("recalling", &data);
     bed.await_state(ino, RELEASED);
     let file = File::open(bed.path("recalling")).unwrap();
     let mut first = vec![0u8; 4096];
@@ -426,7 +414,7 @@ fn a_kill_during_eviction_loses_nothing() {
     let mut bed = bed(256 * MIB, &[("V1", 256 * MIB)], KEEP_ALL);
     let files = 60u64;
     let inos: Vec<u64> = (0..files)
-        .map(|i| write_file(&bed, &format!("e{i:02}"), &content(MIB, i)))
+        .map(|i| bed.write_file(&format!("e{i:02}"), &content(MIB, i)))
         .collect();
     for ino in &inos {
         bed.await_state(*ino, ARCHIVED);
@@ -453,7 +441,7 @@ fn a_kill_during_eviction_loses_nothing() {
 fn after_a_recall_the_files_that_follow_on_the_volume_are_pre_read() {
     let mut bed = bed(256 * MIB, &[("V1", 256 * MIB)], RELEASE_ALL);
     let inos: Vec<u64> = (0..6u64)
-        .map(|i| write_file(&bed, &format!("p{i}"), &content(2 * MIB, i)))
+        .map(|i| bed.write_file(&format!("p{i}"), &content(2 * MIB, i)))
         .collect();
     for ino in &inos {
         bed.await_state(*ino, RELEASED);
@@ -489,7 +477,7 @@ fn superseded_copies_are_deleted_from_the_volume_once_enough_are_due() {
              <DeleteTapeFileTimeDiff>0</DeleteTapeFileTimeDiff>"
         ),
     );
-    let ino = write_file(&bed, "rewritten", &content(MIB, 0));
+    let ino = bed.write_file("rewritten", &content(MIB, 0));
     bed.await_state(ino, ARCHIVED);
     for version in 1..=3u64 {
         let before = bed.live_copy(ino).unwrap().1;
@@ -528,7 +516,7 @@ fn a_stuck_volume_does_not_stall_requests_for_resident_files() {
         &[("V1", 64 * MIB)],
         &format!("{RELEASE_ALL}<WriteToTapeFilePattern>/stuck</WriteToTapeFilePattern>"),
     );
-    let ino = write_file(&bed, "stuck", &content(MIB, 1));
+    let ino = bed.write_file("stuck", &content(MIB, 1));
     bed.await_state(ino, RELEASED);
     // The copy becomes a FIFO: the drive blocks opening it, as on a hung tape.
     let (volume, seq, _) = bed.live_copy(ino).unwrap();
@@ -585,7 +573,7 @@ fn a_cache_full_of_files_that_cannot_be_evicted_is_enospc_and_keeps_what_was_wri
          <WriteCacheFreeSize>12M</WriteCacheFreeSize><CacheFreeLeastSize>4M</CacheFreeLeastSize>",
     );
     let first = content(8 * MIB, 1);
-    write_file(&bed, "first", &first);
+    bed.write_file("first", &first);
     let mut file = File::create(bed.path("second")).unwrap();
     let chunk = content(MIB, 2);
     let mut written = 0u64;
@@ -625,7 +613,7 @@ fn drive_in_openat(pid: u32) -> bool {
 #[test]
 fn server_state_is_not_a_user_extended_attribute() {
     let bed = bed(64 * MIB, &[("V1", 64 * MIB)], RELEASE_ALL);
-    let ino = write_file(&bed, "plain", b"data");
+    let ino = bed.write_file("plain", b"data");
     bed.await_state(ino, RELEASED);
     let path = std::ffi::CString::new(bed.path("plain").to_str().unwrap()).unwrap();
     let mut names = vec![0u8; 4096];
@@ -656,7 +644,7 @@ fn copies_wait_for_a_batch_of_write_to_tape_wait_size() {
         keys: &format!("{keys}{KEEP_ALL}"),
     });
     let inos: Vec<u64> = (0..4u64)
-        .map(|i| write_file(&bed, &format!("b{i}"), &content(2 * MIB, i)))
+        .map(|i| bed.write_file(&format!("b{i}"), &content(2 * MIB, i)))
         .collect();
     support::await_condition(PATIENCE, "the four files seen waiting", || {
         bed.waiting_bytes() == 8 * MIB
@@ -668,7 +656,7 @@ fn copies_wait_for_a_batch_of_write_to_tape_wait_size() {
             "8 MiB wait: below the 10 MiB batch"
         );
     }
-    let last = write_file(&bed, "b4", &content(2 * MIB, 4));
+    let last = bed.write_file("b4", &content(2 * MIB, 4));
     for ino in inos.iter().chain([&last]) {
         bed.await_state(*ino, ARCHIVED);
     }

@@ -351,33 +351,17 @@ mod tests {
     use crate::cache::Cache;
     use crate::data::DataStore;
     use crate::meta::memory::MemoryMeta;
-    use crate::tier::{Tier, TierOptions};
+    use crate::tier::Tier;
     use crate::vfs::{FsOptions, Vfs};
-    use crate::Config;
 
     const PATIENCE: Duration = Duration::from_secs(30);
 
     /// A core with a tier over `meta`, a cache in `dir/<cache>` and volumes in `dir/archive`.
     fn start(dir: &std::path::Path, cache: &str, meta: &Arc<MemoryMeta>) -> Vfs {
-        let mut config = Config {
-            archive_folder: Some(dir.join("archive")),
-            ..Config::default()
-        };
-        config.archive.tape_reserved_min_free_size = 0;
-        config.archive.write_wait_file = Duration::ZERO;
-        config.archive.write_wait_size = 0;
-        config.cache.purge_wait_time = Duration::from_secs(3600);
-        config.cache.file_size_block = 4096;
-        config.cache.file_size_read = 0;
-        // No eviction by the watermarks, whatever the free space of the test's disk.
-        config.cache.free_min_size = 0;
-        config.cache.free_max_size = 0;
-        config.cache.free_min_percent = 0;
-        config.cache.free_max_percent = 0;
         std::fs::create_dir_all(dir.join(cache)).unwrap();
         let cache = Cache::open(&dir.join(cache)).unwrap();
         let tier = Tier::new(
-            TierOptions::from_config(&config).unwrap(),
+            crate::tier::tests::options(dir, |_| {}),
             Arc::clone(meta) as Arc<dyn MetaEngine>,
             cache.clone(),
         );

@@ -23,7 +23,10 @@ struct Fixture {
     dir: tempfile::TempDir,
 }
 
-fn options(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TierOptions {
+/// Tier options for fast tests over volumes in `dir/archive`: copies at once, no batching,
+/// no eviction by the watermarks (the test disk's free space must not matter), small
+/// recall blocks, digests on; `tweak` changes the rest.
+pub(super) fn options(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TierOptions {
     let mut config = Config {
         archive_folder: Some(dir.join("archive")),
         ..Config::default()

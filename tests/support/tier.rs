@@ -189,6 +189,21 @@ impl TierBed {
             .join(format!("{ino:016x}"))
     }
 
+    /// Writes `data` to `relative` in the mount (making parent folders), fsyncs and closes
+    /// it; returns its inode.
+    pub fn write_file(&self, relative: &str, data: &[u8]) -> u64 {
+        use std::io::Write;
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(data).unwrap();
+        file.sync_all().unwrap();
+        drop(file);
+        self.ino(relative)
+    }
+
     /// The inode of `relative` in the mount.
     pub fn ino(&self, relative: &str) -> u64 {
         std::fs::metadata(self.path(relative)).unwrap().ino()
